@@ -1,0 +1,226 @@
+//! The coderun NATS topology, in one place, so that every service declares the same streams
+//! and consumers the same way.
+//!
+//! - [`Bus`]: a connection plus the [`Names`] it works under; publishes schema messages on
+//!   core NATS or durably on JetStream (waiting for the stream's acknowledgement).
+//! - Streams: `<PREFIX>_SUBMIT` (accepted runs) and `<PREFIX>_JOBS` (dispatched jobs, one
+//!   subject per pool), both work queues on file storage.
+//! - Consumers: the scheduler's durable consumer on the submit stream, and one durable
+//!   consumer per pool on the jobs stream that every executor serving the pool shares.
+//!
+//! Architecture invariant: this crate knows the shape of the topology, not what the messages
+//! mean; what to do with a message is the services' business.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use coderun_schema::names::Names;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use async_nats;
+
+/// What went wrong talking to NATS.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("failed to connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("failed to encode a message: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("failed to publish to {subject}: {message}")]
+    Publish { subject: String, message: String },
+    #[error("failed to set up JetStream {what}: {message}")]
+    Setup { what: String, message: String },
+}
+
+/// How long a consumer waits for an acknowledgement before redelivering.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerSettings {
+    pub ack_wait: Duration,
+    /// After this many deliveries the message is no longer redelivered.
+    pub max_deliver: i64,
+}
+
+/// A NATS connection with the coderun topology.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    names: Names,
+}
+
+impl Bus {
+    /// Connects, retrying in the background if NATS restarts later.
+    pub async fn connect(url: &str, names: Names, client_name: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(client_name)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        // A real connection is required at start-up: fail fast on a wrong URL.
+        tokio::time::timeout(Duration::from_secs(10), client.flush())
+            .await
+            .map_err(|_| BusError::Setup {
+                what: "connection".to_owned(),
+                message: format!("no answer from NATS at {url} within 10 s"),
+            })?
+            .map_err(|error| BusError::Setup {
+                what: "connection".to_owned(),
+                message: error.to_string(),
+            })?;
+        let jetstream = jetstream::new(client.clone());
+        Ok(Self {
+            client,
+            jetstream,
+            names,
+        })
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// Whether the connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Creates the submit stream if it does not exist yet.
+    pub async fn ensure_submit_stream(&self) -> Result<stream::Stream, BusError> {
+        self.ensure_stream(self.names.submit_stream(), vec![self.names.runs_submit()])
+            .await
+    }
+
+    /// Creates the jobs stream if it does not exist yet.
+    pub async fn ensure_jobs_stream(&self) -> Result<stream::Stream, BusError> {
+        self.ensure_stream(self.names.jobs_stream(), vec![self.names.jobs_all()])
+            .await
+    }
+
+    async fn ensure_stream(
+        &self,
+        name: String,
+        subjects: Vec<String>,
+    ) -> Result<stream::Stream, BusError> {
+        let config = stream::Config {
+            name: name.clone(),
+            subjects,
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            // Publishes carry the run id as Nats-Msg-Id: a retried publish is stored once.
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        self.jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(|error| BusError::Setup {
+                what: format!("stream {name}"),
+                message: error.to_string(),
+            })
+    }
+
+    /// The scheduler's durable pull consumer on the submit stream.
+    pub async fn submit_consumer(
+        &self,
+        settings: ConsumerSettings,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+        let stream = self.ensure_submit_stream().await?;
+        let name = self.names.scheduler_consumer();
+        self.durable_consumer(&stream, name, self.names.runs_submit(), settings)
+            .await
+    }
+
+    /// The pull consumer shared by every executor of `pool`.
+    pub async fn pool_consumer(
+        &self,
+        pool: &str,
+        settings: ConsumerSettings,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+        let stream = self.ensure_jobs_stream().await?;
+        let name = self.names.pool_consumer(pool);
+        self.durable_consumer(&stream, name, self.names.jobs(pool), settings)
+            .await
+    }
+
+    async fn durable_consumer(
+        &self,
+        stream: &stream::Stream,
+        name: String,
+        filter_subject: String,
+        settings: ConsumerSettings,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+        let config = consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: settings.ack_wait,
+            max_deliver: settings.max_deliver,
+            ..Default::default()
+        };
+        stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map_err(|error| BusError::Setup {
+                what: format!("consumer {name}"),
+                message: error.to_string(),
+            })
+    }
+
+    /// Publishes on core NATS: fire and forget (events, heartbeats).
+    pub async fn publish<T: Serialize>(&self, subject: String, message: &T) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(message)?;
+        self.client
+            .publish(subject.clone(), payload.into())
+            .await
+            .map_err(|error| BusError::Publish {
+                subject,
+                message: error.to_string(),
+            })
+    }
+
+    /// Publishes to JetStream and waits until the stream has stored the message. `message_id`
+    /// makes retries idempotent within the stream's duplicate window.
+    pub async fn publish_durable<T: Serialize>(
+        &self,
+        subject: String,
+        message: &T,
+        message_id: &str,
+    ) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(message)?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", message_id);
+        let publish_error = |error: &dyn std::fmt::Display| BusError::Publish {
+            subject: subject.clone(),
+            message: error.to_string(),
+        };
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+            .map_err(|error| publish_error(&error))?;
+        ack.await.map_err(|error| publish_error(&error))?;
+        Ok(())
+    }
+}
+
+/// Decodes a schema message, ignoring fields this version does not know.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(payload)
+}

@@ -1,0 +1,72 @@
+//! The protocol between the executor and the agent inside each sandbox.
+//!
+//! The executor writes one [`AgentJob`] as a JSON line to the container's stdin; the agent
+//! answers with one [`AgentResult`] as a JSON line on its stdout, then exits. The host never
+//! touches a path inside the container: this message is all it reads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bytes64::Bytes64;
+use crate::catalog::StageLimits;
+
+/// A command and the limits it runs under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCommand {
+    /// argv; never passed through a shell.
+    pub argv: Vec<String>,
+    pub limits: StageLimits,
+}
+
+/// A file to write into the workspace before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentFile {
+    /// Relative to the workspace; validated by the gateway and again by the agent.
+    pub path: String,
+    pub content: Bytes64,
+}
+
+/// The one job an agent runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentJob {
+    pub v: u32,
+    pub files: Vec<AgentFile>,
+    /// Run once before the tests; when it fails the tests are skipped.
+    pub compile: Option<AgentCommand>,
+    pub run: AgentCommand,
+    /// stdin of each execution of `run`, in order.
+    pub stdins: Vec<Bytes64>,
+}
+
+/// What one command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStage {
+    pub exit_code: Option<i32>,
+    /// Signal number when a signal ended the process.
+    pub signal: Option<i32>,
+    pub stdout: Bytes64,
+    pub stderr: Bytes64,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub cpu_ms: u64,
+    pub wall_ms: u64,
+    pub memory_kb: u64,
+    /// The agent killed it at the wall-clock limit.
+    pub wall_timed_out: bool,
+    /// It used more CPU time than its limit.
+    pub cpu_timed_out: bool,
+    /// The command could not be started at all (missing binary and the like).
+    #[serde(default)]
+    pub spawn_error: Option<String>,
+}
+
+/// The agent's one answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentResult {
+    pub v: u32,
+    pub compile: Option<AgentStage>,
+    /// One per stdin, in order; fewer when compilation failed.
+    pub runs: Vec<AgentStage>,
+    /// Set when the agent itself could not do its job (bad job, workspace not writable).
+    #[serde(default)]
+    pub error: Option<String>,
+}

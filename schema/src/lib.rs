@@ -1,0 +1,26 @@
+//! Every type that crosses a coderun process boundary, and nothing else.
+//!
+//! If a type is serialisable, it is part of an IPC boundary and lives here:
+//!
+//! - [`run`]: the public HTTP bodies — [`run::RunRequest`] in, [`run::Run`] out.
+//! - [`messages`]: NATS messages between services ([`messages::JobSubmitted`],
+//!   [`messages::JobDispatched`], [`messages::RunEvent`], [`messages::ExecutorHeartbeat`]) and
+//!   the Redis value [`messages::RunRecord`]. Each carries a schema version `v`.
+//! - [`agent`]: the host ⇄ in-container agent protocol.
+//! - [`catalog`]: the language catalog (`images/languages.toml`) and resolved limits.
+//! - [`names`]: NATS subject, stream and Redis key names, all under one prefix.
+//! - [`problem`]: RFC 9457 problem details, the body of every HTTP error.
+//! - [`bytes64`]: bytes that travel as base64 strings in JSON.
+//!
+//! Architecture invariant: this crate knows nothing of tokio, actix, redis or NATS. The
+//! optional `openapi` feature (on only in the gateway) adds apistos derives and nothing else.
+//! Readers ignore unknown fields; fields are only ever added, never renamed or repurposed.
+
+pub mod agent;
+pub mod bytes64;
+pub mod catalog;
+pub mod messages;
+pub mod names;
+pub mod problem;
+pub mod run;
+

@@ -1,0 +1,154 @@
+//! NATS messages between the services, and the run record kept in Redis.
+//!
+//! Each message carries `v`, its schema version. Readers ignore unknown fields, and a field is
+//! only ever added (with a default), never renamed or repurposed: that is what lets each
+//! service be released on its own. `schema/tests/fixtures/` holds a golden JSON file of every
+//! version of every message, and a test proves they all still deserialise.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::bytes64::Bytes64;
+use crate::catalog::Limits;
+use crate::run::{Encoding, Run};
+
+/// The current version of every message defined here.
+pub const VERSION: u32 = 1;
+
+fn current_version() -> u32 {
+    VERSION
+}
+
+/// One file of a job, decoded to bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    /// Validated by the gateway: relative, no `..`, no control characters.
+    pub name: String,
+    pub content: Bytes64,
+}
+
+/// One test of a job, decoded to bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTest {
+    pub stdin: Bytes64,
+    #[serde(default)]
+    pub expected_stdout: Option<Bytes64>,
+}
+
+/// A validated, resolved request: everything an executor needs to run it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// The catalog id.
+    pub language: String,
+    pub files: Vec<JobFile>,
+    pub args: Vec<String>,
+    /// At least one: a request without tests becomes one test with the request's stdin.
+    pub tests: Vec<JobTest>,
+    /// Whether the request had `tests` (the answer then lists them).
+    #[serde(default)]
+    pub explicit_tests: bool,
+    pub limits: Limits,
+    /// How the answer's outputs are encoded.
+    pub encoding: Encoding,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// gateway → scheduler on `<prefix>.runs.submit` (JetStream): a run was accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSubmitted {
+    #[serde(default = "current_version")]
+    pub v: u32,
+    pub run_id: String,
+    pub tenant: String,
+    pub job: Job,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+}
+
+/// scheduler → executor on `<prefix>.jobs.<pool>` (JetStream work queue): run this now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDispatched {
+    #[serde(default = "current_version")]
+    pub v: u32,
+    pub run_id: String,
+    pub tenant: String,
+    /// The pool the job was routed to.
+    pub pool: String,
+    pub job: Job,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub dispatched_at: OffsetDateTime,
+}
+
+/// What happened to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEventKind {
+    Queued,
+    Running,
+    Compiled,
+    Test,
+    Completed,
+}
+
+/// executor (or gateway, or scheduler) → whoever listens, on `<prefix>.runs.events.<id>`
+/// (core NATS): progress of one run. A `completed` event carries the final run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEvent {
+    #[serde(default = "current_version")]
+    pub v: u32,
+    pub run_id: String,
+    pub kind: RunEventKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// For `test` events: which test finished.
+    #[serde(default)]
+    pub test_index: Option<usize>,
+    /// The run as it stands; always set on `completed`.
+    #[serde(default)]
+    pub run: Option<Run>,
+}
+
+/// One language an executor serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedLanguage {
+    pub id: String,
+    /// As read from the image.
+    pub version: String,
+    /// The image id (content digest) the executor runs.
+    pub image_digest: String,
+}
+
+/// executor → scheduler and gateways on `<prefix>.executors.heartbeat` (core NATS), every
+/// couple of seconds: this executor is alive and has this much room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorHeartbeat {
+    #[serde(default = "current_version")]
+    pub v: u32,
+    pub executor_id: String,
+    /// The executor's own release version.
+    pub version: String,
+    pub arch: String,
+    pub languages: Vec<ServedLanguage>,
+    pub slots_total: u32,
+    pub slots_free: u32,
+    pub draining: bool,
+    /// How long a receiver may trust this heartbeat without hearing another.
+    pub ttl_ms: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+/// The Redis value at `<prefix>:run:<id>`: the run as the API shows it, whose it is, and the
+/// submission, so that a run lost from the streams can be submitted again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    #[serde(default = "current_version")]
+    pub v: u32,
+    pub tenant: String,
+    pub run: Run,
+    #[serde(default)]
+    pub submission: Option<JobSubmitted>,
+}

@@ -1,0 +1,122 @@
+//! Names of NATS subjects, JetStream streams and consumers, and Redis keys.
+//!
+//! Everything lives under one prefix (`coderun` in production). Tests give each test its own
+//! prefix, so suites run side by side on one NATS and one Redis without stealing messages.
+
+/// The production prefix.
+pub const DEFAULT_PREFIX: &str = "coderun";
+
+/// All names under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    /// `prefix` must be a NATS subject token and a Redis key part: letters, digits, `_`, `-`.
+    pub fn new(prefix: impl Into<String>) -> Result<Self, String> {
+        let prefix = prefix.into();
+        let valid = !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if valid {
+            Ok(Self { prefix })
+        } else {
+            Err(format!("`{prefix}` is not a valid name prefix: use letters, digits, `_` and `-`"))
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// JetStream subject the gateway publishes accepted runs to.
+    pub fn runs_submit(&self) -> String {
+        format!("{}.runs.submit", self.prefix)
+    }
+
+    /// JetStream subject of one executor pool's jobs.
+    pub fn jobs(&self, pool: &str) -> String {
+        format!("{}.jobs.{pool}", self.prefix)
+    }
+
+    /// Every pool's jobs.
+    pub fn jobs_all(&self) -> String {
+        format!("{}.jobs.*", self.prefix)
+    }
+
+    /// Core NATS subject of one run's progress events.
+    pub fn run_events(&self, run_id: &str) -> String {
+        format!("{}.runs.events.{run_id}", self.prefix)
+    }
+
+    /// Core NATS subject of executor heartbeats.
+    pub fn executor_heartbeat(&self) -> String {
+        format!("{}.executors.heartbeat", self.prefix)
+    }
+
+    fn stream_prefix(&self) -> String {
+        self.prefix.to_ascii_uppercase().replace('-', "_")
+    }
+
+    /// The stream that holds submitted runs (work queue, file storage).
+    pub fn submit_stream(&self) -> String {
+        format!("{}_SUBMIT", self.stream_prefix())
+    }
+
+    /// The stream that holds dispatched jobs of every pool (work queue, file storage).
+    pub fn jobs_stream(&self) -> String {
+        format!("{}_JOBS", self.stream_prefix())
+    }
+
+    /// The scheduler's durable consumer on the submit stream.
+    pub fn scheduler_consumer(&self) -> String {
+        "scheduler".to_owned()
+    }
+
+    /// The durable consumer all executors of one pool share.
+    pub fn pool_consumer(&self, pool: &str) -> String {
+        format!("pool-{pool}")
+    }
+
+    /// Redis key of a run record.
+    pub fn run_key(&self, run_id: &str) -> String {
+        format!("{}:run:{run_id}", self.prefix)
+    }
+
+    /// Redis key mapping a tenant's idempotency key to a run id.
+    pub fn idempotency_key(&self, tenant: &str, key: &str) -> String {
+        format!("{}:idempotency:{tenant}:{key}", self.prefix)
+    }
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_names_match_the_design() {
+        let names = Names::default();
+        assert_eq!(names.runs_submit(), "coderun.runs.submit");
+        assert_eq!(names.jobs("python"), "coderun.jobs.python");
+        assert_eq!(names.run_events("run_1"), "coderun.runs.events.run_1");
+        assert_eq!(names.executor_heartbeat(), "coderun.executors.heartbeat");
+        assert_eq!(names.submit_stream(), "CODERUN_SUBMIT");
+    }
+
+    #[test]
+    fn prefixes_that_would_break_subjects_are_refused() {
+        assert!(Names::new("a.b").is_err());
+        assert!(Names::new("").is_err());
+        assert!(Names::new("test-01_x").is_ok());
+    }
+}

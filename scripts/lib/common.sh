@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Shared helpers for the project's scripts: installing what is missing and starting the
+# local infrastructure (dockerd, nats-server with JetStream, redis-server) on loopback.
+# Sourced, not executed. Every helper is idempotent: it reuses what already runs.
+
+ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STATE_DIR="${CODERUN_STATE_DIR:-$HOME/.cache/coderun/state}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coderun/target}"
+NATS_PORT="${CODERUN_NATS_PORT:-4222}"
+REDIS_PORT="${CODERUN_REDIS_PORT:-6379}"
+BASE_IMAGE="${CODERUN_BASE_IMAGE:-coderun/base:bookworm}"
+mkdir -p "$STATE_DIR"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs the Debian packages that provide the given commands, when a command is missing.
+ensure_commands() {
+  local missing=() pair cmd pkg
+  for pair in "$@"; do
+    cmd="${pair%%:*}"
+    pkg="${pair##*:}"
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  fi
+}
+
+ensure_system_packages() {
+  ensure_commands dockerd:docker.io nats-server:nats-server redis-server:redis-server \
+    debootstrap:debootstrap curl:curl shellcheck:shellcheck
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() {
+  local what="$1" tries="$2"
+  shift 2
+  local i
+  for ((i = 0; i < tries; i++)); do
+    if "$@"; then return 0; fi
+    sleep 0.5
+  done
+  die "$what did not come up"
+}
+
+docker_cli() { /usr/bin/docker "$@"; }
+
+ensure_dockerd() {
+  if docker_cli info >/dev/null 2>&1; then return 0; fi
+  log "starting dockerd (no bridge, no iptables: containers only ever get network none)"
+  as_root nohup dockerd --bridge=none --iptables=false --ip-masq=false \
+    >"$STATE_DIR/dockerd.log" 2>&1 &
+  echo $! >"$STATE_DIR/dockerd.pid"
+  wait_for dockerd 120 docker_cli info
+}
+
+ensure_nats() {
+  if port_open "$NATS_PORT"; then return 0; fi
+  log "starting nats-server with JetStream on 127.0.0.1:$NATS_PORT"
+  mkdir -p "$STATE_DIR/nats"
+  nohup nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE_DIR/nats" \
+    >"$STATE_DIR/nats.log" 2>&1 &
+  echo $! >"$STATE_DIR/nats.pid"
+  wait_for nats-server 40 port_open "$NATS_PORT"
+}
+
+ensure_redis() {
+  if port_open "$REDIS_PORT"; then return 0; fi
+  log "starting redis-server on 127.0.0.1:$REDIS_PORT"
+  nohup redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "$STATE_DIR" >"$STATE_DIR/redis.log" 2>&1 &
+  echo $! >"$STATE_DIR/redis.pid"
+  wait_for redis-server 40 port_open "$REDIS_PORT"
+}
+
+ensure_infrastructure() {
+  ensure_system_packages
+  ensure_dockerd
+  ensure_nats
+  ensure_redis
+}
+
+# Builds the in-container agent as a static binary and prints its path.
+build_agent() {
+  local triple
+  triple="$(rustc -vV | sed -n 's/^host: //p')"
+  log "building the sandbox agent (static, $triple)"
+  (cd "$ROOT_DIR" && RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --locked -q -p coderun-agent --target "$triple") >&2
+  echo "$CARGO_TARGET_DIR/$triple/release/coderun-agent"
+}

@@ -1,0 +1,312 @@
+//! The in-container agent: PID 1 of every sandbox.
+//!
+//! It reads one [`AgentJob`] as a JSON line on stdin, writes the files into the workspace (its
+//! working directory, a tmpfs), runs the compile command once and the run command once per
+//! stdin, and writes one [`AgentResult`] as a JSON line on stdout. Then it exits and the
+//! container is gone.
+//!
+//! Each command runs with argv (never a shell), in its own process group, with rlimits for CPU
+//! time, file size and open files, a wall-clock timer, and pipe readers that stop at the output
+//! cap. After each command every other process in the container is killed, so nothing a
+//! program started outlives it.
+//!
+//! `unsafe` is allowed here alone: rlimits, wait4 and kill are system calls std does not wrap.
+#![allow(unsafe_code)]
+
+use std::io::{BufRead, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Component, Path};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use coderun_schema::agent::{AgentCommand, AgentFile, AgentJob, AgentResult, AgentStage};
+use coderun_schema::bytes64::Bytes64;
+use coderun_schema::catalog::StageLimits;
+
+const PROTOCOL_VERSION: u32 = 1;
+/// Open files a program may hold.
+const MAX_OPEN_FILES: u64 = 256;
+
+fn main() {
+    let result = match read_job() {
+        Ok(job) => run_job(&job),
+        Err(error) => AgentResult {
+            v: PROTOCOL_VERSION,
+            error: Some(error),
+            ..Default::default()
+        },
+    };
+    let mut stdout = std::io::stdout().lock();
+    // If the host is gone there is nobody to tell; exit either way.
+    let _ = serde_json::to_writer(&mut stdout, &result);
+    let _ = stdout.write_all(b"\n");
+    let _ = stdout.flush();
+}
+
+fn read_job() -> Result<AgentJob, String> {
+    let mut line = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_until(b'\n', &mut line)
+        .map_err(|error| format!("failed to read the job: {error}"))?;
+    serde_json::from_slice(&line).map_err(|error| format!("the job is not valid: {error}"))
+}
+
+fn run_job(job: &AgentJob) -> AgentResult {
+    let mut result = AgentResult {
+        v: PROTOCOL_VERSION,
+        ..Default::default()
+    };
+    for file in &job.files {
+        if let Err(error) = write_file(file) {
+            result.error = Some(error);
+            return result;
+        }
+    }
+    if let Some(compile) = &job.compile {
+        let stage = run_command(compile, &Bytes64::default());
+        let compiled = stage.exit_code == Some(0) && !stage.wall_timed_out && !stage.cpu_timed_out;
+        result.compile = Some(stage);
+        if !compiled {
+            return result;
+        }
+    }
+    for stdin in &job.stdins {
+        result.runs.push(run_command(&job.run, stdin));
+    }
+    result
+}
+
+/// Writes one file of the job below the working directory, refusing any path that could
+/// leave it.
+fn write_file(file: &AgentFile) -> Result<(), String> {
+    let path = Path::new(&file.path);
+    let plain = !file.path.is_empty()
+        && path
+            .components()
+            .all(|component| matches!(component, Component::Normal(_)));
+    if !plain {
+        return Err(format!("refusing file path {:?}", file.path));
+    }
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| format!("failed to create {}: {error}", parent.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    let mut handle = options
+        .open(path)
+        .map_err(|error| format!("failed to create {}: {error}", file.path))?;
+    handle
+        .write_all(file.content.as_slice())
+        .map_err(|error| format!("failed to write {}: {error}", file.path))
+}
+
+/// Reads a pipe until EOF, keeping at most `cap` bytes. Returns the bytes and whether more
+/// was offered; on overflow it raises `overflowed` and stops reading.
+fn read_capped(mut pipe: impl Read, cap: usize, overflowed: Arc<AtomicBool>) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        match pipe.read(&mut buffer) {
+            Ok(0) | Err(_) => return (kept, false),
+            Ok(read) => {
+                let room = cap.saturating_sub(kept.len());
+                if read > room {
+                    kept.extend_from_slice(&buffer[..room]);
+                    overflowed.store(true, Ordering::SeqCst);
+                    return (kept, true);
+                }
+                kept.extend_from_slice(&buffer[..read]);
+            }
+        }
+    }
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads a valid rlimit struct and has no other effect on memory.
+    if unsafe { libc::setrlimit(resource, &limit) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn kill_group(process_group: i32) {
+    // SAFETY: kill has no memory effects; a stale group id only yields ESRCH.
+    unsafe {
+        libc::kill(-process_group, libc::SIGKILL);
+    }
+}
+
+/// Kills every process in the container but this one, and reaps them all.
+fn kill_everything_else() {
+    // SAFETY: as PID 1 of its namespace, kill(-1) reaches every other process in it and never
+    // the caller; waitpid writes only to the status integer it is given.
+    unsafe {
+        libc::kill(-1, libc::SIGKILL);
+        let mut status = 0;
+        while libc::waitpid(-1, &mut status, 0) > 0 {}
+    }
+}
+
+struct Waited {
+    status: std::process::ExitStatus,
+    usage: libc::rusage,
+}
+
+fn wait_with_usage(pid: i32) -> std::io::Result<Waited> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it and the status integer.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are valid for the duration of the call.
+        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if waited == pid {
+            return Ok(Waited {
+                status: std::process::ExitStatus::from_raw(status),
+                usage,
+            });
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
+    let limits: StageLimits = command.limits;
+    let Some((program, args)) = command.argv.split_first() else {
+        return AgentStage {
+            spawn_error: Some("empty command".to_owned()),
+            ..Default::default()
+        };
+    };
+    let cpu_seconds = limits.cpu_ms.div_ceil(1000).max(1);
+    let file_size = limits.file_size_kb.saturating_mul(1024);
+    let mut process = Command::new(program);
+    process
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: the closure only calls async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        process.pre_exec(move || {
+            // SIGXCPU at the soft limit, SIGKILL one second later.
+            set_limit(libc::RLIMIT_CPU, cpu_seconds, cpu_seconds + 1)?;
+            set_limit(libc::RLIMIT_FSIZE, file_size, file_size)?;
+            set_limit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES, MAX_OPEN_FILES)?;
+            set_limit(libc::RLIMIT_CORE, 0, 0)?;
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let mut child = match process.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            return AgentStage {
+                spawn_error: Some(format!("failed to start {program}: {error}")),
+                exit_code: Some(127),
+                ..Default::default()
+            }
+        }
+    };
+    let pid = child.id() as i32;
+    let cap = usize::try_from(limits.output_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
+    let overflowed = Arc::new(AtomicBool::new(false));
+
+    let input = stdin.as_slice().to_vec();
+    let writer = child.stdin.take().map(|mut pipe| {
+        thread::spawn(move || {
+            // A program that stops reading closes the pipe: that is not an error of ours.
+            let _ = pipe.write_all(&input);
+        })
+    });
+    let stdout_reader = child.stdout.take().map(|pipe| {
+        let overflowed = overflowed.clone();
+        thread::spawn(move || read_capped(pipe, cap, overflowed))
+    });
+    let stderr_reader = child.stderr.take().map(|pipe| {
+        let overflowed = overflowed.clone();
+        thread::spawn(move || read_capped(pipe, cap, overflowed))
+    });
+
+    // The watchdog kills the group at the wall limit or as soon as output overflows.
+    let (done_sender, done_receiver) = mpsc::channel::<()>();
+    let wall_limit = Duration::from_millis(limits.wall_ms);
+    let watchdog = {
+        let overflowed = overflowed.clone();
+        thread::spawn(move || loop {
+            let elapsed = started.elapsed();
+            if elapsed >= wall_limit {
+                kill_group(pid);
+                return true;
+            }
+            if overflowed.load(Ordering::SeqCst) {
+                kill_group(pid);
+                return false;
+            }
+            let tick = (wall_limit - elapsed).min(Duration::from_millis(10));
+            match done_receiver.recv_timeout(tick) {
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                _ => return false,
+            }
+        })
+    };
+
+    let waited = wait_with_usage(pid);
+    let wall = started.elapsed();
+    let _ = done_sender.send(());
+    let wall_timed_out = watchdog.join().unwrap_or(false);
+    // Whatever the program left behind dies now, so the pipes reach EOF.
+    kill_everything_else();
+    let (stdout, stdout_truncated) = stdout_reader
+        .and_then(|reader| reader.join().ok())
+        .unwrap_or_default();
+    let (stderr, stderr_truncated) = stderr_reader
+        .and_then(|reader| reader.join().ok())
+        .unwrap_or_default();
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    drop(child);
+
+    let mut stage = AgentStage {
+        stdout: Bytes64(stdout),
+        stderr: Bytes64(stderr),
+        stdout_truncated,
+        stderr_truncated,
+        wall_ms: u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
+        wall_timed_out,
+        ..Default::default()
+    };
+    match waited {
+        Ok(Waited { status, usage }) => {
+            stage.exit_code = status.code();
+            stage.signal = status.signal();
+            let cpu_us = timeval_us(usage.ru_utime) + timeval_us(usage.ru_stime);
+            stage.cpu_ms = cpu_us / 1000;
+            stage.memory_kb = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+            stage.cpu_timed_out = stage.cpu_ms > limits.cpu_ms
+                || matches!(status.signal(), Some(libc::SIGXCPU));
+        }
+        Err(error) => stage.spawn_error = Some(format!("failed to wait for {program}: {error}")),
+    }
+    stage
+}
+
+fn timeval_us(time: libc::timeval) -> u64 {
+    let seconds = u64::try_from(time.tv_sec).unwrap_or(0);
+    let micros = u64::try_from(time.tv_usec).unwrap_or(0);
+    seconds * 1_000_000 + micros
+}

@@ -1,0 +1,89 @@
+//! The executor's configuration, loaded once at start-up (see `config/default.toml` for every
+//! key and its meaning).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Committed defaults.
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+/// Keys whose environment value is a comma-separated list.
+pub const LIST_KEYS: &[&str] = &["worker.languages"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub bus: BusConfig,
+    pub store: StoreConfig,
+    pub worker: WorkerConfig,
+    pub sandbox: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    pub url: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+    pub run_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub id: String,
+    pub slots: u32,
+    pub languages: Vec<String>,
+    pub heartbeat_interval_ms: u64,
+    pub ack_wait_secs: u64,
+    pub max_deliver: i64,
+    pub drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub agent_path: PathBuf,
+    pub runtime: String,
+    pub workspace_mb: u64,
+    pub cpus: f64,
+    pub host_margin_secs: u64,
+}
+
+impl Config {
+    /// Checks what serde cannot: ranges and files that must exist.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.worker.slots == 0 {
+            return Err("worker.slots must be at least 1".to_owned());
+        }
+        if self.worker.heartbeat_interval_ms < 100 {
+            return Err("worker.heartbeat_interval_ms must be at least 100".to_owned());
+        }
+        if self.worker.max_deliver < 1 {
+            return Err("worker.max_deliver must be at least 1".to_owned());
+        }
+        if !self.sandbox.agent_path.is_file() {
+            return Err(format!(
+                "sandbox.agent_path {} is not a file: build it with scripts/up.sh or set CODERUN_EXECUTOR__SANDBOX__AGENT_PATH",
+                self.sandbox.agent_path.display()
+            ));
+        }
+        if !matches!(self.sandbox.runtime.as_str(), "runc" | "runsc") {
+            return Err(format!("sandbox.runtime must be runc or runsc, not {}", self.sandbox.runtime));
+        }
+        if !(self.sandbox.cpus > 0.0 && self.sandbox.cpus <= 64.0) {
+            return Err("sandbox.cpus must be above 0 and at most 64".to_owned());
+        }
+        Ok(())
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.worker.heartbeat_interval_ms)
+    }
+}

@@ -1,0 +1,61 @@
+//! Telling the rest of the system this executor is alive: an [`ExecutorHeartbeat`] every
+//! interval, and a last one with `draining: true` when it stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coderun_bus::Bus;
+use coderun_schema::messages::{ExecutorHeartbeat, ServedLanguage, VERSION};
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Publishes heartbeats until `shutdown`, then one saying the executor is draining.
+pub struct Heartbeat {
+    pub bus: Bus,
+    pub executor_id: String,
+    pub languages: Vec<ServedLanguage>,
+    pub slots_total: u32,
+    pub slots: Arc<Semaphore>,
+    pub interval: Duration,
+}
+
+impl Heartbeat {
+    fn message(&self, draining: bool) -> ExecutorHeartbeat {
+        ExecutorHeartbeat {
+            v: VERSION,
+            executor_id: self.executor_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            arch: std::env::consts::ARCH.to_owned(),
+            languages: self.languages.clone(),
+            slots_total: self.slots_total,
+            slots_free: if draining {
+                0
+            } else {
+                u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX)
+            },
+            draining,
+            ttl_ms: u64::try_from(self.interval.as_millis() * 3).unwrap_or(u64::MAX),
+            sent_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    async fn send(&self, draining: bool) {
+        let subject = self.bus.names().executor_heartbeat();
+        if let Err(error) = self.bus.publish(subject, &self.message(draining)).await {
+            tracing::warn!(%error, "failed to publish a heartbeat");
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.interval);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => self.send(false).await,
+            }
+        }
+        self.send(true).await;
+        let _ = self.bus.client().flush().await;
+    }
+}

@@ -1,0 +1,204 @@
+//! coderun-executor: runs jobs, each in its own locked-down container.
+//!
+//! - [`config`]: the layered configuration.
+//! - [`sandbox`]: the container settings and one sandbox's life (create, attach, feed the
+//!   agent, read its answer, remove).
+//! - [`outcome`]: the agent's measurements → stage results and verdicts.
+//! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events.
+//! - [`heartbeat`]: telling the scheduler and gateways what this executor serves.
+//! - [`Application`]: wiring, start-up checks, and a graceful drain on shutdown.
+//!
+//! Architecture invariant: only the executor talks to Docker, and it never decides who goes
+//! first — it takes what the scheduler put in its pools' queues.
+
+pub mod config;
+pub mod heartbeat;
+pub mod outcome;
+pub mod sandbox;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use coderun_bus::{Bus, ConsumerSettings};
+use coderun_schema::catalog::Catalog;
+use coderun_schema::messages::ServedLanguage;
+use coderun_schema::names::Names;
+use coderun_store::RunStore;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::heartbeat::Heartbeat;
+use crate::sandbox::Sandbox;
+use crate::worker::{PoolLanguage, Worker};
+
+/// A built executor, ready to run.
+pub struct Application {
+    worker: Arc<Worker>,
+    executor_id: String,
+    config: Config,
+}
+
+impl Application {
+    /// Connects to NATS, Redis and Docker, removes orphan containers, and reads the version of
+    /// every language it will serve.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let names = Names::new(config.bus.prefix.clone()).map_err(anyhow::Error::msg)?;
+        let executor_id = if config.worker.id.is_empty() {
+            format!("executor-{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+        } else {
+            config.worker.id.clone()
+        };
+        let bus = Bus::connect(&config.bus.url, names.clone(), &executor_id).await?;
+        bus.ensure_jobs_stream().await?;
+        let store = RunStore::connect(
+            &config.store.url,
+            names.clone(),
+            Duration::from_secs(config.store.run_ttl_secs),
+        )
+        .await
+        .context("failed to connect to Redis")?;
+        let sandbox = Sandbox::connect(config.sandbox.clone(), names.prefix().to_owned())
+            .await
+            .context("failed to connect to Docker")?;
+        let orphans = sandbox.remove_orphans().await?;
+        if orphans > 0 {
+            tracing::info!(orphans, "removed sandbox containers left by an earlier executor");
+        }
+        let catalog = Catalog::builtin();
+        let languages = discover_languages(&sandbox, &catalog, &config.worker.languages).await?;
+        if languages.is_empty() {
+            anyhow::bail!("no language image is available: build them with scripts/images.sh");
+        }
+        let worker = Worker {
+            bus,
+            store,
+            sandbox,
+            catalog,
+            languages,
+            slots: Arc::new(Semaphore::new(config.worker.slots as usize)),
+            settings: config.worker.clone(),
+            host_margin: Duration::from_secs(config.sandbox.host_margin_secs),
+        };
+        Ok(Self {
+            worker: Arc::new(worker),
+            executor_id,
+            config,
+        })
+    }
+
+    pub fn executor_id(&self) -> &str {
+        &self.executor_id
+    }
+
+    /// The languages served, with versions read from their images.
+    pub fn languages(&self) -> Vec<ServedLanguage> {
+        let mut served: Vec<ServedLanguage> = self
+            .worker
+            .languages
+            .values()
+            .map(|language| language.served.clone())
+            .collect();
+        served.sort_by(|a, b| a.id.cmp(&b.id));
+        served
+    }
+
+    /// Serves until `shutdown`, then stops pulling, announces `draining`, and waits for the
+    /// runs in flight (up to the drain timeout).
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        let settings = ConsumerSettings {
+            ack_wait: Duration::from_secs(self.config.worker.ack_wait_secs),
+            max_deliver: self.config.worker.max_deliver,
+        };
+        let mut pullers = Vec::new();
+        for pool in self.worker.languages.keys() {
+            let consumer = self.worker.bus.pool_consumer(pool, settings).await?;
+            pullers.push(tokio::spawn(self.worker.clone().pull(
+                pool.clone(),
+                consumer,
+                shutdown.clone(),
+                tracker.clone(),
+            )));
+        }
+        let heartbeat = Heartbeat {
+            bus: self.worker.bus.clone(),
+            executor_id: self.executor_id.clone(),
+            languages: self.languages(),
+            slots_total: self.config.worker.slots,
+            slots: self.worker.slots.clone(),
+            interval: self.config.heartbeat_interval(),
+        };
+        let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
+        tracing::info!(
+            executor_id = %self.executor_id,
+            languages = ?self.worker.languages.keys().collect::<Vec<_>>(),
+            slots = self.config.worker.slots,
+            "executor serving"
+        );
+        shutdown.cancelled().await;
+        for puller in pullers {
+            let _ = puller.await;
+        }
+        let _ = heartbeat.await;
+        tracker.close();
+        let drain = Duration::from_secs(self.config.worker.drain_timeout_secs);
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+            tracing::warn!("runs still in flight after the drain timeout; NATS will redeliver them");
+        }
+        tracing::info!("executor stopped");
+        Ok(())
+    }
+}
+
+/// Every language to serve, with its image digest and version read from the image.
+async fn discover_languages(
+    sandbox: &Sandbox,
+    catalog: &Catalog,
+    wanted: &[String],
+) -> anyhow::Result<HashMap<String, PoolLanguage>> {
+    let mut languages = HashMap::new();
+    for spec in &catalog.languages {
+        let explicitly_wanted = wanted.iter().any(|id| id == &spec.id);
+        if !wanted.is_empty() && !explicitly_wanted {
+            continue;
+        }
+        let digest = match sandbox.image_digest(&spec.image).await {
+            Ok(digest) => digest,
+            Err(error) if !explicitly_wanted => {
+                tracing::info!(language = %spec.id, %error, "image not available; not serving it");
+                continue;
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("image {} of {}", spec.image, spec.id))
+            }
+        };
+        let version = sandbox
+            .read_version(&spec.image, &spec.id, &spec.version)
+            .await
+            .with_context(|| format!("failed to read the version of {}", spec.id))?;
+        let served = ServedLanguage {
+            id: spec.id.clone(),
+            version,
+            image_digest: digest,
+        };
+        languages.insert(
+            spec.id.clone(),
+            PoolLanguage {
+                spec: spec.clone(),
+                served,
+            },
+        );
+    }
+    for id in wanted {
+        if catalog.find(id).is_none_or(|spec| &spec.id != id) {
+            anyhow::bail!("worker.languages names `{id}`, which is not a catalog id");
+        }
+    }
+    Ok(languages)
+}

@@ -1,0 +1,272 @@
+//! Pulling jobs and running them: one pull loop per pool, a semaphore of slots shared by all
+//! pools, one sandbox per job.
+//!
+//! A job's life here: decode → load the run record → mark it `running` (event) → run the
+//! sandbox, acknowledging progress so NATS does not redeliver a long run → write the final run
+//! → publish `completed` → ack. A run whose sandbox fails ends as `internal_error`; a record
+//! that cannot be written is not acked, so the job comes back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, AckKind};
+use coderun_bus::{async_nats, Bus};
+use coderun_schema::agent::{AgentCommand, AgentFile, AgentJob};
+use coderun_schema::catalog::{Catalog, LanguageSpec};
+use coderun_schema::messages::{JobDispatched, RunEvent, RunEventKind, RunRecord, ServedLanguage};
+use coderun_schema::run::{RunStatus, Verdict};
+use coderun_store::{RunStore, UpdateOutcome};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::WorkerConfig;
+use crate::outcome;
+use crate::sandbox::{Sandbox, SandboxSpec};
+
+/// A language this executor serves, with what it learned about it at start-up.
+#[derive(Debug, Clone)]
+pub struct PoolLanguage {
+    pub spec: LanguageSpec,
+    pub served: ServedLanguage,
+}
+
+/// Everything a job handler needs.
+pub struct Worker {
+    pub bus: Bus,
+    pub store: RunStore,
+    pub sandbox: Sandbox,
+    pub catalog: Catalog,
+    /// By pool name (the language id).
+    pub languages: HashMap<String, PoolLanguage>,
+    /// Free slots; a permit is held for the whole life of a job.
+    pub slots: Arc<Semaphore>,
+    pub settings: WorkerConfig,
+    /// Added to a job's summed wall limits for the host-side deadline.
+    pub host_margin: Duration,
+}
+
+impl Worker {
+    /// Pulls one pool until `shutdown`, running each job in a task tracked by `tracker`.
+    pub async fn pull(
+        self: Arc<Self>,
+        pool: String,
+        consumer: consumer::Consumer<consumer::pull::Config>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                permit = self.slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+            };
+            let batch = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(%pool, %error, "failed to fetch jobs; retrying");
+                    drop(permit);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            match batch.next().await {
+                Some(Ok(message)) => {
+                    let worker = self.clone();
+                    tracker.spawn(async move {
+                        worker.handle(message).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(error)) => tracing::warn!(%pool, %error, "failed to receive a job"),
+                None => {}
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(run_id))]
+    async fn handle(&self, message: jetstream::Message) {
+        let dispatched: JobDispatched = match coderun_bus::decode(&message.payload) {
+            Ok(dispatched) => dispatched,
+            Err(error) => {
+                tracing::error!(%error, "dropping a job that is not a JobDispatched");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        tracing::Span::current().record("run_id", dispatched.run_id.as_str());
+        let last_delivery = message
+            .info()
+            .map(|info| info.delivered >= self.settings.max_deliver)
+            .unwrap_or(false);
+        match self.execute(&message, &dispatched, last_delivery).await {
+            Ok(()) => {
+                if let Err(error) = message.double_ack().await {
+                    tracing::warn!(%error, "failed to acknowledge a finished job");
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "job failed; it will be redelivered");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+        }
+    }
+
+    async fn execute(
+        &self,
+        message: &jetstream::Message,
+        dispatched: &JobDispatched,
+        last_delivery: bool,
+    ) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let run_id = &dispatched.run_id;
+        let Some(mut record) = self.store.get(run_id).await.context("failed to read the run")? else {
+            tracing::warn!("the run record is gone (expired?); dropping the job");
+            return Ok(());
+        };
+        if record.run.status.is_terminal() {
+            tracing::info!("the run is already final; dropping a duplicate delivery");
+            return Ok(());
+        }
+        let Some(language) = self.languages.get(&dispatched.pool) else {
+            anyhow::bail!("this executor does not serve pool {}", dispatched.pool);
+        };
+        let started_at = OffsetDateTime::now_utc();
+        record.run.status = RunStatus::Running;
+        record.run.started_at = Some(started_at);
+        record.run.version = Some(language.served.version.clone());
+        record.run.queue_ms = Some(millis_between(record.run.created_at, started_at));
+        if self.store.update(&record).await.context("failed to mark the run running")?
+            == UpdateOutcome::AlreadyTerminal
+        {
+            return Ok(());
+        }
+        self.publish_event(&record, RunEventKind::Running).await;
+
+        let agent_job = agent_job(&language.spec, dispatched);
+        let deadline = self.deadline(dispatched);
+        let spec = SandboxSpec {
+            image: &language.spec.image,
+            pool: &dispatched.pool,
+            run_id,
+            limits: dispatched.job.limits,
+        };
+        let progress = keep_alive(message, Duration::from_secs(self.settings.ack_wait_secs.max(3) / 3));
+        let result = self.sandbox.run(&spec, &agent_job, deadline).await;
+        progress.cancel();
+
+        let mut run = record.run.clone();
+        match &result {
+            Ok(answer) => outcome::apply(&mut run, &dispatched.job, answer),
+            Err(error) => {
+                tracing::error!(%error, "the sandbox failed");
+                if !last_delivery && matches!(error, crate::sandbox::SandboxError::Engine(_)) {
+                    anyhow::bail!("the Docker engine is unavailable: {error}");
+                }
+                run.verdict = Some(Verdict::InternalError);
+                run.error = Some("the sandbox could not be run".to_owned());
+            }
+        }
+        run.status = RunStatus::Completed;
+        run.finished_at = Some(OffsetDateTime::now_utc());
+        record.run = run;
+        self.store
+            .update(&record)
+            .await
+            .context("failed to store the result")?;
+        tracing::info!(verdict = ?record.run.verdict, "run finished");
+        self.publish_event(&record, RunEventKind::Completed).await;
+        Ok(())
+    }
+
+    fn deadline(&self, dispatched: &JobDispatched) -> Duration {
+        let limits = dispatched.job.limits;
+        let runs = dispatched.job.tests.len().max(1) as u64;
+        Duration::from_millis(limits.compile.wall_ms + limits.run.wall_ms * runs) + self.host_margin
+    }
+
+    async fn publish_event(&self, record: &RunRecord, kind: RunEventKind) {
+        let event = RunEvent {
+            v: coderun_schema::messages::VERSION,
+            run_id: record.run.id.clone(),
+            kind,
+            at: OffsetDateTime::now_utc(),
+            test_index: None,
+            run: Some(record.run.clone()),
+        };
+        let subject = self.bus.names().run_events(&record.run.id);
+        if let Err(error) = self.bus.publish(subject, &event).await {
+            // Waiters fall back to reading Redis: an event lost here delays, never loses.
+            tracing::warn!(%error, "failed to publish a run event");
+        }
+    }
+}
+
+/// Sends in-progress acknowledgements until the returned token is cancelled.
+fn keep_alive(message: &jetstream::Message, every: Duration) -> CancellationToken {
+    let done = CancellationToken::new();
+    let stop = done.clone();
+    let message = message.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {
+                    if let Err(error) = message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(%error, "failed to send a progress acknowledgement");
+                    }
+                }
+            }
+        }
+    });
+    done
+}
+
+fn millis_between(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
+    u64::try_from((to - from).whole_milliseconds()).unwrap_or(0)
+}
+
+/// The agent's job for a dispatched run: files, the catalog's commands with the request's
+/// arguments appended as argv, and one stdin per test.
+pub fn agent_job(language: &LanguageSpec, dispatched: &JobDispatched) -> AgentJob {
+    let job = &dispatched.job;
+    let mut run_argv = language.run.clone();
+    run_argv.extend(job.args.iter().cloned());
+    AgentJob {
+        v: 1,
+        files: job
+            .files
+            .iter()
+            .map(|file| AgentFile {
+                path: file.name.clone(),
+                content: file.content.clone(),
+            })
+            .collect(),
+        compile: language.compile.as_ref().map(|argv| AgentCommand {
+            argv: argv.clone(),
+            limits: job.limits.compile,
+        }),
+        run: AgentCommand {
+            argv: run_argv,
+            limits: job.limits.run,
+        },
+        stdins: job.tests.iter().map(|test| test.stdin.clone()).collect(),
+    }
+}

@@ -1,0 +1,139 @@
+//! Run records in Redis: the one place a run's state is kept between the services.
+//!
+//! - The gateway creates a record (`queued`) before it publishes the submission.
+//! - The executor moves it to `running`, then to its final state.
+//! - A terminal record is never overwritten: [`RunStore::update`] refuses atomically (a Lua
+//!   script), so a late or duplicate writer cannot undo a final result.
+//! - Records expire after a TTL; long-term storage is not a goal.
+//!
+//! Architecture invariant: the store knows keys and record shapes, not the run life cycle's
+//! rules beyond "terminal is final".
+
+use std::time::Duration;
+
+use coderun_schema::messages::RunRecord;
+use coderun_schema::names::Names;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+/// What went wrong with Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("a stored record is not valid: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// The outcome of [`RunStore::update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Updated,
+    /// The record was already terminal and was left as it was.
+    AlreadyTerminal,
+    /// No record (expired, or never created).
+    Missing,
+}
+
+const UPDATE_UNLESS_TERMINAL: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local status = cjson.decode(current)['run']['status']
+if status == 'completed' or status == 'cancelled' then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+return 1
+"#;
+
+/// Run records under one prefix.
+#[derive(Clone)]
+pub struct RunStore {
+    connection: ConnectionManager,
+    names: Names,
+    ttl: Duration,
+    update_script: redis::Script,
+}
+
+impl RunStore {
+    /// Connects; the connection reconnects by itself when Redis comes back.
+    pub async fn connect(url: &str, names: Names, ttl: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(5))
+            .set_response_timeout(Duration::from_secs(5));
+        let connection = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Self {
+            connection,
+            names,
+            ttl,
+            update_script: redis::Script::new(UPDATE_UNLESS_TERMINAL),
+        })
+    }
+
+    /// Answers when Redis answers a PING.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: String = redis::cmd("PING").query_async(&mut connection).await?;
+        Ok(())
+    }
+
+    /// Stores a new record; refuses to replace an existing one. Returns whether it was stored.
+    pub async fn create(&self, record: &RunRecord) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let value = serde_json::to_string(record)?;
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::EX(self.ttl.as_secs()));
+        let stored: Option<String> = connection
+            .set_options(self.names.run_key(&record.run.id), value, options)
+            .await?;
+        Ok(stored.is_some())
+    }
+
+    pub async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let mut connection = self.connection.clone();
+        let value: Option<String> = connection.get(self.names.run_key(run_id)).await?;
+        Ok(value.map(|text| serde_json::from_str(&text)).transpose()?)
+    }
+
+    /// Replaces a record unless the stored one is already terminal; keeps its TTL.
+    pub async fn update(&self, record: &RunRecord) -> Result<UpdateOutcome, StoreError> {
+        let mut connection = self.connection.clone();
+        let value = serde_json::to_string(record)?;
+        let outcome: i64 = self
+            .update_script
+            .key(self.names.run_key(&record.run.id))
+            .arg(value)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(match outcome {
+            1 => UpdateOutcome::Updated,
+            -1 => UpdateOutcome::AlreadyTerminal,
+            _ => UpdateOutcome::Missing,
+        })
+    }
+
+    /// Binds a tenant's idempotency key to a run id, unless it is bound already; returns the
+    /// run id the key is bound to afterwards.
+    pub async fn bind_idempotency_key(
+        &self,
+        tenant: &str,
+        key: &str,
+        run_id: &str,
+    ) -> Result<String, StoreError> {
+        let mut connection = self.connection.clone();
+        let redis_key = self.names.idempotency_key(tenant, key);
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .get(true)
+            .with_expiration(redis::SetExpiry::EX(self.ttl.as_secs()));
+        let previous: Option<String> = connection.set_options(&redis_key, run_id, options).await?;
+        Ok(previous.unwrap_or_else(|| run_id.to_owned()))
+    }
+
+    /// Removes an idempotency binding (when the run it names could not be accepted).
+    pub async fn release_idempotency_key(&self, tenant: &str, key: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: i64 = connection.del(self.names.idempotency_key(tenant, key)).await?;
+        Ok(())
+    }
+}

@@ -96,6 +96,11 @@ impl Bus {
         &self.jetstream
     }
 
+    /// The largest message the server accepts.
+    pub fn max_message_bytes(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
     /// Whether the connection is up right now.
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected

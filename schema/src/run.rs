@@ -260,3 +260,25 @@ pub struct Health {
     #[serde(default)]
     pub checks: std::collections::BTreeMap<String, String>,
 }
+
+/// Query of `POST /v1/runs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
+pub struct CreateRunQuery {
+    /// Wait for the run to finish: 200 with the finished run, or 202 with its current state
+    /// if it did not finish in time.
+    #[serde(default)]
+    pub wait: bool,
+    /// How long `wait=true` waits, in milliseconds (default 30 000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Query of `GET /v1/runs/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
+pub struct GetRunQuery {
+    /// Long-poll: answer when the run is terminal or after this many milliseconds.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}

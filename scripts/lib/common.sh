@@ -8,7 +8,7 @@ STATE_DIR="${CODERUN_STATE_DIR:-$HOME/.cache/coderun/state}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/coderun/target}"
 NATS_PORT="${CODERUN_NATS_PORT:-4222}"
 REDIS_PORT="${CODERUN_REDIS_PORT:-6379}"
-BASE_IMAGE="${CODERUN_BASE_IMAGE:-coderun/base:bookworm}"
+export BASE_IMAGE="${CODERUN_BASE_IMAGE:-coderun/base:bookworm}"
 mkdir -p "$STATE_DIR"
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -66,7 +66,9 @@ ensure_nats() {
   if port_open "$NATS_PORT"; then return 0; fi
   log "starting nats-server with JetStream on 127.0.0.1:$NATS_PORT"
   mkdir -p "$STATE_DIR/nats"
-  nohup nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE_DIR/nats" \
+  # Jobs carry source and stdin: allow messages well above the 1 MiB default.
+  printf 'max_payload: 33554432\nmax_pending: 134217728\n' >"$STATE_DIR/nats.conf"
+  nohup nats-server -c "$STATE_DIR/nats.conf" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE_DIR/nats" \
     >"$STATE_DIR/nats.log" 2>&1 &
   echo $! >"$STATE_DIR/nats.pid"
   wait_for nats-server 40 port_open "$NATS_PORT"

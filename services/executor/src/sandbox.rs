@@ -116,7 +116,8 @@ impl Sandbox {
             entrypoint: Some(vec![AGENT_MOUNT.to_owned()]),
             cmd: Some(Vec::new()),
             user: Some(SANDBOX_USER.to_owned()),
-            working_dir: Some(WORKSPACE.to_owned()),
+            // No working_dir: Docker would create it root-owned over the tmpfs. The agent
+            // changes into the workspace itself.
             env: Some(vec![
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
                 format!("HOME={WORKSPACE}"),

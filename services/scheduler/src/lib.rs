@@ -1,1 +1,53 @@
-//! placeholder
+//! coderun-scheduler: from accepted runs to executor pools.
+//!
+//! - [`config`]: the layered configuration.
+//! - [`dispatch`]: pulls the submit stream and queues each run in its pool, acknowledging
+//!   only what is safely queued.
+//! - [`Application`]: wiring and graceful stop.
+//!
+//! Architecture invariant: the scheduler never runs code and never serves HTTP to clients.
+//! Tenant fairness, capacity checks and dead-run supervision belong here as they are built.
+
+pub mod config;
+pub mod dispatch;
+
+use std::time::Duration;
+
+use coderun_bus::{Bus, ConsumerSettings};
+use coderun_schema::names::Names;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// A connected scheduler.
+pub struct Application {
+    bus: Bus,
+    config: Config,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let names = Names::new(config.bus.prefix.clone()).map_err(anyhow::Error::msg)?;
+        let bus = Bus::connect(&config.bus.url, names, "coderun-scheduler").await?;
+        bus.ensure_submit_stream().await?;
+        bus.ensure_jobs_stream().await?;
+        Ok(Self { bus, config })
+    }
+
+    /// Dispatches until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let consumer = self
+            .bus
+            .submit_consumer(ConsumerSettings {
+                ack_wait: Duration::from_secs(self.config.submit.ack_wait_secs),
+                max_deliver: self.config.submit.max_deliver,
+            })
+            .await?;
+        tracing::info!("scheduler dispatching");
+        dispatch::run(self.bus.clone(), consumer, self.config.submit.batch, shutdown).await;
+        let _ = self.bus.client().flush().await;
+        tracing::info!("scheduler stopped");
+        Ok(())
+    }
+}

@@ -1,7 +1,7 @@
 //! The in-container agent: PID 1 of every sandbox.
 //!
-//! It reads one [`AgentJob`] as a JSON line on stdin, writes the files into the workspace (its
-//! working directory, a tmpfs), runs the compile command once and the run command once per
+//! It reads one [`AgentJob`] as a JSON line on stdin, writes the files into the workspace (the
+//! `/workspace` tmpfs), runs the compile command once and the run command once per
 //! stdin, and writes one [`AgentResult`] as a JSON line on stdout. Then it exits and the
 //! container is gone.
 //!
@@ -27,6 +27,8 @@ use coderun_schema::bytes64::Bytes64;
 use coderun_schema::catalog::StageLimits;
 
 const PROTOCOL_VERSION: u32 = 1;
+/// The tmpfs the files are written to and the programs run in.
+const WORKSPACE: &str = "/workspace";
 /// Open files a program may hold.
 const MAX_OPEN_FILES: u64 = 256;
 
@@ -60,6 +62,12 @@ fn run_job(job: &AgentJob) -> AgentResult {
         v: PROTOCOL_VERSION,
         ..Default::default()
     };
+    // Not the container's working directory: Docker would create that one root-owned over the
+    // tmpfs, and nobody could write to it.
+    if let Err(error) = std::env::set_current_dir(WORKSPACE) {
+        result.error = Some(format!("failed to enter {WORKSPACE}: {error}"));
+        return result;
+    }
     for file in &job.files {
         if let Err(error) = write_file(file) {
             result.error = Some(error);

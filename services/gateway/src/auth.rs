@@ -1,0 +1,79 @@
+//! API keys → tenants. Keys are never stored: the configuration holds their SHA-256, and a
+//! request's key is hashed and looked up.
+
+use std::collections::HashMap;
+
+use actix_web::HttpRequest;
+use coderun_schema::catalog::Limits;
+use sha2::{Digest, Sha256};
+
+use crate::config::TenantConfig;
+use crate::error::ApiError;
+
+/// A tenant as the gateway knows it.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub config: TenantConfig,
+}
+
+impl Tenant {
+    /// The most this tenant may ask for, given what the catalog allows.
+    pub fn max_limits(&self, catalog_max: Limits) -> Limits {
+        catalog_max.min(catalog_max.overlaid(&self.config.max_limits))
+    }
+}
+
+/// The key → tenant table.
+#[derive(Debug, Clone, Default)]
+pub struct Tenants {
+    by_key_hash: HashMap<String, Tenant>,
+}
+
+/// Hex SHA-256 of a key, as stored in the configuration.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl Tenants {
+    pub fn new(configs: &[TenantConfig]) -> Self {
+        let mut by_key_hash = HashMap::new();
+        for config in configs {
+            for hash in &config.key_sha256 {
+                let tenant = Tenant {
+                    id: config.id.clone(),
+                    config: config.clone(),
+                };
+                by_key_hash.insert(hash.to_ascii_lowercase(), tenant);
+            }
+        }
+        Self { by_key_hash }
+    }
+
+    /// The tenant of the request's key (`Authorization: Bearer` or `X-Api-Key`).
+    pub fn authenticate(&self, request: &HttpRequest) -> Result<&Tenant, ApiError> {
+        let headers = request.headers();
+        let bearer = headers
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, key) = value.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+            });
+        let key = bearer.or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|value| value.to_str().ok())
+                .map(str::trim)
+        });
+        match key {
+            Some(key) if !key.is_empty() => self.find(key).ok_or(ApiError::Unauthorized),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+
+    /// The tenant of a raw key.
+    pub fn find(&self, key: &str) -> Option<&Tenant> {
+        self.by_key_hash.get(&hash_key(key))
+    }
+}

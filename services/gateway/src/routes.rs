@@ -1,0 +1,315 @@
+//! The HTTP handlers. Each one authenticates, does its work through the shared [`State`], and
+//! answers a schema type or an [`ApiError`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::body::BoxBody;
+use actix_web::http::{header, StatusCode};
+use actix_web::web::{Data, Json, Path, Query};
+use actix_web::{HttpRequest, HttpResponse, Responder};
+use anyhow::Context as _;
+use apistos::paths::{MediaType, Response, Responses};
+use apistos::reference_or::ReferenceOr;
+use apistos::{api_operation, ApiComponent};
+use coderun_schema::messages::{JobSubmitted, RunRecord, VERSION};
+use coderun_schema::run::{
+    CreateRunQuery, GetRunQuery, Health, LanguageInfo, LanguageList, Run, RunRequest,
+};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::{validate, wait, State};
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// A run, answered 200 when it is terminal and 202 while it is not.
+pub struct RunReply(pub Run);
+
+impl Responder for RunReply {
+    type Body = BoxBody;
+
+    fn respond_to(self, _request: &HttpRequest) -> HttpResponse<BoxBody> {
+        let status = if self.0.status.is_terminal() {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        HttpResponse::build(status)
+            .insert_header((header::LOCATION, format!("/v1/runs/{}", self.0.id)))
+            .json(&self.0)
+    }
+}
+
+impl ApiComponent for RunReply {
+    fn child_schemas() -> Vec<(String, ReferenceOr<apistos::Schema>)> {
+        <Run as ApiComponent>::child_schemas()
+    }
+
+    fn schema() -> Option<(String, ReferenceOr<apistos::Schema>)> {
+        <Run as ApiComponent>::schema()
+    }
+
+    fn responses(_content_type: Option<String>) -> Option<Responses> {
+        let (name, _) = Self::schema()?;
+        let response = |description: &str| {
+            ReferenceOr::Object(Response {
+                description: description.to_owned(),
+                content: BTreeMap::from([(
+                    "application/json".to_owned(),
+                    MediaType {
+                        schema: Some(ReferenceOr::Reference {
+                            _ref: format!("#/components/schemas/{name}"),
+                        }),
+                        ..Default::default()
+                    },
+                )]),
+                ..Default::default()
+            })
+        };
+        Some(Responses {
+            responses: BTreeMap::from([
+                ("200".to_owned(), response("The run, finished")),
+                ("202".to_owned(), response("The run, not finished yet (see Location)")),
+            ])
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        })
+    }
+}
+
+fn new_run_id() -> String {
+    format!("run_{}", ulid::Ulid::new())
+}
+
+/// Create a run
+///
+/// Validates the request against the language catalog and the tenant's limits, stores the
+/// run and queues it. With `wait=true`, answers 200 with the finished run, or 202 with its
+/// current state if it did not finish in `timeout_ms`.
+#[api_operation(tag = "runs", operation_id = "create_run")]
+#[tracing::instrument(skip_all, fields(tenant, run_id, language = %body.language))]
+pub async fn create_run(
+    request: HttpRequest,
+    state: Data<State>,
+    query: Query<CreateRunQuery>,
+    body: Json<RunRequest>,
+) -> Result<RunReply, ApiError> {
+    let tenant = state.tenants.authenticate(&request)?;
+    tracing::Span::current().record("tenant", tenant.id.as_str());
+    let wait_for = if query.wait {
+        Some(state.wait_duration(query.timeout_ms, "timeout_ms")?)
+    } else {
+        None
+    };
+    let job = validate::resolve(&body, &state.catalog, |max| tenant.max_limits(max), &state.config.runs)?;
+    if !state.executors.serves(&job.language) {
+        return Err(ApiError::NoCapacity(job.language));
+    }
+
+    let mut run_id = new_run_id();
+    let idempotency_key = idempotency_key(&request)?;
+    if let Some(key) = &idempotency_key {
+        let bound = state
+            .store
+            .bind_idempotency_key(&tenant.id, key, &run_id)
+            .await
+            .context("failed to bind the idempotency key")
+            .map_err(ApiError::Unavailable)?;
+        if bound != run_id {
+            // The same key was used before: answer with that run, never a second one.
+            run_id = bound;
+            tracing::Span::current().record("run_id", run_id.as_str());
+            return answer_existing(&state, &tenant.id, &run_id, wait_for).await;
+        }
+    }
+    tracing::Span::current().record("run_id", run_id.as_str());
+
+    let now = OffsetDateTime::now_utc();
+    let submitted = JobSubmitted {
+        v: VERSION,
+        run_id: run_id.clone(),
+        tenant: tenant.id.clone(),
+        job,
+        submitted_at: now,
+    };
+    let encoded_size = serde_json::to_vec(&submitted).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    let max_message = state.bus.max_message_bytes();
+    if encoded_size > max_message {
+        return Err(ApiError::TooLarge(format!(
+            "the run takes {encoded_size} bytes once encoded; at most {max_message} are accepted"
+        )));
+    }
+    let record = RunRecord {
+        v: VERSION,
+        tenant: tenant.id.clone(),
+        run: Run::queued(run_id.clone(), submitted.job.language.clone(), now),
+        submission: Some(submitted.clone()),
+    };
+    let accepted = async {
+        state.store.create(&record).await.context("failed to store the run")?;
+        // Subscribed before publishing: the run cannot finish unseen.
+        let events = match wait_for {
+            Some(_) => Some(wait::subscribe(&state.bus, &run_id).await?),
+            None => None,
+        };
+        state
+            .bus
+            .publish_durable(state.bus.names().runs_submit(), &submitted, &run_id)
+            .await
+            .context("failed to queue the run")?;
+        anyhow::Ok(events)
+    }
+    .await;
+    let events = match accepted {
+        Ok(events) => events,
+        Err(error) => {
+            if let Some(key) = &idempotency_key {
+                let _ = state.store.release_idempotency_key(&tenant.id, key).await;
+            }
+            return Err(ApiError::Unavailable(error));
+        }
+    };
+    tracing::info!("run queued");
+    match (events, wait_for) {
+        (Some(events), Some(timeout)) => {
+            let latest = wait::until_terminal(&state.store, events, &run_id, timeout)
+                .await
+                .map_err(ApiError::Unavailable)?;
+            Ok(RunReply(latest.map(|record| record.run).unwrap_or(record.run)))
+        }
+        _ => Ok(RunReply(record.run)),
+    }
+}
+
+fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".to_owned()))?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 characters".to_owned()));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+async fn answer_existing(
+    state: &State,
+    tenant: &str,
+    run_id: &str,
+    wait_for: Option<Duration>,
+) -> Result<RunReply, ApiError> {
+    let record = load_own_run(state, tenant, run_id).await?;
+    match wait_for {
+        Some(timeout) if !record.run.status.is_terminal() => {
+            let events = wait::subscribe(&state.bus, run_id).await.map_err(ApiError::Unavailable)?;
+            let latest = wait::until_terminal(&state.store, events, run_id, timeout)
+                .await
+                .map_err(ApiError::Unavailable)?;
+            Ok(RunReply(latest.map(|record| record.run).unwrap_or(record.run)))
+        }
+        _ => Ok(RunReply(record.run)),
+    }
+}
+
+async fn load_own_run(state: &State, tenant: &str, run_id: &str) -> Result<RunRecord, ApiError> {
+    let record = state
+        .store
+        .get(run_id)
+        .await
+        .context("failed to read the run")
+        .map_err(ApiError::Unavailable)?;
+    match record {
+        // Another tenant's run is indistinguishable from a missing one.
+        Some(record) if record.tenant == tenant => Ok(record),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Get a run
+///
+/// The run as it stands. With `wait_ms`, answers as soon as the run is terminal, or after
+/// `wait_ms` milliseconds.
+#[api_operation(tag = "runs", operation_id = "get_run")]
+#[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
+pub async fn get_run(
+    request: HttpRequest,
+    state: Data<State>,
+    path: Path<String>,
+    query: Query<GetRunQuery>,
+) -> Result<RunReply, ApiError> {
+    let tenant = state.tenants.authenticate(&request)?;
+    let run_id = path.into_inner();
+    let wait_for = match query.wait_ms {
+        Some(wait_ms) if wait_ms > 0 => Some(state.wait_duration(Some(wait_ms), "wait_ms")?),
+        _ => None,
+    };
+    answer_existing(&state, &tenant.id, &run_id, wait_for).await
+}
+
+/// List languages
+///
+/// The catalog languages that at least one live executor serves, with the version read from
+/// the image that executor runs.
+#[api_operation(tag = "languages", operation_id = "list_languages")]
+pub async fn list_languages(request: HttpRequest, state: Data<State>) -> Result<Json<LanguageList>, ApiError> {
+    state.tenants.authenticate(&request)?;
+    let served = state.executors.served_languages();
+    let languages = state
+        .catalog
+        .languages
+        .iter()
+        .filter_map(|spec| {
+            let version = served.get(&spec.id)?;
+            Some(LanguageInfo {
+                id: spec.id.clone(),
+                name: spec.name.clone(),
+                aliases: spec.aliases.clone(),
+                version: version.clone(),
+                source_file: spec.source_file.clone(),
+                compiled: spec.compile.is_some(),
+            })
+        })
+        .collect();
+    Ok(Json(LanguageList { languages }))
+}
+
+/// Liveness
+///
+/// 200 while the process serves HTTP.
+#[api_operation(tag = "health", operation_id = "healthz")]
+pub async fn healthz() -> Result<Json<Health>, ApiError> {
+    Ok(Json(Health {
+        status: "ok".to_owned(),
+        checks: BTreeMap::new(),
+    }))
+}
+
+/// Readiness
+///
+/// 200 when NATS and Redis are reachable, 503 otherwise.
+#[api_operation(tag = "health", operation_id = "readyz")]
+pub async fn readyz(state: Data<State>) -> HttpResponse {
+    let mut checks = BTreeMap::new();
+    let nats_ok = state.bus.is_connected();
+    checks.insert("nats".to_owned(), if nats_ok { "ok" } else { "disconnected" }.to_owned());
+    let redis_ok = match state.store.ping().await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "readiness: redis unreachable");
+            false
+        }
+    };
+    checks.insert("redis".to_owned(), if redis_ok { "ok" } else { "unreachable" }.to_owned());
+    let ready = nats_ok && redis_ok;
+    let body = Health {
+        status: if ready { "ok" } else { "unavailable" }.to_owned(),
+        checks,
+    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    HttpResponse::build(status).json(body)
+}

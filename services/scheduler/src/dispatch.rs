@@ -1,0 +1,86 @@
+//! Moving accepted runs from the submit stream to their pool's queue.
+//!
+//! A submission is acknowledged only after its job is stored in the jobs stream, so a
+//! scheduler that dies in between loses nothing: the submission is redelivered, and the jobs
+//! stream's duplicate window (keyed by run id) keeps the retry from queuing the run twice.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, AckKind};
+use coderun_bus::{async_nats, Bus};
+use coderun_schema::messages::{JobDispatched, JobSubmitted, VERSION};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// The pool a job goes to. One pool per language for now; hardened runtimes and
+/// architectures will add pools of their own.
+pub fn pool_for(submitted: &JobSubmitted) -> String {
+    submitted.job.language.clone()
+}
+
+/// Pulls submissions until `shutdown`; the batch in hand is finished before it returns.
+pub async fn run(
+    bus: Bus,
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    batch: usize,
+    shutdown: CancellationToken,
+) {
+    while !shutdown.is_cancelled() {
+        let messages = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            messages = consumer.fetch().max_messages(batch).expires(Duration::from_secs(1)).messages() => messages,
+        };
+        let mut messages = match messages {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "failed to fetch submissions; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(message) => dispatch(&bus, message).await,
+                Err(error) => tracing::warn!(%error, "failed to receive a submission"),
+            }
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(run_id))]
+async fn dispatch(bus: &Bus, message: jetstream::Message) {
+    let submitted: JobSubmitted = match coderun_bus::decode(&message.payload) {
+        Ok(submitted) => submitted,
+        Err(error) => {
+            tracing::error!(%error, "dropping a submission that is not a JobSubmitted");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    tracing::Span::current().record("run_id", submitted.run_id.as_str());
+    let pool = pool_for(&submitted);
+    let dispatched = JobDispatched {
+        v: VERSION,
+        run_id: submitted.run_id.clone(),
+        tenant: submitted.tenant,
+        pool: pool.clone(),
+        job: submitted.job,
+        submitted_at: submitted.submitted_at,
+        dispatched_at: OffsetDateTime::now_utc(),
+    };
+    let subject = bus.names().jobs(&pool);
+    match bus.publish_durable(subject, &dispatched, &dispatched.run_id).await {
+        Ok(()) => {
+            if let Err(error) = message.double_ack().await {
+                // The submission comes back; the duplicate window absorbs the second publish.
+                tracing::warn!(%error, "failed to acknowledge a dispatched submission");
+            }
+            tracing::info!(%pool, "run dispatched");
+        }
+        Err(error) => {
+            tracing::error!(%error, "failed to queue a job; the submission will be redelivered");
+            let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        }
+    }
+}

@@ -13,6 +13,7 @@ use apistos::paths::{MediaType, Response, Responses};
 use apistos::reference_or::ReferenceOr;
 use apistos::{api_operation, ApiComponent};
 use coderun_schema::messages::{JobSubmitted, RunRecord, VERSION};
+use coderun_schema::problem::FieldError;
 use coderun_schema::run::{
     CreateRunQuery, GetRunQuery, Health, LanguageInfo, LanguageList, Run, RunRequest,
 };
@@ -44,7 +45,11 @@ impl Responder for RunReply {
 
 impl ApiComponent for RunReply {
     fn child_schemas() -> Vec<(String, ReferenceOr<apistos::Schema>)> {
-        <Run as ApiComponent>::child_schemas()
+        let mut schemas = <Run as ApiComponent>::child_schemas();
+        // apistos adds an error body's own schema (Problem) but not the schemas it refers
+        // to; every operation answering a run can answer a problem, so FieldError goes here.
+        schemas.extend(<FieldError as ApiComponent>::schema());
+        schemas
     }
 
     fn schema() -> Option<(String, ReferenceOr<apistos::Schema>)> {
@@ -89,7 +94,16 @@ fn new_run_id() -> String {
 /// Validates the request against the language catalog and the tenant's limits, stores the
 /// run and queues it. With `wait=true`, answers 200 with the finished run, or 202 with its
 /// current state if it did not finish in `timeout_ms`.
-#[api_operation(tag = "runs", operation_id = "create_run")]
+#[api_operation(
+    tag = "runs",
+    operation_id = "create_run",
+    error_code = 400,
+    error_code = 401,
+    error_code = 413,
+    error_code = 415,
+    error_code = 422,
+    error_code = 503
+)]
 #[tracing::instrument(skip_all, fields(tenant, run_id, language = %body.language))]
 pub async fn create_run(
     request: HttpRequest,
@@ -234,7 +248,15 @@ async fn load_own_run(state: &State, tenant: &str, run_id: &str) -> Result<RunRe
 ///
 /// The run as it stands. With `wait_ms`, answers as soon as the run is terminal, or after
 /// `wait_ms` milliseconds.
-#[api_operation(tag = "runs", operation_id = "get_run")]
+#[api_operation(
+    tag = "runs",
+    operation_id = "get_run",
+    error_code = 400,
+    error_code = 401,
+    error_code = 404,
+    error_code = 422,
+    error_code = 503
+)]
 #[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
 pub async fn get_run(
     request: HttpRequest,
@@ -255,7 +277,7 @@ pub async fn get_run(
 ///
 /// The catalog languages that at least one live executor serves, with the version read from
 /// the image that executor runs.
-#[api_operation(tag = "languages", operation_id = "list_languages")]
+#[api_operation(tag = "languages", operation_id = "list_languages", error_code = 401)]
 pub async fn list_languages(request: HttpRequest, state: Data<State>) -> Result<Json<LanguageList>, ApiError> {
     state.tenants.authenticate(&request)?;
     let served = state.executors.served_languages();
@@ -282,11 +304,11 @@ pub async fn list_languages(request: HttpRequest, state: Data<State>) -> Result<
 ///
 /// 200 while the process serves HTTP.
 #[api_operation(tag = "health", operation_id = "healthz")]
-pub async fn healthz() -> Result<Json<Health>, ApiError> {
-    Ok(Json(Health {
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
         status: "ok".to_owned(),
         checks: BTreeMap::new(),
-    }))
+    })
 }
 
 /// Readiness

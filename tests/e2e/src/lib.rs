@@ -1,0 +1,186 @@
+//! Test harness: [`TestStack::start`] runs a real gateway, scheduler and executor in this
+//! process, against the real NATS, Redis and Docker Engine that `scripts/test.sh` starts, under
+//! a name prefix of the test's own, so tests run side by side without seeing each other.
+//!
+//! Environment: `CODERUN_TEST_NATS_URL`, `CODERUN_TEST_REDIS_URL` (loopback defaults) and
+//! `CODERUN_TEST_AGENT`, the static agent binary (scripts/test.sh builds it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use coderun_client::Client;
+use coderun_schema::names::Names;
+use tokio_util::sync::CancellationToken;
+
+/// The API key of the stack's first tenant.
+pub const TENANT_A_KEY: &str = "test-key-tenant-a";
+/// The API key of a second tenant, to prove runs are private.
+pub const TENANT_B_KEY: &str = "test-key-tenant-b";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub fn nats_url() -> String {
+    env_or("CODERUN_TEST_NATS_URL", "nats://127.0.0.1:4222")
+}
+
+pub fn redis_url() -> String {
+    env_or("CODERUN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// The agent binary to mount; a missing one is a set-up error with a clear message.
+pub fn agent_path() -> PathBuf {
+    let path = std::env::var_os("CODERUN_TEST_AGENT")
+        .map(PathBuf::from)
+        .expect("CODERUN_TEST_AGENT is not set: run the suite with scripts/test.sh");
+    assert!(path.is_file(), "CODERUN_TEST_AGENT={} is not a file", path.display());
+    path
+}
+
+fn sha256_hex(text: &str) -> String {
+    coderun_gateway::auth::hash_key(text)
+}
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The agent the executor mounts (tests may point it at a copy they later remove).
+    pub agent_path: PathBuf,
+    pub slots: u32,
+    /// Languages the executor serves; empty means all with an image.
+    pub languages: Vec<String>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            agent_path: agent_path(),
+            slots: 2,
+            languages: Vec::new(),
+        }
+    }
+}
+
+/// A running gateway + scheduler + executor under a prefix of its own.
+pub struct TestStack {
+    pub base_url: String,
+    pub names: Names,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestStack {
+    pub async fn start() -> Self {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Self {
+        let prefix = format!("test_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        let names = Names::new(prefix.clone()).expect("valid prefix");
+        let shutdown = CancellationToken::new();
+
+        let mut executor_config: coderun_executor::config::Config =
+            coderun_boot_defaults(coderun_executor::config::DEFAULTS);
+        executor_config.bus.url = nats_url();
+        executor_config.bus.prefix = prefix.clone();
+        executor_config.store.url = redis_url();
+        executor_config.worker.slots = options.slots;
+        executor_config.worker.languages = options.languages.clone();
+        executor_config.worker.heartbeat_interval_ms = 500;
+        executor_config.sandbox.agent_path = options.agent_path.clone();
+        let executor = coderun_executor::Application::build(executor_config)
+            .await
+            .expect("executor starts");
+
+        let mut scheduler_config: coderun_scheduler::config::Config =
+            coderun_boot_defaults(coderun_scheduler::config::DEFAULTS);
+        scheduler_config.bus.url = nats_url();
+        scheduler_config.bus.prefix = prefix.clone();
+        let scheduler = coderun_scheduler::Application::build(scheduler_config)
+            .await
+            .expect("scheduler starts");
+
+        let mut gateway_config: coderun_gateway::config::Config =
+            coderun_boot_defaults(coderun_gateway::config::DEFAULTS);
+        gateway_config.http.port = 0;
+        gateway_config.http.workers = 2;
+        gateway_config.bus.url = nats_url();
+        gateway_config.bus.prefix = prefix.clone();
+        gateway_config.store.url = redis_url();
+        gateway_config.tenants = vec![
+            tenant("tenant-a", TENANT_A_KEY),
+            tenant("tenant-b", TENANT_B_KEY),
+        ];
+        let gateway = coderun_gateway::Application::build(gateway_config)
+            .await
+            .expect("gateway starts");
+        let base_url = format!("http://127.0.0.1:{}", gateway.port());
+
+        let tasks = vec![
+            tokio::spawn(executor.run(shutdown.clone())),
+            tokio::spawn(scheduler.run(shutdown.clone())),
+            tokio::spawn(gateway.run(shutdown.clone())),
+        ];
+        let stack = Self {
+            base_url,
+            names,
+            shutdown,
+            tasks,
+        };
+        stack.wait_for_languages().await;
+        stack
+    }
+
+    /// A client with tenant A's key.
+    pub fn client(&self) -> Client {
+        self.client_with_key(TENANT_A_KEY)
+    }
+
+    pub fn client_with_key(&self, key: &str) -> Client {
+        Client::new(&self.base_url, key).expect("valid client")
+    }
+
+    async fn wait_for_languages(&self) {
+        let client = self.client();
+        for _ in 0..100 {
+            if let Ok(list) = client.languages().await {
+                if !list.languages.is_empty() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the gateway never saw an executor heartbeat");
+    }
+
+    /// Stops the services (draining runs in flight) and deletes the test's streams.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let outcome = tokio::time::timeout(Duration::from_secs(90), task).await;
+            match outcome {
+                Ok(Ok(Ok(()))) => {}
+                other => panic!("a service did not stop cleanly: {other:?}"),
+            }
+        }
+        if let Ok(client) = async_nats::connect(nats_url()).await {
+            let jetstream = async_nats::jetstream::new(client);
+            let _ = jetstream.delete_stream(self.names.submit_stream()).await;
+            let _ = jetstream.delete_stream(self.names.jobs_stream()).await;
+        }
+    }
+}
+
+fn tenant(id: &str, key: &str) -> coderun_gateway::config::TenantConfig {
+    coderun_gateway::config::TenantConfig {
+        id: id.to_owned(),
+        key_sha256: vec![sha256_hex(key)],
+        max_limits: Default::default(),
+    }
+}
+
+/// A service's committed defaults, parsed as its config type.
+fn coderun_boot_defaults<T: serde::de::DeserializeOwned>(defaults: &str) -> T {
+    toml::from_str(defaults).expect("committed defaults fit the config type")
+}

@@ -2,7 +2,7 @@
 # Stops the four services scripts/up.sh started (by their pid files). NATS, Redis and dockerd
 # are left running; they are shared with the test suite.
 set -euo pipefail
-# shellcheck source=lib/common.sh
+# shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 for name in gateway executor scheduler; do

@@ -3,7 +3,7 @@
 # image per language on top of it (docker build --network host). Images whose inputs did not
 # change are skipped. Usage: scripts/images.sh [language ...]   (default: every language)
 set -euo pipefail
-# shellcheck source=lib/common.sh
+# shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # The Debian mirror this machine's apt already uses, so no mirror is named here.

@@ -5,7 +5,7 @@
 # and prints how to call the API. Safe to run again: it reuses what already runs.
 # Stop the services with scripts/down.sh.
 set -euo pipefail
-# shellcheck source=lib/common.sh
+# shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 GATEWAY_PORT="${CODERUN_GATEWAY_PORT:-8080}"

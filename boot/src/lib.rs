@@ -116,3 +116,11 @@ pub fn load_or_exit<C: DeserializeOwned>(service: &str, defaults: &str, list_key
         }
     }
 }
+
+/// Exits with [`EXIT_BAD_CONFIG`] and one clear line when a loaded configuration is invalid.
+pub fn exit_if_invalid(service: &str, validation: Result<(), String>) {
+    if let Err(message) = validation {
+        eprintln!("coderun-{service}: invalid configuration: {message}");
+        std::process::exit(EXIT_BAD_CONFIG);
+    }
+}

@@ -189,7 +189,11 @@ impl Bus {
     }
 
     /// Publishes on core NATS: fire and forget (events, heartbeats).
-    pub async fn publish<T: Serialize>(&self, subject: String, message: &T) -> Result<(), BusError> {
+    pub async fn publish<T: Serialize>(
+        &self,
+        subject: String,
+        message: &T,
+    ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(message)?;
         self.client
             .publish(subject.clone(), payload.into())

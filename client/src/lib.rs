@@ -40,7 +40,9 @@ impl ClientError {
     /// The HTTP status of an error answer.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Problem { status, .. } | ClientError::UnexpectedBody { status, .. } => Some(*status),
+            ClientError::Problem { status, .. } | ClientError::UnexpectedBody { status, .. } => {
+                Some(*status)
+            }
             _ => None,
         }
     }
@@ -113,7 +115,11 @@ impl Client {
     }
 
     /// `POST /v1/runs`.
-    pub async fn create_run(&self, request: &RunRequest, options: &CreateOptions) -> Result<Reply<Run>, ClientError> {
+    pub async fn create_run(
+        &self,
+        request: &RunRequest,
+        options: &CreateOptions,
+    ) -> Result<Reply<Run>, ClientError> {
         let mut url = self.url("/v1/runs")?;
         if options.wait {
             let mut query = url.query_pairs_mut();
@@ -142,7 +148,8 @@ impl Client {
     pub async fn get_run(&self, id: &str, wait_ms: Option<u64>) -> Result<Reply<Run>, ClientError> {
         let mut url = self.url(&format!("/v1/runs/{id}"))?;
         if let Some(wait_ms) = wait_ms {
-            url.query_pairs_mut().append_pair("wait_ms", &wait_ms.to_string());
+            url.query_pairs_mut()
+                .append_pair("wait_ms", &wait_ms.to_string());
         }
         decode(self.http.get(url).send().await?).await
     }
@@ -155,17 +162,25 @@ impl Client {
 
     /// `GET /healthz`.
     pub async fn health(&self) -> Result<Health, ClientError> {
-        Ok(decode(self.http.get(self.url("/healthz")?).send().await?).await?.body)
+        Ok(decode(self.http.get(self.url("/healthz")?).send().await?)
+            .await?
+            .body)
     }
 
     /// `GET /readyz`.
     pub async fn ready(&self) -> Result<Health, ClientError> {
-        Ok(decode(self.http.get(self.url("/readyz")?).send().await?).await?.body)
+        Ok(decode(self.http.get(self.url("/readyz")?).send().await?)
+            .await?
+            .body)
     }
 
     /// `GET /openapi.json`, as JSON.
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
-        Ok(decode(self.http.get(self.url("/openapi.json")?).send().await?).await?.body)
+        Ok(
+            decode(self.http.get(self.url("/openapi.json")?).send().await?)
+                .await?
+                .body,
+        )
     }
 
     /// Sends any bytes with any content type and returns the answer as it is.
@@ -216,7 +231,11 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<Repl
     let bytes = response.bytes().await?;
     if (200..300).contains(&status) {
         return serde_json::from_slice(&bytes)
-            .map(|body| Reply { status, body, location })
+            .map(|body| Reply {
+                status,
+                body,
+                location,
+            })
             .map_err(|_| ClientError::UnexpectedBody {
                 status,
                 body: String::from_utf8_lossy(&bytes).into_owned(),

@@ -187,7 +187,10 @@ impl Catalog {
     pub fn find(&self, name: &str) -> Option<&LanguageSpec> {
         self.languages.iter().find(|language| {
             language.id.eq_ignore_ascii_case(name)
-                || language.aliases.iter().any(|alias| alias.eq_ignore_ascii_case(name))
+                || language
+                    .aliases
+                    .iter()
+                    .any(|alias| alias.eq_ignore_ascii_case(name))
         })
     }
 
@@ -215,13 +218,21 @@ mod tests {
         for language in &catalog.languages {
             let default = catalog.default_limits(language);
             let max = catalog.max_limits(language);
-            assert_eq!(default.min(max), default, "{}: defaults above maxima", language.id);
+            assert_eq!(
+                default.min(max),
+                default,
+                "{}: defaults above maxima",
+                language.id
+            );
         }
     }
 
     #[test]
     fn duplicate_names_are_refused() {
-        let doubled = BUILTIN_CATALOG.replace("aliases = [\"sh\", \"shell\"]", "aliases = [\"python3\"]");
-        assert!(matches!(Catalog::parse(&doubled), Err(CatalogError::DuplicateName(name)) if name == "python3"));
+        let doubled =
+            BUILTIN_CATALOG.replace("aliases = [\"sh\", \"shell\"]", "aliases = [\"python3\"]");
+        assert!(
+            matches!(Catalog::parse(&doubled), Err(CatalogError::DuplicateName(name)) if name == "python3")
+        );
     }
 }

@@ -23,4 +23,3 @@ pub mod messages;
 pub mod names;
 pub mod problem;
 pub mod run;
-

@@ -23,7 +23,9 @@ impl Names {
         if valid {
             Ok(Self { prefix })
         } else {
-            Err(format!("`{prefix}` is not a valid name prefix: use letters, digits, `_` and `-`"))
+            Err(format!(
+                "`{prefix}` is not a valid name prefix: use letters, digits, `_` and `-`"
+            ))
         }
     }
 

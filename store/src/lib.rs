@@ -133,7 +133,9 @@ impl RunStore {
     /// Removes an idempotency binding (when the run it names could not be accepted).
     pub async fn release_idempotency_key(&self, tenant: &str, key: &str) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let _: i64 = connection.del(self.names.idempotency_key(tenant, key)).await?;
+        let _: i64 = connection
+            .del(self.names.idempotency_key(tenant, key))
+            .await?;
         Ok(())
     }
 }

@@ -75,7 +75,10 @@ impl Config {
             ));
         }
         if !matches!(self.sandbox.runtime.as_str(), "runc" | "runsc") {
-            return Err(format!("sandbox.runtime must be runc or runsc, not {}", self.sandbox.runtime));
+            return Err(format!(
+                "sandbox.runtime must be runc or runsc, not {}",
+                self.sandbox.runtime
+            ));
         }
         if !(self.sandbox.cpus > 0.0 && self.sandbox.cpus <= 64.0) {
             return Err("sandbox.cpus must be above 0 and at most 64".to_owned());

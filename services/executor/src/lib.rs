@@ -50,7 +50,10 @@ impl Application {
         config.validate().map_err(anyhow::Error::msg)?;
         let names = Names::new(config.bus.prefix.clone()).map_err(anyhow::Error::msg)?;
         let executor_id = if config.worker.id.is_empty() {
-            format!("executor-{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+            format!(
+                "executor-{}",
+                ulid::Ulid::new().to_string().to_ascii_lowercase()
+            )
         } else {
             config.worker.id.clone()
         };
@@ -68,7 +71,10 @@ impl Application {
             .context("failed to connect to Docker")?;
         let orphans = sandbox.remove_orphans().await?;
         if orphans > 0 {
-            tracing::info!(orphans, "removed sandbox containers left by an earlier executor");
+            tracing::info!(
+                orphans,
+                "removed sandbox containers left by an earlier executor"
+            );
         }
         let catalog = Catalog::builtin();
         let languages = discover_languages(&sandbox, &catalog, &config.worker.languages).await?;
@@ -149,7 +155,9 @@ impl Application {
         tracker.close();
         let drain = Duration::from_secs(self.config.worker.drain_timeout_secs);
         if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
-            tracing::warn!("runs still in flight after the drain timeout; NATS will redeliver them");
+            tracing::warn!(
+                "runs still in flight after the drain timeout; NATS will redeliver them"
+            );
         }
         tracing::info!("executor stopped");
         Ok(())

@@ -159,9 +159,9 @@ pub fn apply(run: &mut Run, job: &Job, result: &AgentResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coderun_schema::bytes64::Bytes64;
     use coderun_schema::catalog::Catalog;
     use coderun_schema::messages::JobTest;
-    use coderun_schema::bytes64::Bytes64;
 
     fn job(tests: Vec<JobTest>, explicit_tests: bool) -> Job {
         Job {
@@ -185,7 +185,11 @@ mod tests {
     }
 
     fn new_run() -> Run {
-        Run::queued("run_1".to_owned(), "python".to_owned(), time::OffsetDateTime::UNIX_EPOCH)
+        Run::queued(
+            "run_1".to_owned(),
+            "python".to_owned(),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
     }
 
     #[test]
@@ -198,9 +202,18 @@ mod tests {
     #[test]
     fn first_failing_test_decides_the_verdict() {
         let tests = vec![
-            JobTest { stdin: Bytes64::default(), expected_stdout: Some(Bytes64::from("1\n")) },
-            JobTest { stdin: Bytes64::default(), expected_stdout: Some(Bytes64::from("2\n")) },
-            JobTest { stdin: Bytes64::default(), expected_stdout: None },
+            JobTest {
+                stdin: Bytes64::default(),
+                expected_stdout: Some(Bytes64::from("1\n")),
+            },
+            JobTest {
+                stdin: Bytes64::default(),
+                expected_stdout: Some(Bytes64::from("2\n")),
+            },
+            JobTest {
+                stdin: Bytes64::default(),
+                expected_stdout: None,
+            },
         ];
         let result = AgentResult {
             v: 1,
@@ -213,7 +226,10 @@ mod tests {
         assert_eq!(run.verdict, Some(Verdict::WrongAnswer));
         assert_eq!(run.tests.len(), 3);
         assert_eq!(run.tests[2].verdict, Some(Verdict::RuntimeError));
-        assert_eq!(run.run.as_ref().and_then(|stage| stage.verdict), Some(Verdict::Ok));
+        assert_eq!(
+            run.run.as_ref().and_then(|stage| stage.verdict),
+            Some(Verdict::Ok)
+        );
     }
 
     #[test]
@@ -233,23 +249,57 @@ mod tests {
     #[test]
     fn signals_timeouts_and_output_caps_have_their_verdicts() {
         let limits = Catalog::builtin().limits.default.run;
-        let segfault = AgentStage { signal: Some(11), ..Default::default() };
+        let segfault = AgentStage {
+            signal: Some(11),
+            ..Default::default()
+        };
         let result = stage_result(&segfault, &limits, Encoding::Utf8, None);
         assert_eq!(result.verdict, Some(Verdict::RuntimeError));
         assert_eq!(result.signal.as_deref(), Some("SIGSEGV"));
-        let slow = AgentStage { signal: Some(9), wall_timed_out: true, ..Default::default() };
-        assert_eq!(stage_result(&slow, &limits, Encoding::Utf8, None).verdict, Some(Verdict::TimeLimit));
-        let loud = AgentStage { exit_code: Some(0), stdout_truncated: true, ..Default::default() };
-        assert_eq!(stage_result(&loud, &limits, Encoding::Utf8, None).verdict, Some(Verdict::OutputLimit));
-        let hungry = AgentStage { signal: Some(9), memory_kb: limits.memory_mb * 1024, ..Default::default() };
-        assert_eq!(stage_result(&hungry, &limits, Encoding::Utf8, None).verdict, Some(Verdict::MemoryLimit));
+        let slow = AgentStage {
+            signal: Some(9),
+            wall_timed_out: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            stage_result(&slow, &limits, Encoding::Utf8, None).verdict,
+            Some(Verdict::TimeLimit)
+        );
+        let loud = AgentStage {
+            exit_code: Some(0),
+            stdout_truncated: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            stage_result(&loud, &limits, Encoding::Utf8, None).verdict,
+            Some(Verdict::OutputLimit)
+        );
+        let hungry = AgentStage {
+            signal: Some(9),
+            memory_kb: limits.memory_mb * 1024,
+            ..Default::default()
+        };
+        assert_eq!(
+            stage_result(&hungry, &limits, Encoding::Utf8, None).verdict,
+            Some(Verdict::MemoryLimit)
+        );
     }
 
     #[test]
     fn base64_encoding_keeps_binary_output() {
         let limits = Catalog::builtin().limits.default.run;
-        let binary = AgentStage { exit_code: Some(0), stdout: Bytes64(vec![0xff, 0x00]), ..Default::default() };
-        assert_eq!(stage_result(&binary, &limits, Encoding::Base64, None).stdout, "/wA=");
-        assert_eq!(stage_result(&binary, &limits, Encoding::Utf8, None).stdout, "\u{fffd}\u{0}");
+        let binary = AgentStage {
+            exit_code: Some(0),
+            stdout: Bytes64(vec![0xff, 0x00]),
+            ..Default::default()
+        };
+        assert_eq!(
+            stage_result(&binary, &limits, Encoding::Base64, None).stdout,
+            "/wA="
+        );
+        assert_eq!(
+            stage_result(&binary, &limits, Encoding::Utf8, None).stdout,
+            "\u{fffd}\u{0}"
+        );
     }
 }

@@ -215,11 +215,20 @@ impl Sandbox {
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
             .map_err(SandboxError::Start)?;
-        let mut line = serde_json::to_vec(job).map_err(|error| SandboxError::Protocol(error.to_string()))?;
+        let mut line =
+            serde_json::to_vec(job).map_err(|error| SandboxError::Protocol(error.to_string()))?;
         line.push(b'\n');
-        attached.input.write_all(&line).await.map_err(SandboxError::Send)?;
+        attached
+            .input
+            .write_all(&line)
+            .await
+            .map_err(SandboxError::Send)?;
         attached.input.flush().await.map_err(SandboxError::Send)?;
-        attached.input.shutdown().await.map_err(SandboxError::Send)?;
+        attached
+            .input
+            .shutdown()
+            .await
+            .map_err(SandboxError::Send)?;
 
         let mut stdout = Vec::new();
         let mut diagnostics = Vec::new();
@@ -227,7 +236,9 @@ impl Sandbox {
             match frame {
                 Ok(bollard::container::LogOutput::StdOut { message }) => {
                     if stdout.len() + message.len() > MAX_AGENT_MESSAGE {
-                        return Err(SandboxError::Protocol("the agent's answer is too large".to_owned()));
+                        return Err(SandboxError::Protocol(
+                            "the agent's answer is too large".to_owned(),
+                        ));
                     }
                     stdout.extend_from_slice(&message);
                 }
@@ -237,7 +248,11 @@ impl Sandbox {
                     }
                 }
                 Ok(_) => {}
-                Err(error) => return Err(SandboxError::Protocol(format!("attach stream failed: {error}"))),
+                Err(error) => {
+                    return Err(SandboxError::Protocol(format!(
+                        "attach stream failed: {error}"
+                    )))
+                }
             }
         }
         if !diagnostics.is_empty() {
@@ -246,7 +261,9 @@ impl Sandbox {
         let answer = stdout
             .split(|byte| *byte == b'\n')
             .rfind(|line| !line.is_empty())
-            .ok_or_else(|| SandboxError::Protocol("the agent exited without an answer".to_owned()))?;
+            .ok_or_else(|| {
+                SandboxError::Protocol("the agent exited without an answer".to_owned())
+            })?;
         serde_json::from_slice(answer).map_err(|error| SandboxError::Protocol(error.to_string()))
     }
 
@@ -265,7 +282,10 @@ impl Sandbox {
     pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
         let filters = HashMap::from([(
             "label".to_owned(),
-            vec![LABEL_POOL.to_owned(), format!("{LABEL_PREFIX}={}", self.prefix)],
+            vec![
+                LABEL_POOL.to_owned(),
+                format!("{LABEL_PREFIX}={}", self.prefix),
+            ],
         )]);
         let options = ListContainersOptions {
             all: true,
@@ -298,7 +318,12 @@ impl Sandbox {
     }
 
     /// Runs `argv` in a sandbox of `image` and returns its trimmed stdout (language versions).
-    pub async fn read_version(&self, image: &str, pool: &str, argv: &[String]) -> Result<String, SandboxError> {
+    pub async fn read_version(
+        &self,
+        image: &str,
+        pool: &str,
+        argv: &[String],
+    ) -> Result<String, SandboxError> {
         let limits = StageLimits {
             cpu_ms: 10_000,
             wall_ms: 20_000,
@@ -327,11 +352,12 @@ impl Sandbox {
             },
         };
         let result = self.run(&spec, &job, Duration::from_secs(60)).await?;
-        let stage = result
-            .runs
-            .first()
-            .ok_or_else(|| SandboxError::Protocol(result.error.unwrap_or_else(|| "no result".to_owned())))?;
-        let text = String::from_utf8_lossy(stage.stdout.as_slice()).trim().to_owned();
+        let stage = result.runs.first().ok_or_else(|| {
+            SandboxError::Protocol(result.error.unwrap_or_else(|| "no result".to_owned()))
+        })?;
+        let text = String::from_utf8_lossy(stage.stdout.as_slice())
+            .trim()
+            .to_owned();
         if stage.exit_code != Some(0) || text.is_empty() {
             return Err(SandboxError::Protocol(format!(
                 "version command {argv:?} failed: {}",
@@ -370,21 +396,30 @@ mod tests {
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.readonly_rootfs, Some(true));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
-        assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_owned()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_owned()])
+        );
         let larger = limits.compile.memory_mb.max(limits.run.memory_mb) as i64 * 1024 * 1024;
         assert_eq!(host.memory, Some(larger));
         assert_eq!(host.memory_swap, host.memory);
         assert_eq!(body.user.as_deref(), Some(SANDBOX_USER));
         assert_eq!(body.network_disabled, Some(true));
         let env = body.env.expect("env");
-        assert!(env.iter().all(|entry| entry.starts_with("PATH=") || entry.starts_with("HOME=") || entry.starts_with("LANG=")));
+        assert!(env.iter().all(|entry| entry.starts_with("PATH=")
+            || entry.starts_with("HOME=")
+            || entry.starts_with("LANG=")));
     }
 
     fn container_body_for_tests(spec: &SandboxSpec<'_>) -> ContainerCreateBody {
         // container_body is pure: build it without a Docker connection.
         let sandbox = Sandbox {
-            docker: Docker::connect_with_http("http://127.0.0.1:1", 1, bollard::API_DEFAULT_VERSION)
-                .expect("a client needs no connection to exist"),
+            docker: Docker::connect_with_http(
+                "http://127.0.0.1:1",
+                1,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .expect("a client needs no connection to exist"),
             settings: sandbox_settings(),
             prefix: "test".to_owned(),
         };

@@ -135,7 +135,12 @@ impl Worker {
     ) -> anyhow::Result<()> {
         use anyhow::Context as _;
         let run_id = &dispatched.run_id;
-        let Some(mut record) = self.store.get(run_id).await.context("failed to read the run")? else {
+        let Some(mut record) = self
+            .store
+            .get(run_id)
+            .await
+            .context("failed to read the run")?
+        else {
             tracing::warn!("the run record is gone (expired?); dropping the job");
             return Ok(());
         };
@@ -151,7 +156,11 @@ impl Worker {
         record.run.started_at = Some(started_at);
         record.run.version = Some(language.served.version.clone());
         record.run.queue_ms = Some(millis_between(record.run.created_at, started_at));
-        if self.store.update(&record).await.context("failed to mark the run running")?
+        if self
+            .store
+            .update(&record)
+            .await
+            .context("failed to mark the run running")?
             == UpdateOutcome::AlreadyTerminal
         {
             return Ok(());
@@ -166,7 +175,10 @@ impl Worker {
             run_id,
             limits: dispatched.job.limits,
         };
-        let progress = keep_alive(message, Duration::from_secs(self.settings.ack_wait_secs.max(3) / 3));
+        let progress = keep_alive(
+            message,
+            Duration::from_secs(self.settings.ack_wait_secs.max(3) / 3),
+        );
         let result = self.sandbox.run(&spec, &agent_job, deadline).await;
         progress.cancel();
 

@@ -77,11 +77,17 @@ impl Config {
         }
         for tenant in &self.tenants {
             if tenant.id.is_empty() || tenant.key_sha256.is_empty() {
-                return Err(format!("tenant `{}` needs an id and at least one key_sha256", tenant.id));
+                return Err(format!(
+                    "tenant `{}` needs an id and at least one key_sha256",
+                    tenant.id
+                ));
             }
             for hash in &tenant.key_sha256 {
                 if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!("tenant `{}`: key_sha256 entries are 64 hex digits", tenant.id));
+                    return Err(format!(
+                        "tenant `{}`: key_sha256 entries are 64 hex digits",
+                        tenant.id
+                    ));
                 }
             }
         }

@@ -61,7 +61,9 @@ impl ApiError {
             ApiError::NotFound => ("run-not-found", "No such run"),
             ApiError::NoRoute => ("not-found", "Not found"),
             ApiError::TooLarge(_) => ("too-large", "Request too large"),
-            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
             ApiError::Invalid { .. } => ("invalid-request", "Invalid request"),
             ApiError::NoCapacity(_) => ("no-capacity", "No capacity for this language"),
             ApiError::Unavailable(_) => ("unavailable", "Service temporarily unavailable"),
@@ -78,7 +80,9 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(detail) => (Some(detail.clone()), Vec::new()),
             ApiError::Invalid { detail, errors } => (Some(detail.clone()), errors.clone()),
             ApiError::NoCapacity(language) => (
-                Some(format!("no live executor serves `{language}` right now; retry later")),
+                Some(format!(
+                    "no live executor serves `{language}` right now; retry later"
+                )),
                 Vec::new(),
             ),
             ApiError::Unauthorized => (
@@ -146,7 +150,10 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (413, "Request too large"),
     (415, "Body is not JSON"),
     (422, "Invalid request"),
-    (503, "No capacity for the language, or a dependency is down (see Retry-After)"),
+    (
+        503,
+        "No capacity for the language, or a dependency is down (see Retry-After)",
+    ),
 ];
 
 impl ApiErrorComponent for ApiError {

@@ -60,7 +60,10 @@ impl ExecutorView {
         } else {
             fallback_ttl
         };
-        let mut executors = self.executors.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut executors = self
+            .executors
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         executors.retain(|_, seen| seen.expires > Instant::now());
         executors.insert(
             heartbeat.executor_id.clone(),
@@ -74,7 +77,10 @@ impl ExecutorView {
     /// Languages served by at least one live, non-draining executor, with a version each.
     pub fn served_languages(&self) -> BTreeMap<String, String> {
         let now = Instant::now();
-        let executors = self.executors.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let executors = self
+            .executors
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut served = BTreeMap::new();
         for seen in executors.values() {
             if seen.expires <= now || seen.heartbeat.draining {

@@ -54,11 +54,18 @@ pub struct State {
 
 impl State {
     /// A client's wait, checked against the configured maximum.
-    pub fn wait_duration(&self, requested_ms: Option<u64>, field: &str) -> Result<Duration, ApiError> {
+    pub fn wait_duration(
+        &self,
+        requested_ms: Option<u64>,
+        field: &str,
+    ) -> Result<Duration, ApiError> {
         let runs = &self.config.runs;
         let wait_ms = requested_ms.unwrap_or(runs.default_wait_ms);
         if wait_ms > runs.max_wait_ms {
-            return Err(ApiError::invalid_field(field, format!("must be at most {}", runs.max_wait_ms)));
+            return Err(ApiError::invalid_field(
+                field,
+                format!("must be at most {}", runs.max_wait_ms),
+            ));
         }
         Ok(Duration::from_millis(wait_ms))
     }
@@ -77,14 +84,17 @@ fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Err
         JsonPayloadError::ContentType => {
             ApiError::UnsupportedMediaType("send the body as application/json".to_owned())
         }
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
             ApiError::TooLarge(format!("the body is larger than {limit} bytes"))
         }
         JsonPayloadError::Deserialize(inner) if inner.is_data() => ApiError::Invalid {
             detail: inner.to_string(),
             errors: Vec::new(),
         },
-        JsonPayloadError::Deserialize(inner) => ApiError::BadRequest(format!("the body is not valid JSON: {inner}")),
+        JsonPayloadError::Deserialize(inner) => {
+            ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
+        }
         other => ApiError::BadRequest(other.to_string()),
     };
     api_error.into()
@@ -129,7 +139,11 @@ pub fn app(
     App::new()
         .document(spec())
         .app_data(state)
-        .app_data(actix::JsonConfig::default().limit(max_body).error_handler(json_error))
+        .app_data(
+            actix::JsonConfig::default()
+                .limit(max_body)
+                .error_handler(json_error),
+        )
         .app_data(actix::QueryConfig::default().error_handler(query_error))
         .service(
             scope("/v1")
@@ -193,7 +207,10 @@ impl Application {
 
     /// The bound port (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|address| address.port()).unwrap_or(0)
+        self.listener
+            .local_addr()
+            .map(|address| address.port())
+            .unwrap_or(0)
     }
 
     /// Serves until `shutdown`, then stops accepting and finishes requests in flight.

@@ -5,10 +5,7 @@ use coderun_gateway::Application;
 async fn main() -> anyhow::Result<()> {
     coderun_boot::init_tracing();
     let config: Config = coderun_boot::load_or_exit("GATEWAY", DEFAULTS, LIST_KEYS);
-    if let Err(message) = config.validate() {
-        eprintln!("coderun-gateway: {message}");
-        std::process::exit(coderun_boot::EXIT_BAD_CONFIG);
-    }
+    coderun_boot::exit_if_invalid("gateway", config.validate());
     let shutdown = coderun_boot::shutdown_on_signal();
     Application::build(config).await?.run(shutdown).await
 }

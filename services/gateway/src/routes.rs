@@ -15,7 +15,8 @@ use apistos::{api_operation, ApiComponent};
 use coderun_schema::messages::{JobSubmitted, RunRecord, VERSION};
 use coderun_schema::problem::FieldError;
 use coderun_schema::run::{
-    CreateRunQuery, GetRunQuery, Health, LanguageInfo, LanguageList, Run, RunRequest,
+    CreateRunQuery, GetRunQuery, Health, LanguageInfo, LanguageList, Run, RunRequest, RunStatus,
+    Verdict,
 };
 use time::OffsetDateTime;
 
@@ -76,7 +77,10 @@ impl ApiComponent for RunReply {
         Some(Responses {
             responses: BTreeMap::from([
                 ("200".to_owned(), response("The run, finished")),
-                ("202".to_owned(), response("The run, not finished yet (see Location)")),
+                (
+                    "202".to_owned(),
+                    response("The run, not finished yet (see Location)"),
+                ),
             ])
             .into_iter()
             .collect(),
@@ -118,7 +122,12 @@ pub async fn create_run(
     } else {
         None
     };
-    let job = validate::resolve(&body, &state.catalog, |max| tenant.max_limits(max), &state.config.runs)?;
+    let job = validate::resolve(
+        &body,
+        &state.catalog,
+        |max| tenant.max_limits(max),
+        &state.config.runs,
+    )?;
     if !state.executors.serves(&job.language) {
         return Err(ApiError::NoCapacity(job.language));
     }
@@ -149,7 +158,9 @@ pub async fn create_run(
         job,
         submitted_at: now,
     };
-    let encoded_size = serde_json::to_vec(&submitted).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    let encoded_size = serde_json::to_vec(&submitted)
+        .map(|bytes| bytes.len())
+        .unwrap_or(usize::MAX);
     let max_message = state.bus.max_message_bytes();
     if encoded_size > max_message {
         return Err(ApiError::TooLarge(format!(
@@ -163,7 +174,11 @@ pub async fn create_run(
         submission: Some(submitted.clone()),
     };
     let accepted = async {
-        state.store.create(&record).await.context("failed to store the run")?;
+        state
+            .store
+            .create(&record)
+            .await
+            .context("failed to store the run")?;
         // Subscribed before publishing: the run cannot finish unseen.
         let events = match wait_for {
             Some(_) => Some(wait::subscribe(&state.bus, &run_id).await?),
@@ -180,6 +195,15 @@ pub async fn create_run(
     let events = match accepted {
         Ok(events) => events,
         Err(error) => {
+            // The client is told the run was not accepted; make sure nothing waits for it.
+            let mut failed = record.clone();
+            failed.run.status = RunStatus::Completed;
+            failed.run.verdict = Some(Verdict::InternalError);
+            failed.run.finished_at = Some(OffsetDateTime::now_utc());
+            failed.run.error = Some("the run could not be queued".to_owned());
+            if let Err(cleanup) = state.store.update(&failed).await {
+                tracing::error!(%cleanup, "failed to close a run that could not be queued");
+            }
             if let Some(key) = &idempotency_key {
                 let _ = state.store.release_idempotency_key(&tenant.id, key).await;
             }
@@ -192,7 +216,9 @@ pub async fn create_run(
             let latest = wait::until_terminal(&state.store, events, &run_id, timeout)
                 .await
                 .map_err(ApiError::Unavailable)?;
-            Ok(RunReply(latest.map(|record| record.run).unwrap_or(record.run)))
+            Ok(RunReply(
+                latest.map(|record| record.run).unwrap_or(record.run),
+            ))
         }
         _ => Ok(RunReply(record.run)),
     }
@@ -206,7 +232,9 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
         .to_str()
         .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".to_owned()))?;
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-        return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 characters".to_owned()));
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 characters".to_owned(),
+        ));
     }
     Ok(Some(key.to_owned()))
 }
@@ -220,11 +248,15 @@ async fn answer_existing(
     let record = load_own_run(state, tenant, run_id).await?;
     match wait_for {
         Some(timeout) if !record.run.status.is_terminal() => {
-            let events = wait::subscribe(&state.bus, run_id).await.map_err(ApiError::Unavailable)?;
+            let events = wait::subscribe(&state.bus, run_id)
+                .await
+                .map_err(ApiError::Unavailable)?;
             let latest = wait::until_terminal(&state.store, events, run_id, timeout)
                 .await
                 .map_err(ApiError::Unavailable)?;
-            Ok(RunReply(latest.map(|record| record.run).unwrap_or(record.run)))
+            Ok(RunReply(
+                latest.map(|record| record.run).unwrap_or(record.run),
+            ))
         }
         _ => Ok(RunReply(record.run)),
     }
@@ -278,7 +310,10 @@ pub async fn get_run(
 /// The catalog languages that at least one live executor serves, with the version read from
 /// the image that executor runs.
 #[api_operation(tag = "languages", operation_id = "list_languages", error_code = 401)]
-pub async fn list_languages(request: HttpRequest, state: Data<State>) -> Result<Json<LanguageList>, ApiError> {
+pub async fn list_languages(
+    request: HttpRequest,
+    state: Data<State>,
+) -> Result<Json<LanguageList>, ApiError> {
     state.tenants.authenticate(&request)?;
     let served = state.executors.served_languages();
     let languages = state
@@ -318,7 +353,10 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(state: Data<State>) -> HttpResponse {
     let mut checks = BTreeMap::new();
     let nats_ok = state.bus.is_connected();
-    checks.insert("nats".to_owned(), if nats_ok { "ok" } else { "disconnected" }.to_owned());
+    checks.insert(
+        "nats".to_owned(),
+        if nats_ok { "ok" } else { "disconnected" }.to_owned(),
+    );
     let redis_ok = match state.store.ping().await {
         Ok(()) => true,
         Err(error) => {
@@ -326,12 +364,19 @@ pub async fn readyz(state: Data<State>) -> HttpResponse {
             false
         }
     };
-    checks.insert("redis".to_owned(), if redis_ok { "ok" } else { "unreachable" }.to_owned());
+    checks.insert(
+        "redis".to_owned(),
+        if redis_ok { "ok" } else { "unreachable" }.to_owned(),
+    );
     let ready = nats_ok && redis_ok;
     let body = Health {
         status: if ready { "ok" } else { "unavailable" }.to_owned(),
         checks,
     };
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     HttpResponse::build(status).json(body)
 }

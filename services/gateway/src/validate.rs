@@ -88,7 +88,11 @@ pub fn resolve(
         let known: Vec<&str> = catalog.languages.iter().map(|l| l.id.as_str()).collect();
         return Err(ApiError::invalid_field(
             "language",
-            format!("unknown language `{}`; known: {}", request.language, known.join(", ")),
+            format!(
+                "unknown language `{}`; known: {}",
+                request.language,
+                known.join(", ")
+            ),
         ));
     };
     let encoding = request.encoding;
@@ -126,7 +130,10 @@ pub fn resolve(
     }
     for (index, arg) in request.args.iter().enumerate() {
         if arg.len() > MAX_ARG || arg.contains('\0') {
-            problems.add(format!("args[{index}]"), "must be at most 4096 bytes without NUL");
+            problems.add(
+                format!("args[{index}]"),
+                "must be at most 4096 bytes without NUL",
+            );
         }
     }
 
@@ -143,7 +150,12 @@ pub fn resolve(
             .iter()
             .enumerate()
             .map(|(index, test)| JobTest {
-                stdin: Bytes64(decode(&test.stdin, encoding, &format!("tests[{index}].stdin"), &mut problems)),
+                stdin: Bytes64(decode(
+                    &test.stdin,
+                    encoding,
+                    &format!("tests[{index}].stdin"),
+                    &mut problems,
+                )),
                 expected_stdout: test.expected_stdout.as_ref().map(|expected| {
                     let field = format!("tests[{index}].expected_stdout");
                     Bytes64(decode(expected, encoding, &field, &mut problems))
@@ -158,11 +170,16 @@ pub fn resolve(
     };
 
     let limits = catalog.default_limits(language).overlaid(&request.limits);
-    check_limits(limits, tenant_max(catalog.max_limits(language)), &mut problems);
+    check_limits(
+        limits,
+        tenant_max(catalog.max_limits(language)),
+        &mut problems,
+    );
 
     if let Some(url) = &request.callback_url {
         match url::Url::parse(url) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+            Ok(parsed)
+                if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
             _ => problems.add("callback_url", "must be an absolute http or https URL"),
         }
     }
@@ -207,7 +224,6 @@ pub fn resolve(
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,40 +266,65 @@ mod tests {
         for name in ["../x", "/etc/passwd", "a/../../b", "", "a\nb", "dir/", "."] {
             let request = RunRequest {
                 language: "c".to_owned(),
-                files: vec![SourceFile { name: name.to_owned(), content: String::new() }],
+                files: vec![SourceFile {
+                    name: name.to_owned(),
+                    content: String::new(),
+                }],
                 ..Default::default()
             };
-            assert_eq!(field_errors(resolve_default(&request).expect_err(name)), vec!["files[0].name"], "{name:?}");
+            assert_eq!(
+                field_errors(resolve_default(&request).expect_err(name)),
+                vec!["files[0].name"],
+                "{name:?}"
+            );
         }
     }
 
     #[test]
     fn limits_above_the_tenant_maximum_are_refused_not_lowered() {
         let mut request = python("print(1)");
-        request.limits.run = Some(StageLimitsRequest { memory_mb: Some(4096), ..Default::default() });
-        let error = resolve(&request, &Catalog::builtin(), |max| max, &settings()).expect_err("too much");
+        request.limits.run = Some(StageLimitsRequest {
+            memory_mb: Some(4096),
+            ..Default::default()
+        });
+        let error =
+            resolve(&request, &Catalog::builtin(), |max| max, &settings()).expect_err("too much");
         assert_eq!(field_errors(error), vec!["limits.run.memory_mb"]);
     }
 
     #[test]
     fn oversized_source_is_413() {
         let request = python(&"x".repeat(settings().max_source_bytes + 1));
-        assert!(matches!(resolve_default(&request), Err(ApiError::TooLarge(_))));
+        assert!(matches!(
+            resolve_default(&request),
+            Err(ApiError::TooLarge(_))
+        ));
     }
 
     #[test]
     fn unknown_language_is_422_on_language() {
         let mut request = python("");
         request.language = "cobol".to_owned();
-        assert_eq!(field_errors(resolve_default(&request).expect_err("unknown")), vec!["language"]);
+        assert_eq!(
+            field_errors(resolve_default(&request).expect_err("unknown")),
+            vec!["language"]
+        );
     }
 
     #[test]
     fn base64_is_decoded_and_checked() {
         let mut request = python("cHJpbnQoMSk=");
         request.encoding = Encoding::Base64;
-        assert_eq!(resolve_default(&request).expect("valid").files[0].content.as_slice(), b"print(1)");
+        assert_eq!(
+            resolve_default(&request).expect("valid").files[0]
+                .content
+                .as_slice(),
+            b"print(1)"
+        );
         request.source = Some("not base64!".to_owned());
-        assert_eq!(field_errors(resolve_default(&request).expect_err("bad")), vec!["source"]);
+        assert_eq!(
+            field_errors(resolve_default(&request).expect_err("bad")),
+            vec!["source"]
+        );
     }
 }

@@ -11,7 +11,10 @@ use futures::StreamExt;
 
 /// Subscribes to a run's events. Call before publishing the run, or before reading it.
 pub async fn subscribe(bus: &Bus, run_id: &str) -> anyhow::Result<async_nats::Subscriber> {
-    Ok(bus.client().subscribe(bus.names().run_events(run_id)).await?)
+    Ok(bus
+        .client()
+        .subscribe(bus.names().run_events(run_id))
+        .await?)
 }
 
 /// Waits until the run is terminal or `timeout` passes; returns the latest record.

@@ -43,7 +43,9 @@ pub async fn check_hello_worlds(client: &Client) -> anyhow::Result<Vec<CheckResu
     let served = client.languages().await?;
     let mut results = Vec::new();
     for language in served.languages {
-        let Some(spec) = catalog.find(&language.id) else { continue };
+        let Some(spec) = catalog.find(&language.id) else {
+            continue;
+        };
         let request = RunRequest {
             language: spec.id.clone(),
             source: Some(spec.hello_world.clone()),
@@ -54,9 +56,16 @@ pub async fn check_hello_worlds(client: &Client) -> anyhow::Result<Vec<CheckResu
         let millis = started.elapsed().as_millis();
         let (passed, detail) = match outcome {
             Ok(run) => {
-                let stdout = run.run.as_ref().map(|stage| stage.stdout.as_str()).unwrap_or("");
+                let stdout = run
+                    .run
+                    .as_ref()
+                    .map(|stage| stage.stdout.as_str())
+                    .unwrap_or("");
                 let passed = run.verdict == Some(Verdict::Ok) && stdout == spec.hello_world_stdout;
-                (passed, format!("verdict {:?}, stdout {stdout:?}", run.verdict))
+                (
+                    passed,
+                    format!("verdict {:?}, stdout {stdout:?}", run.verdict),
+                )
             }
             Err(error) => (false, error.to_string()),
         };

@@ -70,7 +70,10 @@ async fn dispatch(bus: &Bus, message: jetstream::Message) {
         dispatched_at: OffsetDateTime::now_utc(),
     };
     let subject = bus.names().jobs(&pool);
-    match bus.publish_durable(subject, &dispatched, &dispatched.run_id).await {
+    match bus
+        .publish_durable(subject, &dispatched, &dispatched.run_id)
+        .await
+    {
         Ok(()) => {
             if let Err(error) = message.double_ack().await {
                 // The submission comes back; the duplicate window absorbs the second publish.
@@ -80,7 +83,9 @@ async fn dispatch(bus: &Bus, message: jetstream::Message) {
         }
         Err(error) => {
             tracing::error!(%error, "failed to queue a job; the submission will be redelivered");
-            let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
         }
     }
 }

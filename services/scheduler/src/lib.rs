@@ -45,7 +45,13 @@ impl Application {
             })
             .await?;
         tracing::info!("scheduler dispatching");
-        dispatch::run(self.bus.clone(), consumer, self.config.submit.batch, shutdown).await;
+        dispatch::run(
+            self.bus.clone(),
+            consumer,
+            self.config.submit.batch,
+            shutdown,
+        )
+        .await;
         let _ = self.bus.client().flush().await;
         tracing::info!("scheduler stopped");
         Ok(())

@@ -34,7 +34,11 @@ pub fn agent_path() -> PathBuf {
     let path = std::env::var_os("CODERUN_TEST_AGENT")
         .map(PathBuf::from)
         .expect("CODERUN_TEST_AGENT is not set: run the suite with scripts/test.sh");
-    assert!(path.is_file(), "CODERUN_TEST_AGENT={} is not a file", path.display());
+    assert!(
+        path.is_file(),
+        "CODERUN_TEST_AGENT={} is not a file",
+        path.display()
+    );
     path
 }
 
@@ -76,7 +80,10 @@ impl TestStack {
     }
 
     pub async fn start_with(options: StackOptions) -> Self {
-        let prefix = format!("test_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        let prefix = format!(
+            "test_{}",
+            ulid::Ulid::new().to_string().to_ascii_lowercase()
+        );
         let names = Names::new(prefix.clone()).expect("valid prefix");
         let shutdown = CancellationToken::new();
 

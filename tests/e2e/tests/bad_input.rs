@@ -18,7 +18,11 @@ fn problem_of(response: &RawResponse) -> Problem {
     serde_json::from_slice(&response.body).expect("a problem body")
 }
 
-async fn post_runs(client: &coderun_client::Client, content_type: Option<&str>, body: &[u8]) -> RawResponse {
+async fn post_runs(
+    client: &coderun_client::Client,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> RawResponse {
     client
         .send_raw(Method::POST, "/v1/runs", content_type, body.to_vec(), &[])
         .await
@@ -40,7 +44,12 @@ async fn malformed_unauthenticated_invalid_and_oversized_requests_get_problems()
     problem_of(&not_json);
 
     let anonymous = stack.client_with_key("");
-    let missing_key = post_runs(&anonymous, json, br#"{"language":"python","source":"print(1)"}"#).await;
+    let missing_key = post_runs(
+        &anonymous,
+        json,
+        br#"{"language":"python","source":"print(1)"}"#,
+    )
+    .await;
     assert_eq!(missing_key.status, 401);
     problem_of(&missing_key);
     let wrong_key = stack
@@ -71,26 +80,53 @@ async fn malformed_unauthenticated_invalid_and_oversized_requests_get_problems()
     let too_large = client.run_and_wait(&huge).await.expect_err("too large");
     assert_eq!(too_large.status(), Some(413), "{too_large:?}");
 
-    let unknown_field = post_runs(&client, json, br#"{"language":"python","source":"print(1)","stdn":"x"}"#).await;
+    let unknown_field = post_runs(
+        &client,
+        json,
+        br#"{"language":"python","source":"print(1)","stdn":"x"}"#,
+    )
+    .await;
     assert_eq!(unknown_field.status, 422);
     assert!(String::from_utf8_lossy(&unknown_field.body).contains("stdn"));
 
-    let bad_limits = post_runs(&client, json, br#"{"language":"python","source":"1","limits":{"run":{"memory_mb":999999}}}"#).await;
+    let bad_limits = post_runs(
+        &client,
+        json,
+        br#"{"language":"python","source":"1","limits":{"run":{"memory_mb":999999}}}"#,
+    )
+    .await;
     assert_eq!(bad_limits.status, 422);
-    assert_eq!(problem_of(&bad_limits).errors[0].field, "limits.run.memory_mb");
+    assert_eq!(
+        problem_of(&bad_limits).errors[0].field,
+        "limits.run.memory_mb"
+    );
 
-    let escaping = post_runs(&client, json, br#"{"language":"c","files":[{"name":"../main.c","content":""}]}"#).await;
+    let escaping = post_runs(
+        &client,
+        json,
+        br#"{"language":"c","files":[{"name":"../main.c","content":""}]}"#,
+    )
+    .await;
     assert_eq!(escaping.status, 422);
     assert_eq!(problem_of(&escaping).errors[0].field, "files[0].name");
 
     let bad_wait = client
-        .send_raw(Method::GET, "/v1/runs/run_x?wait_ms=soon", None, Vec::new(), &[])
+        .send_raw(
+            Method::GET,
+            "/v1/runs/run_x?wait_ms=soon",
+            None,
+            Vec::new(),
+            &[],
+        )
         .await
         .expect("answer");
     assert_eq!(bad_wait.status, 400);
     problem_of(&bad_wait);
 
-    let no_route = client.send_raw(Method::GET, "/v2/nothing", None, Vec::new(), &[]).await.expect("answer");
+    let no_route = client
+        .send_raw(Method::GET, "/v2/nothing", None, Vec::new(), &[])
+        .await
+        .expect("answer");
     assert_eq!(no_route.status, 404);
     problem_of(&no_route);
 
@@ -112,11 +148,18 @@ async fn a_run_is_visible_only_to_its_tenant() {
     let other = stack.client_with_key(TENANT_B_KEY);
     let hidden = other.get_run(&run.id, None).await.expect_err("hidden");
     assert_eq!(hidden.status(), Some(404));
-    let missing = stack.client().get_run("run_01NOSUCHRUN", None).await.expect_err("missing");
+    let missing = stack
+        .client()
+        .get_run("run_01NOSUCHRUN", None)
+        .await
+        .expect_err("missing");
     assert_eq!(missing.status(), Some(404));
     match (hidden, missing) {
         (ClientError::Problem { problem: a, .. }, ClientError::Problem { problem: b, .. }) => {
-            assert_eq!(a, b, "another tenant's run looks exactly like a missing one")
+            assert_eq!(
+                a, b,
+                "another tenant's run looks exactly like a missing one"
+            )
         }
         other => panic!("expected two problems, got {other:?}"),
     }
@@ -138,6 +181,22 @@ async fn a_run_whose_container_cannot_be_created_ends_as_internal_error() {
     })
     .await;
     std::fs::remove_dir_all(&directory).expect("remove the agent");
+
+    // This executor serves bash only: python has no capacity anywhere in this stack.
+    let python = stack
+        .client()
+        .send_raw(
+            Method::POST,
+            "/v1/runs",
+            Some("application/json"),
+            br#"{"language":"python","source":"print(1)"}"#.to_vec(),
+            &[],
+        )
+        .await
+        .expect("answer");
+    assert_eq!(python.status, 503);
+    assert!(python.retry_after.is_some(), "503 says when to retry");
+    problem_of(&python);
 
     let run = stack
         .client()

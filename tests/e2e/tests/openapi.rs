@@ -21,20 +21,35 @@ async fn the_committed_openapi_document_is_current() {
         "openapi.json is stale: run CODERUN_UPDATE_OPENAPI=1 scripts/test.sh and commit the result"
     );
 
-    for path in ["/v1/runs", "/v1/runs/{id}", "/v1/languages", "/healthz", "/readyz"] {
+    for path in [
+        "/v1/runs",
+        "/v1/runs/{id}",
+        "/v1/languages",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(generated["paths"][path].is_object(), "{path} is documented");
     }
     for schema in ["RunRequest", "Run", "StageResult", "Verdict", "Problem"] {
-        assert!(generated["components"]["schemas"][schema].is_object(), "{schema} is documented");
+        assert!(
+            generated["components"]["schemas"][schema].is_object(),
+            "{schema} is documented"
+        );
     }
     let text = generated.to_string();
     for reference in text.split("\"$ref\":\"").skip(1) {
         let name = reference.split('"').next().unwrap_or_default();
         let schema = name.trim_start_matches("#/components/schemas/");
-        assert!(generated["components"]["schemas"][schema].is_object(), "{name} resolves");
+        assert!(
+            generated["components"]["schemas"][schema].is_object(),
+            "{name} resolves"
+        );
     }
     let responses = &generated["paths"]["/v1/runs"]["post"]["responses"];
     for status in ["200", "202", "400", "401", "413", "415", "422", "503"] {
-        assert!(responses[status].is_object(), "POST /v1/runs documents {status}");
+        assert!(
+            responses[status].is_object(),
+            "POST /v1/runs documents {status}"
+        );
     }
 }

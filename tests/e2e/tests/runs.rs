@@ -21,27 +21,50 @@ async fn programs_in_each_language_run_and_report_what_they_did() {
     let client = stack.client();
 
     let python = client
-        .run_and_wait(&request("python3", "import sys\nprint(sys.stdin.read().strip()[::-1])\n", "hello\n"))
+        .run_and_wait(&request(
+            "python3",
+            "import sys\nprint(sys.stdin.read().strip()[::-1])\n",
+            "hello\n",
+        ))
         .await
         .expect("python run");
     assert_eq!(python.status, RunStatus::Completed);
     assert_eq!(python.verdict, Some(Verdict::Ok), "{python:?}");
     assert_eq!(python.language, "python");
-    assert!(python.version.as_deref().is_some_and(|v| v.starts_with("3.")), "{python:?}");
+    assert!(
+        python
+            .version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("3.")),
+        "{python:?}"
+    );
     let stage = python.run.as_ref().expect("run stage");
     assert_eq!(stage.stdout, "olleh\n");
     assert_eq!(stage.exit_code, Some(0));
-    assert!(stage.memory_kb > 1000, "python uses more than 1 MiB: {stage:?}");
+    assert!(
+        stage.memory_kb > 1000,
+        "python uses more than 1 MiB: {stage:?}"
+    );
     assert!(python.started_at.is_some() && python.finished_at.is_some());
 
     let c_source = "#include <stdio.h>\nint main(void) { int a, b; scanf(\"%d %d\", &a, &b); printf(\"%d\\n\", a + b); return 0; }\n";
-    let c = client.run_and_wait(&request("c", c_source, "40 2\n")).await.expect("c run");
+    let c = client
+        .run_and_wait(&request("c", c_source, "40 2\n"))
+        .await
+        .expect("c run");
     assert_eq!(c.verdict, Some(Verdict::Ok), "{c:?}");
-    assert_eq!(c.compile.as_ref().and_then(|stage| stage.exit_code), Some(0));
+    assert_eq!(
+        c.compile.as_ref().and_then(|stage| stage.exit_code),
+        Some(0)
+    );
     assert_eq!(c.run.as_ref().expect("run stage").stdout, "42\n");
 
     let bash = client
-        .run_and_wait(&request("bash", "read name\necho \"hi $name\" >&2\necho \"bye $name\"\nexit 3\n", "ann\n"))
+        .run_and_wait(&request(
+            "bash",
+            "read name\necho \"hi $name\" >&2\necho \"bye $name\"\nexit 3\n",
+            "ann\n",
+        ))
         .await
         .expect("bash run");
     let stage = bash.run.as_ref().expect("run stage");
@@ -63,8 +86,16 @@ async fn a_c_syntax_error_is_a_compile_error_with_the_compilers_message() {
         .expect("run");
     assert_eq!(run.verdict, Some(Verdict::CompileError), "{run:?}");
     let compile = run.compile.as_ref().expect("compile stage");
-    assert!(compile.stderr.contains("main.c:1"), "compiler message: {}", compile.stderr);
-    assert!(compile.stderr.contains("error"), "compiler message: {}", compile.stderr);
+    assert!(
+        compile.stderr.contains("main.c:1"),
+        "compiler message: {}",
+        compile.stderr
+    );
+    assert!(
+        compile.stderr.contains("error"),
+        "compiler message: {}",
+        compile.stderr
+    );
     assert!(run.run.is_none(), "nothing runs after a failed compile");
     stack.stop().await;
 }
@@ -83,9 +114,15 @@ async fn an_infinite_loop_ends_at_the_wall_limit() {
     let round_trip = started.elapsed();
     assert_eq!(run.verdict, Some(Verdict::TimeLimit), "{run:?}");
     let stage = run.run.as_ref().expect("run stage");
-    assert!(stage.wall_ms >= 1000 && stage.wall_ms <= 1300, "killed at the limit: {stage:?}");
+    assert!(
+        stage.wall_ms >= 1000 && stage.wall_ms <= 1300,
+        "killed at the limit: {stage:?}"
+    );
     assert_eq!(stage.signal.as_deref(), Some("SIGKILL"));
-    assert!(round_trip < Duration::from_secs(6), "answered within the limit plus a margin: {round_trip:?}");
+    assert!(
+        round_trip < Duration::from_secs(6),
+        "answered within the limit plus a margin: {round_trip:?}"
+    );
     stack.stop().await;
 }
 
@@ -94,19 +131,36 @@ async fn a_run_without_wait_is_accepted_then_long_polled_to_completion() {
     let stack = TestStack::start().await;
     let client = stack.client();
     let accepted = client
-        .create_run(&request("bash", "sleep 0.5; echo done", ""), &CreateOptions::default())
+        .create_run(
+            &request("bash", "sleep 0.5; echo done", ""),
+            &CreateOptions::default(),
+        )
         .await
         .expect("accepted");
     assert_eq!(accepted.status, 202);
     let id = accepted.body.id.clone();
     assert!(id.starts_with("run_"), "{id}");
-    assert_eq!(accepted.location.as_deref(), Some(format!("/v1/runs/{id}").as_str()));
+    assert_eq!(
+        accepted.location.as_deref(),
+        Some(format!("/v1/runs/{id}").as_str())
+    );
     assert_eq!(accepted.body.status, RunStatus::Queued);
+
+    let short_poll = client.get_run(&id, Some(50)).await.expect("short poll");
+    assert_eq!(
+        short_poll.status, 202,
+        "not finished after 50 ms: {:?}",
+        short_poll.body
+    );
+    assert!(!short_poll.body.status.is_terminal());
 
     let finished = client.get_run(&id, Some(20_000)).await.expect("long poll");
     assert_eq!(finished.status, 200);
     assert_eq!(finished.body.status, RunStatus::Completed);
-    assert_eq!(finished.body.run.as_ref().expect("run stage").stdout, "done\n");
+    assert_eq!(
+        finished.body.run.as_ref().expect("run stage").stdout,
+        "done\n"
+    );
 
     // Reading again without waiting gives the same final run.
     let again = client.get_run(&id, None).await.expect("get");
@@ -127,7 +181,10 @@ async fn an_idempotency_key_never_creates_a_second_run() {
     let first = client.create_run(&program, &options).await.expect("first");
     let second = client.create_run(&program, &options).await.expect("second");
     assert_eq!(first.body.id, second.body.id);
-    assert_eq!(first.body.run, second.body.run, "the same run, not a re-run");
+    assert_eq!(
+        first.body.run, second.body.run,
+        "the same run, not a re-run"
+    );
     // Another tenant's identical key is a different run.
     let other = stack
         .client_with_key(coderun_e2e::TENANT_B_KEY)
@@ -141,13 +198,57 @@ async fn an_idempotency_key_never_creates_a_second_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn languages_list_what_the_executor_serves_with_real_versions() {
     let stack = TestStack::start().await;
-    let languages = stack.client().languages().await.expect("languages").languages;
-    let ids: Vec<&str> = languages.iter().map(|language| language.id.as_str()).collect();
+    let languages = stack
+        .client()
+        .languages()
+        .await
+        .expect("languages")
+        .languages;
+    let ids: Vec<&str> = languages
+        .iter()
+        .map(|language| language.id.as_str())
+        .collect();
     for id in ["bash", "python", "c"] {
         assert!(ids.contains(&id), "{id} is served: {ids:?}");
     }
-    let c = languages.iter().find(|language| language.id == "c").expect("c");
+    let c = languages
+        .iter()
+        .find(|language| language.id == "c")
+        .expect("c");
     assert!(c.compiled);
-    assert!(c.version.chars().next().is_some_and(|first| first.is_ascii_digit()), "{c:?}");
+    assert!(
+        c.version
+            .chars()
+            .next()
+            .is_some_and(|first| first.is_ascii_digit()),
+        "{c:?}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_past_the_timeout_answers_202_with_the_current_state() {
+    let stack = TestStack::start().await;
+    let options = CreateOptions {
+        wait: true,
+        timeout_ms: Some(300),
+        ..Default::default()
+    };
+    let reply = stack
+        .client()
+        .create_run(&request("bash", "sleep 2; echo late", ""), &options)
+        .await
+        .expect("accepted");
+    assert_eq!(reply.status, 202);
+    assert!(!reply.body.status.is_terminal(), "{:?}", reply.body);
+    let finished = stack
+        .client()
+        .get_run(&reply.body.id, Some(20_000))
+        .await
+        .expect("finished");
+    assert_eq!(
+        finished.body.run.as_ref().expect("run stage").stdout,
+        "late\n"
+    );
     stack.stop().await;
 }

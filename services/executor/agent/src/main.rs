@@ -99,7 +99,10 @@ fn write_file(file: &AgentFile) -> Result<(), String> {
     if !plain {
         return Err(format!("refusing file path {:?}", file.path));
     }
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)
             .map_err(|error| format!("failed to create {}: {error}", parent.display()))?;
     }
@@ -305,8 +308,8 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
             let cpu_us = timeval_us(usage.ru_utime) + timeval_us(usage.ru_stime);
             stage.cpu_ms = cpu_us / 1000;
             stage.memory_kb = u64::try_from(usage.ru_maxrss).unwrap_or(0);
-            stage.cpu_timed_out = stage.cpu_ms > limits.cpu_ms
-                || matches!(status.signal(), Some(libc::SIGXCPU));
+            stage.cpu_timed_out =
+                stage.cpu_ms > limits.cpu_ms || matches!(status.signal(), Some(libc::SIGXCPU));
         }
         Err(error) => stage.spawn_error = Some(format!("failed to wait for {program}: {error}")),
     }

@@ -1,0 +1,97 @@
+//! Every NATS message, Redis value and agent message version ever shipped must keep
+//! deserialising: a newer reader meets older writers during every rolling release. The files in
+//! `fixtures/` are golden — never edit one; add `<name>.v<N+1>.json` for a new version.
+
+use coderun_schema::agent::{AgentJob, AgentResult};
+use coderun_schema::messages::{
+    ExecutorHeartbeat, JobDispatched, JobSubmitted, RunEvent, RunEventKind, RunRecord,
+};
+use coderun_schema::run::Verdict;
+use serde::de::DeserializeOwned;
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Deserialises a fixture as it is, and again with a field this version has never heard of:
+/// readers ignore unknown fields.
+fn read<T: DeserializeOwned>(name: &str) -> T {
+    let mut value = fixture(name);
+    let plain: T =
+        serde_json::from_value(value.clone()).unwrap_or_else(|error| panic!("{name}: {error}"));
+    value.as_object_mut().expect("messages are objects").insert(
+        "field_from_the_future".to_owned(),
+        serde_json::json!({"any": ["thing"]}),
+    );
+    serde_json::from_value::<T>(value)
+        .unwrap_or_else(|error| panic!("{name} with an unknown field: {error}"));
+    plain
+}
+
+#[test]
+fn job_submitted_v1() {
+    let message: JobSubmitted = read("job_submitted.v1.json");
+    assert_eq!(message.v, 1);
+    assert_eq!(
+        message.job.files[0].content.as_slice(),
+        b"print(input()[::-1])\n"
+    );
+    assert_eq!(message.job.limits.run.memory_mb, 256);
+}
+
+#[test]
+fn job_dispatched_v1() {
+    let message: JobDispatched = read("job_dispatched.v1.json");
+    assert_eq!(message.pool, "python");
+    assert_eq!(
+        message.job.tests[0]
+            .expected_stdout
+            .as_ref()
+            .map(|b| b.as_slice()),
+        Some(&b"olleh\n"[..])
+    );
+}
+
+#[test]
+fn run_event_v1() {
+    let message: RunEvent = read("run_event.v1.json");
+    assert_eq!(message.kind, RunEventKind::Completed);
+    assert_eq!(message.run.and_then(|run| run.verdict), Some(Verdict::Ok));
+}
+
+#[test]
+fn executor_heartbeat_v1() {
+    let message: ExecutorHeartbeat = read("executor_heartbeat.v1.json");
+    assert_eq!(message.languages[0].id, "python");
+    assert_eq!((message.slots_total, message.slots_free), (4, 3));
+}
+
+#[test]
+fn run_record_v1() {
+    let record: RunRecord = read("run_record.v1.json");
+    assert_eq!(record.tenant, "tenant-a");
+    assert_eq!(
+        record.run.run.map(|stage| stage.stdout),
+        Some("olleh\n".to_owned())
+    );
+    assert!(record.submission.is_some());
+}
+
+#[test]
+fn agent_job_v1() {
+    let job: AgentJob = read("agent_job.v1.json");
+    assert_eq!(job.run.argv, vec!["./main", "a b", "$(x)\n"]);
+    assert_eq!(job.stdins.len(), 2);
+}
+
+#[test]
+fn agent_result_v1() {
+    let result: AgentResult = read("agent_result.v1.json");
+    assert_eq!(result.runs[0].signal, Some(11));
+    assert_eq!(result.runs[0].stdout.as_slice(), b"partial");
+}

@@ -36,6 +36,16 @@ pub enum BusError {
     Setup { what: String, message: String },
 }
 
+/// Where NATS is and which names to use: the `[bus]` section of every service's config.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    /// NATS server URL.
+    pub url: String,
+    /// Prefix of every subject, stream and key (production: `coderun`).
+    pub prefix: String,
+}
+
 /// How long a consumer waits for an acknowledgement before redelivering.
 #[derive(Debug, Clone, Copy)]
 pub struct ConsumerSettings {
@@ -53,6 +63,15 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// Connects as configured.
+    pub async fn connect_with(config: &BusConfig, client_name: &str) -> Result<Self, BusError> {
+        let names = Names::new(config.prefix.clone()).map_err(|message| BusError::Setup {
+            what: "names".to_owned(),
+            message,
+        })?;
+        Self::connect(&config.url, names, client_name).await
+    }
+
     /// Connects, retrying in the background if NATS restarts later.
     pub async fn connect(url: &str, names: Names, client_name: &str) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()

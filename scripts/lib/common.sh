@@ -56,7 +56,9 @@ docker_cli() { /usr/bin/docker "$@"; }
 ensure_dockerd() {
   if docker_cli info >/dev/null 2>&1; then return 0; fi
   log "starting dockerd (no bridge, no iptables: containers only ever get network none)"
-  as_root nohup dockerd --bridge=none --iptables=false --ip-masq=false \
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+  nohup "${sudo[@]}" dockerd --bridge=none --iptables=false --ip-masq=false \
     >"$STATE_DIR/dockerd.log" 2>&1 &
   echo $! >"$STATE_DIR/dockerd.pid"
   wait_for dockerd 120 docker_cli info

@@ -25,6 +25,16 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
 }
 
+/// Where Redis is and how long records live: the `[store]` section of services' configs.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Redis URL.
+    pub url: String,
+    /// Seconds a run record (and an idempotency key) lives.
+    pub run_ttl_secs: u64,
+}
+
 /// The outcome of [`RunStore::update`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateOutcome {
@@ -54,6 +64,11 @@ pub struct RunStore {
 }
 
 impl RunStore {
+    /// Connects as configured.
+    pub async fn connect_with(config: &StoreConfig, names: Names) -> Result<Self, StoreError> {
+        Self::connect(&config.url, names, Duration::from_secs(config.run_ttl_secs)).await
+    }
+
     /// Connects; the connection reconnects by itself when Redis comes back.
     pub async fn connect(url: &str, names: Names, ttl: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;

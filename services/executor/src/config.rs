@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use coderun_bus::BusConfig;
+pub use coderun_store::StoreConfig;
+
 /// Committed defaults.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 /// Keys whose environment value is a comma-separated list.
@@ -18,20 +21,6 @@ pub struct Config {
     pub store: StoreConfig,
     pub worker: WorkerConfig,
     pub sandbox: SandboxConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BusConfig {
-    pub url: String,
-    pub prefix: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    pub url: String,
-    pub run_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -25,7 +25,6 @@ use anyhow::Context as _;
 use coderun_bus::{Bus, ConsumerSettings};
 use coderun_schema::catalog::Catalog;
 use coderun_schema::messages::ServedLanguage;
-use coderun_schema::names::Names;
 use coderun_store::RunStore;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +47,6 @@ impl Application {
     /// every language it will serve.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let names = Names::new(config.bus.prefix.clone()).map_err(anyhow::Error::msg)?;
         let executor_id = if config.worker.id.is_empty() {
             format!(
                 "executor-{}",
@@ -57,16 +55,12 @@ impl Application {
         } else {
             config.worker.id.clone()
         };
-        let bus = Bus::connect(&config.bus.url, names.clone(), &executor_id).await?;
+        let bus = Bus::connect_with(&config.bus, &executor_id).await?;
         bus.ensure_jobs_stream().await?;
-        let store = RunStore::connect(
-            &config.store.url,
-            names.clone(),
-            Duration::from_secs(config.store.run_ttl_secs),
-        )
-        .await
-        .context("failed to connect to Redis")?;
-        let sandbox = Sandbox::connect(config.sandbox.clone(), names.prefix().to_owned())
+        let store = RunStore::connect_with(&config.store, bus.names().clone())
+            .await
+            .context("failed to connect to Redis")?;
+        let sandbox = Sandbox::connect(config.sandbox.clone(), bus.names().prefix().to_owned())
             .await
             .context("failed to connect to Docker")?;
         let orphans = sandbox.remove_orphans().await?;

@@ -3,6 +3,9 @@
 
 use serde::Deserialize;
 
+pub use coderun_bus::BusConfig;
+pub use coderun_store::StoreConfig;
+
 use coderun_schema::run::LimitsRequest;
 
 /// Committed defaults.
@@ -27,20 +30,6 @@ pub struct HttpConfig {
     pub port: u16,
     pub max_body_bytes: usize,
     pub workers: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BusConfig {
-    pub url: String,
-    pub prefix: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    pub url: String,
-    pub run_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -33,7 +33,6 @@ use apistos::web::{get, post, resource, scope};
 use apistos::SwaggerUIConfig;
 use coderun_bus::Bus;
 use coderun_schema::catalog::Catalog;
-use coderun_schema::names::Names;
 use coderun_store::RunStore;
 use tokio_util::sync::CancellationToken;
 
@@ -164,16 +163,11 @@ impl Application {
     /// Connects to NATS and Redis, starts following executor heartbeats, binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let names = Names::new(config.bus.prefix.clone()).map_err(anyhow::Error::msg)?;
-        let bus = Bus::connect(&config.bus.url, names.clone(), "coderun-gateway").await?;
+        let bus = Bus::connect_with(&config.bus, "coderun-gateway").await?;
         bus.ensure_submit_stream().await?;
-        let store = RunStore::connect(
-            &config.store.url,
-            names,
-            Duration::from_secs(config.store.run_ttl_secs),
-        )
-        .await
-        .context("failed to connect to Redis")?;
+        let store = RunStore::connect_with(&config.store, bus.names().clone())
+            .await
+            .context("failed to connect to Redis")?;
         store.ping().await.context("Redis does not answer")?;
         let stop_following = CancellationToken::new();
         let executors = ExecutorView::follow(

@@ -212,14 +212,7 @@ pub async fn create_run(
     };
     tracing::info!("run queued");
     match (events, wait_for) {
-        (Some(events), Some(timeout)) => {
-            let latest = wait::until_terminal(&state.store, events, &run_id, timeout)
-                .await
-                .map_err(ApiError::Unavailable)?;
-            Ok(RunReply(
-                latest.map(|record| record.run).unwrap_or(record.run),
-            ))
-        }
+        (Some(events), Some(timeout)) => wait_reply(&state, events, timeout, record.run).await,
         _ => Ok(RunReply(record.run)),
     }
 }
@@ -251,15 +244,23 @@ async fn answer_existing(
             let events = wait::subscribe(&state.bus, run_id)
                 .await
                 .map_err(ApiError::Unavailable)?;
-            let latest = wait::until_terminal(&state.store, events, run_id, timeout)
-                .await
-                .map_err(ApiError::Unavailable)?;
-            Ok(RunReply(
-                latest.map(|record| record.run).unwrap_or(record.run),
-            ))
+            wait_reply(state, events, timeout, record.run).await
         }
         _ => Ok(RunReply(record.run)),
     }
+}
+
+/// Waits for the run to finish and answers its latest state (`current` if it vanished).
+async fn wait_reply(
+    state: &State,
+    events: async_nats::Subscriber,
+    timeout: Duration,
+    current: Run,
+) -> Result<RunReply, ApiError> {
+    let latest = wait::until_terminal(&state.store, events, &current.id, timeout)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    Ok(RunReply(latest.map(|record| record.run).unwrap_or(current)))
 }
 
 async fn load_own_run(state: &State, tenant: &str, run_id: &str) -> Result<RunRecord, ApiError> {

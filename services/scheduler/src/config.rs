@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+pub use coderun_bus::BusConfig;
+
 /// Committed defaults.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 /// Keys whose environment value is a comma-separated list.
@@ -12,13 +14,6 @@ pub const LIST_KEYS: &[&str] = &[];
 pub struct Config {
     pub bus: BusConfig,
     pub submit: SubmitConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BusConfig {
-    pub url: String,
-    pub prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

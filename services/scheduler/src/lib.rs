@@ -14,7 +14,6 @@ pub mod dispatch;
 use std::time::Duration;
 
 use coderun_bus::{Bus, ConsumerSettings};
-use coderun_schema::names::Names;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -28,8 +27,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let names = Names::new(config.bus.prefix.clone()).map_err(anyhow::Error::msg)?;
-        let bus = Bus::connect(&config.bus.url, names, "coderun-scheduler").await?;
+        let bus = Bus::connect_with(&config.bus, "coderun-scheduler").await?;
         bus.ensure_submit_stream().await?;
         bus.ensure_jobs_stream().await?;
         Ok(Self { bus, config })

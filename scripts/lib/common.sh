@@ -52,16 +52,17 @@ wait_for() {
 }
 
 docker_cli() { /usr/bin/docker "$@"; }
+docker_ready() { docker_cli info >/dev/null 2>&1; }
 
 ensure_dockerd() {
-  if docker_cli info >/dev/null 2>&1; then return 0; fi
+  if docker_ready; then return 0; fi
   log "starting dockerd (no bridge, no iptables: containers only ever get network none)"
   local sudo=()
   if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
   nohup "${sudo[@]}" dockerd --bridge=none --iptables=false --ip-masq=false \
     >"$STATE_DIR/dockerd.log" 2>&1 &
   echo $! >"$STATE_DIR/dockerd.pid"
-  wait_for dockerd 120 docker_cli info
+  wait_for dockerd 120 docker_ready
 }
 
 ensure_nats() {

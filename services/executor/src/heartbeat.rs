@@ -1,13 +1,13 @@
 //! Telling the rest of the system this executor is alive: an [`ExecutorHeartbeat`] every
 //! interval, and a last one with `draining: true` when it stops.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use coderun_bus::Bus;
 use coderun_schema::messages::{ExecutorHeartbeat, ServedLanguage, VERSION};
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Publishes heartbeats until `shutdown`, then one saying the executor is draining.
@@ -16,7 +16,8 @@ pub struct Heartbeat {
     pub executor_id: String,
     pub languages: Vec<ServedLanguage>,
     pub slots_total: u32,
-    pub slots: Arc<Semaphore>,
+    /// Jobs running now.
+    pub busy: Arc<AtomicU32>,
     pub interval: Duration,
 }
 
@@ -32,7 +33,8 @@ impl Heartbeat {
             slots_free: if draining {
                 0
             } else {
-                u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX)
+                self.slots_total
+                    .saturating_sub(self.busy.load(Ordering::SeqCst))
             },
             draining,
             ttl_ms: u64::try_from(self.interval.as_millis() * 3).unwrap_or(u64::MAX),

@@ -82,6 +82,7 @@ impl Application {
             catalog,
             languages,
             slots: Arc::new(Semaphore::new(config.worker.slots as usize)),
+            busy: Arc::default(),
             settings: config.worker.clone(),
             host_margin: Duration::from_secs(config.sandbox.host_margin_secs),
         };
@@ -131,7 +132,7 @@ impl Application {
             executor_id: self.executor_id.clone(),
             languages: self.languages(),
             slots_total: self.config.worker.slots,
-            slots: self.worker.slots.clone(),
+            busy: self.worker.busy.clone(),
             interval: self.config.heartbeat_interval(),
         };
         let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));

@@ -7,6 +7,7 @@
 //! that cannot be written is not acked, so the job comes back.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +43,11 @@ pub struct Worker {
     pub catalog: Catalog,
     /// By pool name (the language id).
     pub languages: HashMap<String, PoolLanguage>,
-    /// Free slots; a permit is held for the whole life of a job.
+    /// Free slots; a permit is held for the whole life of a job (and briefly by an idle
+    /// pool's pull).
     pub slots: Arc<Semaphore>,
+    /// Jobs running now: what heartbeats report (idle pulls hold permits but no job).
+    pub busy: Arc<AtomicU32>,
     pub settings: WorkerConfig,
     /// Added to a job's summed wall limits for the host-side deadline.
     pub host_margin: Duration,
@@ -86,8 +90,10 @@ impl Worker {
             match batch.next().await {
                 Some(Ok(message)) => {
                     let worker = self.clone();
+                    worker.busy.fetch_add(1, Ordering::SeqCst);
                     tracker.spawn(async move {
                         worker.handle(message).await;
+                        worker.busy.fetch_sub(1, Ordering::SeqCst);
                         drop(permit);
                     });
                 }

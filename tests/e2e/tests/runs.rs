@@ -252,3 +252,42 @@ async fn waiting_past_the_timeout_answers_202_with_the_current_state() {
     );
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_each_get_their_own_answer() {
+    let stack = TestStack::start().await;
+    let client = stack.client();
+    let runs = (0..6).map(|index| {
+        let client = client.clone();
+        async move {
+            let program = request(
+                "python",
+                "import sys\nprint(int(sys.stdin.read()) * 2)\n",
+                &format!("{index}\n"),
+            );
+            (index, client.run_and_wait(&program).await)
+        }
+    });
+    for (index, outcome) in futures::future::join_all(runs).await {
+        let run = outcome.expect("run");
+        assert_eq!(run.verdict, Some(Verdict::Ok), "{run:?}");
+        assert_eq!(
+            run.run.expect("run stage").stdout,
+            format!("{}\n", index * 2)
+        );
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prober_passes_every_served_hello_world() {
+    let stack = TestStack::start().await;
+    let results = coderun_prober::check_hello_worlds(&stack.client())
+        .await
+        .expect("probe");
+    assert!(results.len() >= 3, "{results:?}");
+    for result in &results {
+        assert!(result.passed, "{result:?}");
+    }
+    stack.stop().await;
+}

@@ -92,7 +92,7 @@ impl ApiError {
             _ => (None, Vec::new()),
         };
         Problem {
-            kind: format!("https://coderun.dev/problems/{kind}"),
+            kind: format!("urn:coderun:problem:{kind}"),
             title: title.to_owned(),
             status: self.status_code().as_u16(),
             detail,

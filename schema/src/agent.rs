@@ -54,6 +54,9 @@ pub struct AgentStage {
     pub wall_timed_out: bool,
     /// It used more CPU time than its limit.
     pub cpu_timed_out: bool,
+    /// The kernel's OOM killer killed a process of the sandbox while this command ran.
+    #[serde(default)]
+    pub oom_killed: bool,
     /// The command could not be started at all (missing binary and the like).
     #[serde(default)]
     pub spawn_error: Option<String>,

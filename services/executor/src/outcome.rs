@@ -9,7 +9,8 @@ use coderun_schema::catalog::StageLimits;
 use coderun_schema::messages::Job;
 use coderun_schema::run::{Encoding, Run, StageResult, Verdict};
 
-/// A SIGKILL with peak memory at least this share of the limit is taken as the OOM killer.
+/// A SIGKILL with peak memory at least this share of the limit is taken as the OOM killer even
+/// when the cgroup's OOM counter cannot be read.
 const OOM_SHARE: f64 = 0.9;
 
 /// The conventional name of a signal number.
@@ -68,9 +69,8 @@ fn stage_verdict(stage: &AgentStage, limits: &StageLimits, expected: Option<&[u8
     if stage.stdout_truncated || stage.stderr_truncated {
         return Verdict::OutputLimit;
     }
-    if stage.signal == Some(9)
-        && (stage.memory_kb as f64) >= (limits.memory_mb * 1024) as f64 * OOM_SHARE
-    {
+    let near_limit = (stage.memory_kb as f64) >= (limits.memory_mb * 1024) as f64 * OOM_SHARE;
+    if stage.oom_killed || (stage.signal == Some(9) && near_limit) {
         return Verdict::MemoryLimit;
     }
     if stage.spawn_error.is_some() || stage.signal.is_some() || stage.exit_code != Some(0) {

@@ -29,8 +29,15 @@ use crate::config::SandboxConfig;
 pub const AGENT_MOUNT: &str = "/coderun/agent";
 /// The workspace the agent writes files into and runs them from.
 pub const WORKSPACE: &str = "/workspace";
-/// `nobody:nogroup` on Debian.
-pub const SANDBOX_USER: &str = "65534:65534";
+/// The agent's user inside the container: root, with every capability dropped except
+/// [`AGENT_CAPABILITIES`].
+pub const AGENT_USER: &str = "0:0";
+/// What the agent keeps: SETUID and SETGID to become [`PROGRAM_USER`] for every command, KILL
+/// to kill the program's processes (another user's) at limits and after each command.
+/// Programs lose all of them with the change of user.
+pub const AGENT_CAPABILITIES: &[&str] = &["SETUID", "SETGID", "KILL"];
+/// What every program runs as: `nobody:nogroup` on Debian.
+pub const PROGRAM_USER: &str = "65534:65534";
 /// Label on every sandbox container: the pool (language) it serves.
 pub const LABEL_POOL: &str = "coderun.pool";
 /// Label on every sandbox container: the name prefix of the deployment that made it.
@@ -65,8 +72,11 @@ pub struct SandboxSpec<'a> {
     pub image: &'a str,
     pub pool: &'a str,
     pub run_id: &'a str,
-    /// The container is sized for the larger of the compile and run limits.
+    /// The container is sized for the larger of the compile and run limits (for the run
+    /// limits alone when nothing is compiled).
     pub limits: Limits,
+    /// Whether the job has a compile stage.
+    pub compiles: bool,
 }
 
 /// Creates, runs and removes sandbox containers.
@@ -99,7 +109,11 @@ impl Sandbox {
 
     /// The container settings for one run: everything DESIGN.md asks of a sandbox.
     pub fn container_body(&self, spec: &SandboxSpec<'_>) -> ContainerCreateBody {
-        let stage = spec.limits.compile.max_with(spec.limits.run);
+        let stage = if spec.compiles {
+            spec.limits.compile.max_with(spec.limits.run)
+        } else {
+            spec.limits.run
+        };
         let memory = i64::try_from(stage.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
         let file_size = i64::try_from(stage.file_size_kb.saturating_mul(1024)).unwrap_or(i64::MAX);
         let tmpfs_options = format!(
@@ -115,7 +129,9 @@ impl Sandbox {
             image: Some(spec.image.to_owned()),
             entrypoint: Some(vec![AGENT_MOUNT.to_owned()]),
             cmd: Some(Vec::new()),
-            user: Some(SANDBOX_USER.to_owned()),
+            // The agent runs as root with AGENT_CAPABILITIES only, and drops to
+            // PROGRAM_USER for every command it runs (see the agent's drop_to_program_user).
+            user: Some(AGENT_USER.to_owned()),
             // No working_dir: Docker would create it root-owned over the tmpfs. The agent
             // changes into the workspace itself.
             env: Some(vec![
@@ -139,6 +155,12 @@ impl Sandbox {
                     ("/tmp".to_owned(), tmpfs_options),
                 ])),
                 cap_drop: Some(vec!["ALL".to_owned()]),
+                cap_add: Some(
+                    AGENT_CAPABILITIES
+                        .iter()
+                        .map(|cap| (*cap).to_owned())
+                        .collect(),
+                ),
                 security_opt: Some(vec!["no-new-privileges".to_owned()]),
                 pids_limit: Some(i64::try_from(stage.pids).unwrap_or(i64::MAX)),
                 memory: Some(memory),
@@ -350,6 +372,7 @@ impl Sandbox {
                 compile: limits,
                 run: limits,
             },
+            compiles: false,
         };
         let result = self.run(&spec, &job, Duration::from_secs(60)).await?;
         let stage = result.runs.first().ok_or_else(|| {
@@ -390,6 +413,7 @@ mod tests {
             pool: "python",
             run_id: "run_1",
             limits,
+            compiles: true,
         };
         let body = container_body_for_tests(&spec);
         let host = body.host_config.expect("host config");
@@ -397,13 +421,21 @@ mod tests {
         assert_eq!(host.readonly_rootfs, Some(true));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(
+            host.cap_add,
+            Some(vec![
+                "SETUID".to_owned(),
+                "SETGID".to_owned(),
+                "KILL".to_owned()
+            ])
+        );
+        assert_eq!(
             host.security_opt,
             Some(vec!["no-new-privileges".to_owned()])
         );
         let larger = limits.compile.memory_mb.max(limits.run.memory_mb) as i64 * 1024 * 1024;
         assert_eq!(host.memory, Some(larger));
         assert_eq!(host.memory_swap, host.memory);
-        assert_eq!(body.user.as_deref(), Some(SANDBOX_USER));
+        assert_eq!(body.user.as_deref(), Some(AGENT_USER));
         assert_eq!(body.network_disabled, Some(true));
         let env = body.env.expect("env");
         assert!(env.iter().all(|entry| entry.starts_with("PATH=")

@@ -180,6 +180,7 @@ impl Worker {
             pool: &dispatched.pool,
             run_id,
             limits: dispatched.job.limits,
+            compiles: language.spec.compile.is_some(),
         };
         let progress = keep_alive(
             message,

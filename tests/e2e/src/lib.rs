@@ -96,6 +96,8 @@ impl TestStack {
         executor_config.worker.languages = options.languages.clone();
         executor_config.worker.heartbeat_interval_ms = 500;
         executor_config.sandbox.agent_path = options.agent_path.clone();
+        // Below the largest file a run may write, so filling the disk meets the tmpfs cap.
+        executor_config.sandbox.workspace_mb = 32;
         let executor = coderun_executor::Application::build(executor_config)
             .await
             .expect("executor starts");

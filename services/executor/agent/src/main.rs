@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Component, Path};
 use std::process::{Command, Stdio};
@@ -29,6 +30,17 @@ use coderun_schema::catalog::StageLimits;
 const PROTOCOL_VERSION: u32 = 1;
 /// The tmpfs the files are written to and the programs run in.
 const WORKSPACE: &str = "/workspace";
+/// The user and group programs run as (`nobody` / `nogroup`).
+const PROGRAM_ID: libc::uid_t = 65534;
+/// The whole environment of every program: nothing of the host's or Docker's.
+const PROGRAM_ENVIRONMENT: [(&str, &str); 3] = [
+    (
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ),
+    ("HOME", WORKSPACE),
+    ("LANG", "C.UTF-8"),
+];
 /// Open files a program may hold.
 const MAX_OPEN_FILES: u64 = 256;
 
@@ -105,6 +117,12 @@ fn write_file(file: &AgentFile) -> Result<(), String> {
     {
         std::fs::create_dir_all(parent)
             .map_err(|error| format!("failed to create {}: {error}", parent.display()))?;
+        // Programs run as another user and may write next to their sources (class files,
+        // caches): every directory is world-writable and sticky, like the workspace itself.
+        for directory in parent.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+            std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o1777))
+                .map_err(|error| format!("failed to open up {}: {error}", directory.display()))?;
+        }
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -137,6 +155,41 @@ fn read_capped(mut pipe: impl Read, cap: usize, overflowed: Arc<AtomicBool>) -> 
     }
 }
 
+/// Becomes the unprivileged program user. The agent itself runs as the container's root with
+/// only CAP_SETUID, CAP_SETGID and CAP_KILL, so a program (uid 65534, no capabilities) can neither
+/// signal, ptrace nor otherwise tamper with the agent that reports on it. When the agent
+/// already runs unprivileged (an older container setting), it stays as it is.
+fn drop_to_program_user() -> std::io::Result<()> {
+    // SAFETY: getuid/setgroups/setgid/setuid are async-signal-safe and touch no memory of ours.
+    unsafe {
+        if libc::getuid() != 0 {
+            return Ok(());
+        }
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(PROGRAM_ID) != 0
+            || libc::setuid(PROGRAM_ID) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's count of OOM kills in this container's memory cgroup (v1 or v2), if readable.
+fn oom_kills() -> Option<u64> {
+    const SOURCES: [&str; 2] = [
+        "/sys/fs/cgroup/memory.events",
+        "/sys/fs/cgroup/memory/memory.oom_control",
+    ];
+    SOURCES.iter().find_map(|path| {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix("oom_kill ")?;
+            value.trim().parse().ok()
+        })
+    })
+}
+
 fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
     let limit = libc::rlimit {
         rlim_cur: soft,
@@ -150,21 +203,33 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::
     }
 }
 
-fn kill_group(process_group: i32) {
-    // SAFETY: kill has no memory effects; a stale group id only yields ESRCH.
+/// One sweep of SIGKILL to every process but the agent (daemons that left the process group
+/// included).
+fn kill_all_programs() {
+    // SAFETY: kill has no memory effects; as PID 1 the agent itself is never reached.
     unsafe {
-        libc::kill(-process_group, libc::SIGKILL);
+        libc::kill(-1, libc::SIGKILL);
     }
 }
 
-/// Kills every process in the container but this one, and reaps them all.
+/// Kills every process in the container but this one, and reaps them all. Repeats until no
+/// child is left, so a fork bomb that forks between two sweeps is caught by the next one.
 fn kill_everything_else() {
-    // SAFETY: as PID 1 of its namespace, kill(-1) reaches every other process in it and never
-    // the caller; waitpid writes only to the status integer it is given.
-    unsafe {
-        libc::kill(-1, libc::SIGKILL);
-        let mut status = 0;
-        while libc::waitpid(-1, &mut status, 0) > 0 {}
+    loop {
+        // SAFETY: as PID 1 of its namespace, kill(-1) reaches every other process in it and
+        // never the caller; waitpid writes only to the status integer it is given.
+        unsafe {
+            libc::kill(-1, libc::SIGKILL);
+            let mut status = 0;
+            loop {
+                match libc::waitpid(-1, &mut status, libc::WNOHANG) {
+                    reaped if reaped > 0 => continue,
+                    0 => break,
+                    _ => return,
+                }
+            }
+        }
+        thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -206,6 +271,8 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
     let mut process = Command::new(program);
     process
         .args(args)
+        .env_clear()
+        .envs(PROGRAM_ENVIRONMENT.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -218,9 +285,11 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
             set_limit(libc::RLIMIT_FSIZE, file_size, file_size)?;
             set_limit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES, MAX_OPEN_FILES)?;
             set_limit(libc::RLIMIT_CORE, 0, 0)?;
+            drop_to_program_user()?;
             Ok(())
         });
     }
+    let oom_kills_before = oom_kills();
     let started = Instant::now();
     let mut child = match process.spawn() {
         Ok(child) => child,
@@ -260,11 +329,11 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
         thread::spawn(move || loop {
             let elapsed = started.elapsed();
             if elapsed >= wall_limit {
-                kill_group(pid);
+                kill_all_programs();
                 return true;
             }
             if overflowed.load(Ordering::SeqCst) {
-                kill_group(pid);
+                kill_all_programs();
                 return false;
             }
             let tick = (wall_limit - elapsed).min(Duration::from_millis(10));
@@ -293,6 +362,7 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
     drop(child);
 
     let mut stage = AgentStage {
+        oom_killed: matches!((oom_kills_before, oom_kills()), (Some(before), Some(after)) if after > before),
         stdout: Bytes64(stdout),
         stderr: Bytes64(stderr),
         stdout_truncated,

@@ -1,0 +1,390 @@
+//! Hostile programs are contained and get the right verdict. Each attack runs next to an
+//! innocent bystander run; after each one the bystander has its right answer, the executor
+//! still serves, the host is unchanged and no sandbox container is left behind.
+
+use std::time::{Duration, Instant};
+
+use coderun_e2e::TestStack;
+use coderun_schema::run::{LimitsRequest, Run, RunRequest, StageLimitsRequest, TestCase, Verdict};
+
+/// Set in this process, where the executor runs: a sandbox must never see it.
+const HOST_SECRET_NAME: &str = "CODERUN_TEST_HOST_SECRET";
+const HOST_SECRET: &str = "s3cr3t-value-that-must-not-leak";
+
+struct Attack {
+    name: &'static str,
+    request: RunRequest,
+    check: fn(&Run),
+}
+
+fn python(source: &str) -> RunRequest {
+    RunRequest {
+        language: "python".to_owned(),
+        source: Some(source.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn bash(source: &str) -> RunRequest {
+    RunRequest {
+        language: "bash".to_owned(),
+        source: Some(source.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn with_run_limits(mut request: RunRequest, limits: StageLimitsRequest) -> RunRequest {
+    request.limits = LimitsRequest {
+        compile: None,
+        run: Some(limits),
+    };
+    request
+}
+
+fn stdout(run: &Run) -> &str {
+    run.run
+        .as_ref()
+        .map(|stage| stage.stdout.as_str())
+        .unwrap_or("")
+}
+
+fn verdict_is(run: &Run, expected: &[Verdict]) {
+    assert!(
+        run.verdict
+            .is_some_and(|verdict| expected.contains(&verdict)),
+        "expected one of {expected:?}, got {run:#?}"
+    );
+}
+
+fn sandbox_containers(prefix: &str) -> usize {
+    let output = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=coderun.prefix={prefix}"),
+        ])
+        .output()
+        .expect("docker ps runs");
+    assert!(
+        output.status.success(),
+        "docker ps: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .count()
+}
+
+fn attacks() -> Vec<Attack> {
+    let wall = |wall_ms| StageLimitsRequest {
+        wall_ms: Some(wall_ms),
+        ..Default::default()
+    };
+    vec![
+        Attack {
+            name: "fork bomb",
+            request: with_run_limits(
+                python("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"),
+                wall(2000),
+            ),
+            check: |run| verdict_is(run, &[Verdict::TimeLimit, Verdict::RuntimeError, Verdict::MemoryLimit]),
+        },
+        Attack {
+            name: "memory bomb",
+            request: with_run_limits(
+                python("x = []\nwhile True:\n    x.append(bytearray(10_000_000))\n"),
+                StageLimitsRequest { memory_mb: Some(128), ..Default::default() },
+            ),
+            check: |run| verdict_is(run, &[Verdict::MemoryLimit]),
+        },
+        Attack {
+            name: "disk fill of the workspace and /tmp",
+            request: with_run_limits(
+                bash("dd if=/dev/zero of=/workspace/fill bs=1M 2>&1 | grep -o 'No space left on device'\ndd if=/dev/zero of=/tmp/fill bs=1M 2>&1 | grep -o 'No space left on device'\necho done\n"),
+                StageLimitsRequest { file_size_kb: Some(65_536), ..Default::default() },
+            ),
+            check: |run| {
+                let out = stdout(run);
+                assert_eq!(out.matches("No space left on device").count(), 2, "{run:#?}");
+                assert!(out.ends_with("done\n"));
+            },
+        },
+        Attack {
+            name: "file over the size limit",
+            request: bash("exec head -c 2000000 /dev/zero > big\n"),
+            check: |run| {
+                verdict_is(run, &[Verdict::RuntimeError]);
+                assert_eq!(run.run.as_ref().and_then(|s| s.signal.clone()).as_deref(), Some("SIGXFSZ"), "{run:#?}");
+            },
+        },
+        Attack {
+            name: "output flood",
+            request: bash("yes\n"),
+            check: |run| {
+                verdict_is(run, &[Verdict::OutputLimit]);
+                let stage = run.run.as_ref().expect("stage");
+                assert!(stage.stdout_truncated);
+                assert_eq!(stage.stdout.len(), 64 * 1024, "exactly the cap is kept");
+            },
+        },
+        Attack {
+            name: "gigabytes to stderr only",
+            request: bash("yes 'error error error' >&2\n"),
+            check: |run| {
+                verdict_is(run, &[Verdict::OutputLimit]);
+                let stage = run.run.as_ref().expect("stage");
+                assert!(stage.stderr_truncated && !stage.stdout_truncated);
+                assert_eq!(stage.stderr.len(), 64 * 1024);
+            },
+        },
+        Attack {
+            name: "busy loop under a 1 s CPU limit",
+            request: with_run_limits(
+                python("while True:\n    pass\n"),
+                StageLimitsRequest { cpu_ms: Some(1000), wall_ms: Some(10_000), ..Default::default() },
+            ),
+            check: |run| {
+                verdict_is(run, &[Verdict::TimeLimit]);
+                let stage = run.run.as_ref().expect("stage");
+                assert!(stage.wall_ms < 1500, "ended in under 1.5 s of wall time: {stage:?}");
+                assert!(stage.cpu_ms >= 900, "{stage:?}");
+            },
+        },
+        Attack {
+            name: "sleep forever",
+            request: with_run_limits(bash("sleep infinity\n"), wall(1000)),
+            check: |run| {
+                verdict_is(run, &[Verdict::TimeLimit]);
+                assert!(run.run.as_ref().expect("stage").wall_ms < 1500);
+            },
+        },
+        Attack {
+            name: "a double-forked daemon does not outlive its test",
+            request: RunRequest {
+                tests: vec![
+                    TestCase { stdin: "spawn".to_owned(), expected_stdout: Some("spawned".to_owned()) },
+                    TestCase { stdin: "check".to_owned(), expected_stdout: Some("clean".to_owned()) },
+                ],
+                ..python(concat!(
+                    "import os, sys, time\n",
+                    "if sys.stdin.read() == 'spawn':\n",
+                    "    if os.fork() == 0:\n",
+                    "        os.setsid()\n",
+                    "        if os.fork() == 0:\n",
+                    "            time.sleep(0.5)\n",
+                    "            open('/workspace/leak', 'w').write('x')\n",
+                    "        os._exit(0)\n",
+                    "    print('spawned')\n",
+                    "else:\n",
+                    "    time.sleep(1.0)\n",
+                    "    print('leaked' if os.path.exists('/workspace/leak') else 'clean')\n",
+                ))
+            },
+            check: |run| verdict_is(run, &[Verdict::Ok]),
+        },
+        Attack {
+            name: "network: loopback services, metadata address, DNS",
+            request: python(concat!(
+                "import socket\n",
+                "for host, port in [('127.0.0.1', 4222), ('127.0.0.1', 6379), ('169.254.169.254', 80), ('10.0.0.1', 80)]:\n",
+                "    s = socket.socket(); s.settimeout(2)\n",
+                "    try:\n",
+                "        s.connect((host, port)); print('connected', host, port)\n",
+                "    except OSError as e:\n",
+                "        print('blocked', host, port)\n",
+                "try:\n",
+                "    print('resolved', socket.gethostbyname('example.com'))\n",
+                "except OSError:\n",
+                "    print('no dns')\n",
+            )),
+            check: |run| {
+                let out = stdout(run);
+                assert!(!out.contains("connected") && !out.contains("resolved"), "{run:#?}");
+                assert_eq!(out.matches("blocked").count(), 4);
+                assert!(out.contains("no dns"));
+            },
+        },
+        Attack {
+            name: "host files and the environment of PID 1",
+            request: python(concat!(
+                "import os\n",
+                "try:\n",
+                "    env = open('/proc/1/environ', 'rb').read().split(b'\\0')\n",
+                "    print(sorted(e.split(b'=')[0].decode() for e in env if e))\n",
+                "except PermissionError:\n",
+                "    print('denied')\n",
+                "print(sorted(os.environ))\n",
+                "print(os.getuid(), os.geteuid())\n",
+                "print(os.path.exists('/root/.cache'), os.path.exists('/var/lib/docker'))\n",
+            )),
+            check: |run| {
+                let out = stdout(run);
+                assert!(!out.contains(HOST_SECRET) && !out.contains(HOST_SECRET_NAME), "{out}");
+                let lines: Vec<&str> = out.lines().collect();
+                // PID 1 is the agent, another user: its environment is not even readable.
+                assert!(matches!(lines[0], "denied" | "['HOME', 'LANG', 'PATH']"), "{out}");
+                assert_eq!(lines[1], "['HOME', 'LANG', 'PATH']", "{out}");
+                assert_eq!(lines[2], "65534 65534");
+                assert_eq!(lines[3], "False False");
+            },
+        },
+        Attack {
+            name: "symlinks planted where the agent and the host might look",
+            request: RunRequest {
+                tests: vec![TestCase::default(), TestCase::default()],
+                ..bash(concat!(
+                    "for target in /etc/shadow /proc/1/root /var/run/docker.sock /; do\n",
+                    "  ln -sf \"$target\" \"/workspace/link$RANDOM\" 2>/dev/null\n",
+                    "  ln -sf \"$target\" \"/tmp/link$RANDOM\" 2>/dev/null\n",
+                    "done\n",
+                    "ln -sf /etc/shadow /workspace/main.sh.new; mv -f /workspace/main.sh.new /workspace/result 2>/dev/null\n",
+                    "echo planted\n",
+                ))
+            },
+            check: |run| {
+                verdict_is(run, &[Verdict::Ok]);
+                assert_eq!(run.tests.len(), 2);
+                assert!(run.tests.iter().all(|test| test.stdout == "planted\n"), "{run:#?}");
+            },
+        },
+        Attack {
+            name: "newlines and shell metacharacters in args",
+            request: RunRequest {
+                args: vec![
+                    "a b".to_owned(),
+                    "$(touch /tmp/coderun-pwned)".to_owned(),
+                    "x\ny".to_owned(),
+                    "; rm -rf / #".to_owned(),
+                    "`id`".to_owned(),
+                ],
+                ..python("import sys, json\nprint(json.dumps(sys.argv[1:]))\n")
+            },
+            check: |run| {
+                assert_eq!(
+                    stdout(run),
+                    "[\"a b\", \"$(touch /tmp/coderun-pwned)\", \"x\\ny\", \"; rm -rf / #\", \"`id`\"]\n"
+                );
+            },
+        },
+        Attack {
+            name: "writing to the read-only root",
+            request: python(concat!(
+                "import errno\n",
+                "for path in ['/var/tmp/x', '/etc/x', '/usr/bin/x', '/x']:\n",
+                "    try:\n",
+                "        open(path, 'w').write('x'); print('wrote', path)\n",
+                "    except OSError as e:\n",
+                "        print(errno.errorcode[e.errno], path)\n",
+            )),
+            check: |run| {
+                let out = stdout(run);
+                assert!(!out.contains("wrote"), "{out}");
+                assert!(out.contains("EROFS /var/tmp/x"), "a world-writable directory on the root is still read-only: {out}");
+            },
+        },
+        Attack {
+            name: "signals to PID 1",
+            request: python(concat!(
+                "import os, signal\n",
+                "for sig in [signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP, signal.SIGINT]:\n",
+                "    try:\n",
+                "        os.kill(1, sig); print('sent', sig.name)\n",
+                "    except PermissionError:\n",
+                "        print('denied', sig.name)\n",
+                "print('still here')\n",
+            )),
+            check: |run| {
+                verdict_is(run, &[Verdict::Ok]);
+                assert_eq!(stdout(run).matches("denied").count(), 4, "{run:#?}");
+            },
+        },
+        Attack {
+            name: "ptrace, mount, raw sockets, setuid",
+            request: python(concat!(
+                "import ctypes, os, socket, stat\n",
+                "libc = ctypes.CDLL(None, use_errno=True)\n",
+                "print('ptrace', libc.ptrace(16, 1, 0, 0))\n",
+                "print('mount', libc.mount(b'none', b'/workspace', b'tmpfs', 0, None))\n",
+                "try:\n",
+                "    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('raw socket opened')\n",
+                "except OSError:\n",
+                "    print('raw socket denied')\n",
+                "try:\n",
+                "    os.setuid(0); print('became root')\n",
+                "except PermissionError:\n",
+                "    print('setuid denied')\n",
+                "open('/workspace/s', 'w').close(); os.chmod('/workspace/s', 0o4755)\n",
+                "print('setuid bit kept' if os.stat('/workspace/s').st_mode & stat.S_ISUID else 'setuid bit dropped')\n",
+            )),
+            check: |run| {
+                let out = stdout(run);
+                assert!(out.contains("ptrace -1") && out.contains("mount -1"), "{out}");
+                assert!(out.contains("raw socket denied") && out.contains("setuid denied"), "{out}");
+            },
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_programs_are_contained_and_get_the_right_verdict() {
+    // SAFETY of the test: set before any service starts, read by nothing but the sandbox check.
+    std::env::set_var(HOST_SECRET_NAME, HOST_SECRET);
+    let stack = TestStack::start_with(coderun_e2e::StackOptions {
+        languages: vec!["bash".to_owned(), "python".to_owned()],
+        slots: 2,
+        ..Default::default()
+    })
+    .await;
+    let client = stack.client();
+    let bystander = python("print(sum(range(10**6)))\n");
+    for attack in attacks() {
+        let started = Instant::now();
+        let (attacked, innocent) = tokio::join!(
+            client.run_and_wait(&attack.request),
+            client.run_and_wait(&bystander)
+        );
+        let attacked = attacked.unwrap_or_else(|error| panic!("{}: {error}", attack.name));
+        eprintln!(
+            "{}: {:?} in {:?}",
+            attack.name,
+            attacked.verdict,
+            started.elapsed()
+        );
+        (attack.check)(&attacked);
+        let innocent =
+            innocent.unwrap_or_else(|error| panic!("bystander of {}: {error}", attack.name));
+        assert_eq!(
+            innocent.verdict,
+            Some(Verdict::Ok),
+            "bystander of {}: {innocent:#?}",
+            attack.name
+        );
+        assert_eq!(
+            stdout(&innocent),
+            "499999500000\n",
+            "bystander of {}",
+            attack.name
+        );
+        assert_eq!(
+            sandbox_containers(stack.names.prefix()),
+            0,
+            "containers left after {}",
+            attack.name
+        );
+        assert!(
+            !std::path::Path::new("/tmp/coderun-pwned").exists(),
+            "{} touched the host",
+            attack.name
+        );
+    }
+    // Still serving after all of it.
+    let after = client
+        .run_and_wait(&python("print('alive')\n"))
+        .await
+        .expect("still serving");
+    assert_eq!(stdout(&after), "alive\n");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    stack.stop().await;
+}

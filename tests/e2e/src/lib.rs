@@ -54,6 +54,8 @@ pub struct StackOptions {
     pub slots: u32,
     /// Languages the executor serves; empty means all with an image.
     pub languages: Vec<String>,
+    /// The OCI runtime of the sandboxes: `runc` or `runsc`.
+    pub runtime: String,
 }
 
 impl Default for StackOptions {
@@ -62,6 +64,7 @@ impl Default for StackOptions {
             agent_path: agent_path(),
             slots: 2,
             languages: Vec::new(),
+            runtime: "runc".to_owned(),
         }
     }
 }
@@ -96,6 +99,7 @@ impl TestStack {
         executor_config.worker.languages = options.languages.clone();
         executor_config.worker.heartbeat_interval_ms = 500;
         executor_config.sandbox.agent_path = options.agent_path.clone();
+        executor_config.sandbox.runtime = options.runtime.clone();
         // Below the largest file a run may write, so filling the disk meets the tmpfs cap.
         executor_config.sandbox.workspace_mb = 32;
         let executor = coderun_executor::Application::build(executor_config)
@@ -192,4 +196,36 @@ fn tenant(id: &str, key: &str) -> coderun_gateway::config::TenantConfig {
 /// A service's committed defaults, parsed as its config type.
 fn coderun_boot_defaults<T: serde::de::DeserializeOwned>(defaults: &str) -> T {
     toml::from_str(defaults).expect("committed defaults fit the config type")
+}
+
+/// The OCI runtimes the Docker engine has, from `docker info`.
+pub fn docker_runtimes() -> Vec<String> {
+    let output = std::process::Command::new("docker")
+        .args([
+            "info",
+            "--format",
+            "{{range $name, $_ := .Runtimes}}{{$name}} {{end}}",
+        ])
+        .output()
+        .expect("docker info runs");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The runtimes the sandbox tests cover: runc always; runsc (gVisor) too when
+/// `CODERUN_TEST_RUNSC=1`, which then fails if the engine lacks it. (runsc is not yet on by
+/// default: its pids and memory limits apply to the whole gVisor sandbox, see ARCHITECTURE.md.)
+pub fn sandbox_runtimes() -> Vec<String> {
+    let mut runtimes = vec!["runc".to_owned()];
+    if std::env::var("CODERUN_TEST_RUNSC").as_deref() == Ok("1") {
+        let available = docker_runtimes();
+        assert!(
+            available.iter().any(|runtime| runtime == "runsc"),
+            "CODERUN_TEST_RUNSC=1 but the Docker engine has no runsc runtime (has {available:?})"
+        );
+        runtimes.push("runsc".to_owned());
+    }
+    runtimes
 }

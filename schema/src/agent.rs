@@ -35,6 +35,27 @@ pub struct AgentJob {
     pub run: AgentCommand,
     /// stdin of each execution of `run`, in order.
     pub stdins: Vec<Bytes64>,
+    /// After a successful compile, write [`AgentPaused`] and wait for an [`AgentResume`]
+    /// line before running: the host changes the container's limits from the compile stage's
+    /// to the run stage's in between.
+    #[serde(default)]
+    pub pause_after_compile: bool,
+}
+
+/// agent → host, between compile and run when the job asked for a pause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentPaused {
+    pub v: u32,
+    /// Always true; distinguishes this line from the final [`AgentResult`].
+    pub paused_after_compile: bool,
+}
+
+/// host → agent: go on (with the run stage's limits in place), or stop here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentResume {
+    pub v: u32,
+    /// False: the host could not apply the run limits; the agent answers without running.
+    pub proceed: bool,
 }
 
 /// What one command did.

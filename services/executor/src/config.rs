@@ -42,6 +42,7 @@ pub struct SandboxConfig {
     pub runtime: String,
     pub workspace_mb: u64,
     pub cpus: f64,
+    pub warm_per_language: usize,
     pub host_margin_secs: u64,
 }
 

@@ -3,6 +3,7 @@
 //! - [`config`]: the layered configuration.
 //! - [`sandbox`]: the container settings and one sandbox's life (create, attach, feed the
 //!   agent, read its answer, remove).
+//! - [`pool`]: pre-warmed containers per language, refilled in the background.
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
 //! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events.
 //! - [`heartbeat`]: telling the scheduler and gateways what this executor serves.
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod heartbeat;
 pub mod outcome;
+pub mod pool;
 pub mod sandbox;
 pub mod worker;
 
@@ -93,6 +95,11 @@ impl Application {
         })
     }
 
+    /// Pre-warmed containers and the warm/cold counters.
+    pub fn warm_store(&self) -> Arc<crate::sandbox::WarmStore> {
+        self.worker.sandbox.warm_store()
+    }
+
     pub fn executor_id(&self) -> &str {
         &self.executor_id
     }
@@ -127,6 +134,16 @@ impl Application {
                 tracker.clone(),
             )));
         }
+        let warmer = crate::pool::Warmer::new(
+            self.worker.sandbox.clone(),
+            self.worker.languages.values(),
+            &self.worker.catalog,
+            self.config.sandbox.warm_per_language,
+        );
+        // Warm before serving, so the first runs are warm too.
+        warmer.fill().await;
+        let warmer_stop = CancellationToken::new();
+        let warmer = tokio::spawn(warmer.run(warmer_stop.clone()));
         let heartbeat = Heartbeat {
             bus: self.worker.bus.clone(),
             executor_id: self.executor_id.clone(),
@@ -154,6 +171,9 @@ impl Application {
                 "runs still in flight after the drain timeout; NATS will redeliver them"
             );
         }
+        // Only now: runs in flight may still have been taking warm containers.
+        warmer_stop.cancel();
+        let _ = warmer.await;
         tracing::info!("executor stopped");
         Ok(())
     }

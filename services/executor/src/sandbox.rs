@@ -10,18 +10,21 @@
 //! [`Sandbox::container_body`] is the single place those settings are decided; a pre-warmed
 //! pool (next step) creates containers from the same body ahead of time.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
 use bollard::query_parameters::{
     AttachContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
 use bollard::Docker;
-use coderun_schema::agent::{AgentCommand, AgentJob, AgentResult};
+use coderun_schema::agent::{AgentCommand, AgentJob, AgentPaused, AgentResult, AgentResume};
 use coderun_schema::catalog::{Limits, StageLimits};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
 
 use crate::config::SandboxConfig;
 
@@ -46,6 +49,18 @@ pub const LABEL_PREFIX: &str = "coderun.prefix";
 pub const LABEL_RUN: &str = "coderun.run";
 /// The most the host reads back from one agent (outputs are capped inside long before this).
 const MAX_AGENT_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// Writes one JSON line to the agent's stdin.
+async fn send_line<T: serde::Serialize>(
+    input: &mut (impl tokio::io::AsyncWrite + Unpin + ?Sized),
+    message: &T,
+) -> Result<(), SandboxError> {
+    let mut line =
+        serde_json::to_vec(message).map_err(|error| SandboxError::Protocol(error.to_string()))?;
+    line.push(b'\n');
+    input.write_all(&line).await.map_err(SandboxError::Send)?;
+    input.flush().await.map_err(SandboxError::Send)
+}
 
 /// Why a sandbox could not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -79,12 +94,97 @@ pub struct SandboxSpec<'a> {
     pub compiles: bool,
 }
 
+impl SandboxSpec<'_> {
+    /// The limits the container starts with: the compile stage's, or the run's.
+    pub fn first_stage(&self) -> StageLimits {
+        if self.compiles {
+            self.limits.compile
+        } else {
+            self.limits.run
+        }
+    }
+
+    /// The container-level limits to apply between compile and run, when they differ.
+    pub fn stage_change(&self) -> Option<StageLimits> {
+        let (first, run) = (self.first_stage(), self.limits.run);
+        (first.memory_mb != run.memory_mb || first.pids != run.pids).then_some(run)
+    }
+}
+
+fn memory_bytes(limits: &StageLimits) -> i64 {
+    i64::try_from(limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
+}
+
 /// Creates, runs and removes sandbox containers.
 #[derive(Clone)]
 pub struct Sandbox {
     docker: Docker,
     settings: SandboxConfig,
     prefix: String,
+    /// Containers created and started ahead of time (filled by `pool::Warmer`).
+    warm: Arc<WarmStore>,
+}
+
+/// Counters a test or a metric can read.
+#[derive(Debug, Default)]
+pub struct SandboxStats {
+    /// Runs that took a pre-warmed container: no create, no start on their path.
+    pub warm_takes: AtomicU64,
+    /// Runs that had to create and start their container.
+    pub cold_starts: AtomicU64,
+}
+
+/// Pre-warmed containers by container key: each was created and started with exactly the
+/// settings a run with that key needs, and waits with its agent blocked on stdin.
+#[derive(Debug, Default)]
+pub struct WarmStore {
+    containers: Mutex<HashMap<String, VecDeque<String>>>,
+    /// Woken whenever a container is taken, so the warmer refills.
+    pub refill: Notify,
+    pub stats: SandboxStats,
+}
+
+impl WarmStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<String>>> {
+        self.containers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Warm containers waiting under `key`.
+    pub fn count(&self, key: &str) -> usize {
+        self.lock().get(key).map_or(0, VecDeque::len)
+    }
+
+    /// Every warm container, across keys.
+    pub fn total(&self) -> usize {
+        self.lock().values().map(VecDeque::len).sum()
+    }
+
+    pub fn push(&self, key: String, id: String) {
+        self.lock().entry(key).or_default().push_back(id);
+    }
+
+    fn pop(&self, key: &str) -> Option<String> {
+        self.lock().get_mut(key).and_then(VecDeque::pop_front)
+    }
+
+    /// Empties the store, returning every container id it held.
+    pub fn drain(&self) -> Vec<String> {
+        self.lock().drain().flat_map(|(_, ids)| ids).collect()
+    }
+}
+
+/// Two runs can share a pre-warmed container exactly when their container settings, labels
+/// aside, are identical.
+pub fn container_key(body: &ContainerCreateBody) -> String {
+    let mut unlabelled = body.clone();
+    unlabelled.labels = None;
+    // Through a JSON value: its objects are sorted maps, so the HashMaps inside the body
+    // (tmpfs) give the same key whatever their iteration order.
+    serde_json::to_value(&unlabelled)
+        .map(|value| value.to_string())
+        .unwrap_or_default()
 }
 
 impl Sandbox {
@@ -100,6 +200,7 @@ impl Sandbox {
             docker,
             settings,
             prefix,
+            warm: Arc::default(),
         })
     }
 
@@ -107,15 +208,20 @@ impl Sandbox {
         &self.docker
     }
 
+    /// The pre-warmed containers and the counters.
+    pub fn warm_store(&self) -> Arc<WarmStore> {
+        self.warm.clone()
+    }
+
     /// The container settings for one run: everything DESIGN.md asks of a sandbox.
     pub fn container_body(&self, spec: &SandboxSpec<'_>) -> ContainerCreateBody {
-        let stage = if spec.compiles {
-            spec.limits.compile.max_with(spec.limits.run)
-        } else {
-            spec.limits.run
-        };
-        let memory = i64::try_from(stage.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
-        let file_size = i64::try_from(stage.file_size_kb.saturating_mul(1024)).unwrap_or(i64::MAX);
+        // The container starts with the first stage's memory and pids limits; when the run
+        // stage's differ, `run` changes them between the stages (see `stage_change`). The
+        // fsize ulimit is the hard ceiling the agent lowers per command, so it is the larger.
+        let stage = spec.first_stage();
+        let memory = memory_bytes(&stage);
+        let largest_file = stage.file_size_kb.max(spec.limits.run.file_size_kb);
+        let file_size = i64::try_from(largest_file.saturating_mul(1024)).unwrap_or(i64::MAX);
         let tmpfs_options = format!(
             "rw,exec,nosuid,nodev,size={}m,mode=1777",
             self.settings.workspace_mb
@@ -195,31 +301,107 @@ impl Sandbox {
         }
     }
 
-    /// Runs one job in a new container and returns the agent's answer. The container is
-    /// removed whatever happens.
+    /// Runs one job in a fresh container — a pre-warmed one when one with exactly these
+    /// settings is waiting, a new one otherwise — and returns the agent's answer. The
+    /// container is removed whatever happens; it is never used twice.
     pub async fn run(
         &self,
         spec: &SandboxSpec<'_>,
         job: &AgentJob,
         deadline: Duration,
     ) -> Result<AgentResult, SandboxError> {
-        let created = self
-            .docker
-            .create_container(
-                None::<bollard::query_parameters::CreateContainerOptions>,
-                self.container_body(spec),
-            )
-            .await
-            .map_err(SandboxError::Create)?;
-        let outcome = tokio::time::timeout(deadline, self.run_in(&created.id, job)).await;
-        self.remove(&created.id).await;
+        let body = self.container_body(spec);
+        let key = container_key(&body);
+        let started = Instant::now();
+        let (id, warm) = match self.take_warm(&key).await {
+            Some(id) => (id, true),
+            None => (self.create_started(body).await?, false),
+        };
+        let counter = if warm {
+            &self.warm.stats.warm_takes
+        } else {
+            &self.warm.stats.cold_starts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.warm.refill.notify_one();
+        let acquired = started.elapsed();
+        let stage_change = spec.stage_change();
+        let mut job = job.clone();
+        job.pause_after_compile = stage_change.is_some();
+        let outcome = tokio::time::timeout(deadline, self.exchange(&id, &job, stage_change)).await;
+        let exchanged = started.elapsed();
+        self.remove(&id).await;
+        tracing::info!(
+            run_id = spec.run_id,
+            container = %id,
+            warm,
+            acquire_ms = acquired.as_millis() as u64,
+            exchange_ms = (exchanged - acquired).as_millis() as u64,
+            remove_ms = (started.elapsed() - exchanged).as_millis() as u64,
+            "sandbox finished"
+        );
         match outcome {
             Ok(result) => result,
             Err(_) => Err(SandboxError::Deadline(deadline)),
         }
     }
 
-    async fn run_in(&self, id: &str, job: &AgentJob) -> Result<AgentResult, SandboxError> {
+    /// A waiting pre-warmed container for `key` that is still running, if any.
+    async fn take_warm(&self, key: &str) -> Option<String> {
+        while let Some(id) = self.warm.pop(key) {
+            let running = self
+                .docker
+                .inspect_container(
+                    &id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .ok()
+                .and_then(|container| container.state)
+                .and_then(|state| state.running)
+                .unwrap_or(false);
+            if running {
+                return Some(id);
+            }
+            tracing::warn!(container = %id, "a pre-warmed container died while waiting");
+            self.remove(&id).await;
+        }
+        None
+    }
+
+    /// Creates and starts a container; its agent then waits for a job on stdin.
+    pub async fn create_started(&self, body: ContainerCreateBody) -> Result<String, SandboxError> {
+        let created = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await
+            .map_err(SandboxError::Create)?;
+        let start = self
+            .docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await;
+        if let Err(error) = start {
+            self.remove(&created.id).await;
+            return Err(SandboxError::Start(error));
+        }
+        Ok(created.id)
+    }
+
+    /// Hands the job to the waiting agent and reads its answer. When `stage_change` is set,
+    /// the agent pauses after compiling; the container's memory and pids limits are changed to
+    /// the run stage's before it is told to go on.
+    async fn exchange(
+        &self,
+        id: &str,
+        job: &AgentJob,
+        stage_change: Option<StageLimits>,
+    ) -> Result<AgentResult, SandboxError> {
         let attach = AttachContainerOptions {
             stdin: true,
             stdout: true,
@@ -233,26 +415,18 @@ impl Sandbox {
             .attach_container(id, Some(attach))
             .await
             .map_err(SandboxError::Attach)?;
-        self.docker
-            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-            .await
-            .map_err(SandboxError::Start)?;
-        let mut line =
-            serde_json::to_vec(job).map_err(|error| SandboxError::Protocol(error.to_string()))?;
-        line.push(b'\n');
-        attached
-            .input
-            .write_all(&line)
-            .await
-            .map_err(SandboxError::Send)?;
-        attached.input.flush().await.map_err(SandboxError::Send)?;
-        attached
-            .input
-            .shutdown()
-            .await
-            .map_err(SandboxError::Send)?;
+        send_line(&mut attached.input, job).await?;
+        let mut pending_change = stage_change;
+        if pending_change.is_none() {
+            attached
+                .input
+                .shutdown()
+                .await
+                .map_err(SandboxError::Send)?;
+        }
 
         let mut stdout = Vec::new();
+        let mut scanned = 0;
         let mut diagnostics = Vec::new();
         while let Some(frame) = attached.output.next().await {
             match frame {
@@ -276,6 +450,25 @@ impl Sandbox {
                     )))
                 }
             }
+            if let Some(run_limits) = pending_change {
+                // Look for the pause line among the complete lines not scanned yet.
+                while let Some(end) = stdout[scanned..].iter().position(|byte| *byte == b'\n') {
+                    let line = &stdout[scanned..scanned + end];
+                    scanned += end + 1;
+                    if serde_json::from_slice::<AgentPaused>(line).is_ok() {
+                        let proceed = self.apply_run_limits(id, &run_limits).await;
+                        let resume = AgentResume { v: 1, proceed };
+                        send_line(&mut attached.input, &resume).await?;
+                        attached
+                            .input
+                            .shutdown()
+                            .await
+                            .map_err(SandboxError::Send)?;
+                        pending_change = None;
+                        break;
+                    }
+                }
+            }
         }
         if !diagnostics.is_empty() {
             tracing::warn!(container = id, agent_stderr = %String::from_utf8_lossy(&diagnostics), "the agent wrote to stderr");
@@ -286,7 +479,45 @@ impl Sandbox {
             .ok_or_else(|| {
                 SandboxError::Protocol("the agent exited without an answer".to_owned())
             })?;
-        serde_json::from_slice(answer).map_err(|error| SandboxError::Protocol(error.to_string()))
+        let result: AgentResult = serde_json::from_slice(answer)
+            .map_err(|error| SandboxError::Protocol(error.to_string()))?;
+        if let (Some(_), Some(compile)) = (stage_change, &result.compile) {
+            let compiled = compile.exit_code == Some(0);
+            if compiled
+                && result.runs.is_empty()
+                && result.error.is_none()
+                && !job.stdins.is_empty()
+            {
+                // The agent stopped because the run limits could not be applied.
+                return Err(SandboxError::Protocol(
+                    "the run stage's limits could not be applied".to_owned(),
+                ));
+            }
+        }
+        Ok(result)
+    }
+
+    /// Changes a running container's memory (and swap) and pids limits; false if refused.
+    async fn apply_run_limits(&self, id: &str, limits: &StageLimits) -> bool {
+        let memory = memory_bytes(limits);
+        let update = bollard::models::ContainerUpdateBody {
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            pids_limit: Some(i64::try_from(limits.pids).unwrap_or(i64::MAX)),
+            ..Default::default()
+        };
+        match self.docker.update_container(id, update).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(container = id, %error, "failed to apply the run stage's limits");
+                false
+            }
+        }
+    }
+
+    /// Removes a container, logging (not failing) when the engine refuses.
+    pub async fn discard(&self, id: &str) {
+        self.remove(id).await;
     }
 
     async fn remove(&self, id: &str) {
@@ -363,6 +594,7 @@ impl Sandbox {
                 limits,
             },
             stdins: vec![Default::default()],
+            pause_after_compile: false,
         };
         let spec = SandboxSpec {
             image,
@@ -401,6 +633,7 @@ mod tests {
             runtime: "runc".to_owned(),
             workspace_mb: 32,
             cpus: 1.0,
+            warm_per_language: 0,
             host_margin_secs: 5,
         }
     }
@@ -454,6 +687,7 @@ mod tests {
             .expect("a client needs no connection to exist"),
             settings: sandbox_settings(),
             prefix: "test".to_owned(),
+            warm: Arc::default(),
         };
         sandbox.container_body(spec)
     }

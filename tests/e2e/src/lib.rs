@@ -73,6 +73,8 @@ impl Default for StackOptions {
 pub struct TestStack {
     pub base_url: String,
     pub names: Names,
+    /// The executor's pre-warmed containers and warm/cold counters.
+    pub warm: std::sync::Arc<coderun_executor::sandbox::WarmStore>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -105,6 +107,7 @@ impl TestStack {
         let executor = coderun_executor::Application::build(executor_config)
             .await
             .expect("executor starts");
+        let warm = executor.warm_store();
 
         let mut scheduler_config: coderun_scheduler::config::Config =
             coderun_boot_defaults(coderun_scheduler::config::DEFAULTS);
@@ -138,6 +141,7 @@ impl TestStack {
         let stack = Self {
             base_url,
             names,
+            warm,
             shutdown,
             tasks,
         };

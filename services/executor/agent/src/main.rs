@@ -23,7 +23,9 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use coderun_schema::agent::{AgentCommand, AgentFile, AgentJob, AgentResult, AgentStage};
+use coderun_schema::agent::{
+    AgentCommand, AgentFile, AgentJob, AgentPaused, AgentResult, AgentResume, AgentStage,
+};
 use coderun_schema::bytes64::Bytes64;
 use coderun_schema::catalog::StageLimits;
 
@@ -69,6 +71,30 @@ fn read_job() -> Result<AgentJob, String> {
     serde_json::from_slice(&line).map_err(|error| format!("the job is not valid: {error}"))
 }
 
+/// Tells the host the compile stage is over and waits for its word to run.
+fn pause_for_run_limits() -> Result<bool, String> {
+    let paused = AgentPaused {
+        v: PROTOCOL_VERSION,
+        paused_after_compile: true,
+    };
+    {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer(&mut stdout, &paused).map_err(|error| error.to_string())?;
+        stdout
+            .write_all(b"\n")
+            .and_then(|()| stdout.flush())
+            .map_err(|error| format!("failed to tell the host: {error}"))?;
+    }
+    let mut line = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_until(b'\n', &mut line)
+        .map_err(|error| format!("failed to read the host's word: {error}"))?;
+    let resume: AgentResume = serde_json::from_slice(&line)
+        .map_err(|error| format!("the host's word is not valid: {error}"))?;
+    Ok(resume.proceed)
+}
+
 fn run_job(job: &AgentJob) -> AgentResult {
     let mut result = AgentResult {
         v: PROTOCOL_VERSION,
@@ -92,6 +118,16 @@ fn run_job(job: &AgentJob) -> AgentResult {
         result.compile = Some(stage);
         if !compiled {
             return result;
+        }
+        if job.pause_after_compile {
+            match pause_for_run_limits() {
+                Ok(true) => {}
+                Ok(false) => return result,
+                Err(error) => {
+                    result.error = Some(error);
+                    return result;
+                }
+            }
         }
     }
     for stdin in &job.stdins {

@@ -1,0 +1,86 @@
+//! Pre-warmed containers: for every language served, a few containers created and started
+//! ahead of time with the language's default limits, their agents blocked on stdin, so a run
+//! with those limits pays neither create nor start. Each is taken by exactly one run and never
+//! reused; the warmer refills in the background whenever one is taken. Runs with other limits
+//! get a container created for them with exactly their settings (never a looser one).
+
+use std::time::Duration;
+
+use bollard::models::ContainerCreateBody;
+use tokio_util::sync::CancellationToken;
+
+use crate::sandbox::{container_key, Sandbox, SandboxSpec};
+use crate::worker::PoolLanguage;
+
+/// How often the warmer re-checks its pools even when nothing woke it (a container that
+/// failed to start, an engine that was down).
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Keeps `per_language` warm containers for each language's default settings.
+pub struct Warmer {
+    sandbox: Sandbox,
+    /// (language, container body) for each language's default limits.
+    bodies: Vec<(String, ContainerCreateBody)>,
+    per_language: usize,
+}
+
+impl Warmer {
+    pub fn new<'a>(
+        sandbox: Sandbox,
+        languages: impl IntoIterator<Item = &'a PoolLanguage>,
+        catalog: &coderun_schema::catalog::Catalog,
+        per_language: usize,
+    ) -> Self {
+        let bodies = languages
+            .into_iter()
+            .map(|language| {
+                let spec = SandboxSpec {
+                    image: &language.spec.image,
+                    pool: &language.spec.id,
+                    run_id: "warm",
+                    limits: catalog.default_limits(&language.spec),
+                    compiles: language.spec.compile.is_some(),
+                };
+                (language.spec.id.clone(), sandbox.container_body(&spec))
+            })
+            .collect();
+        Self {
+            sandbox,
+            bodies,
+            per_language,
+        }
+    }
+
+    /// Fills every pool now, so the first runs are warm too.
+    pub async fn fill(&self) {
+        let store = self.sandbox.warm_store();
+        for (language, body) in &self.bodies {
+            let key = container_key(body);
+            while store.count(&key) < self.per_language {
+                match self.sandbox.create_started(body.clone()).await {
+                    Ok(id) => store.push(key.clone(), id),
+                    Err(error) => {
+                        tracing::warn!(%language, %error, "failed to pre-warm a container");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refills until `shutdown`, then removes every container still waiting.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let store = self.sandbox.warm_store();
+        loop {
+            self.fill().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = store.refill.notified() => {}
+                _ = tokio::time::sleep(RECHECK) => {}
+            }
+        }
+        for id in store.drain() {
+            self.sandbox.discard(&id).await;
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The sandbox measures what a program did accurately, and a run with default limits starts
+//! in a pre-warmed container: no create and no start on its path.
+
+use std::sync::atomic::Ordering;
+
+use coderun_e2e::TestStack;
+use coderun_schema::run::{LimitsRequest, RunRequest, StageLimitsRequest, Verdict};
+
+fn c_program(source: &str) -> RunRequest {
+    RunRequest {
+        language: "c".to_owned(),
+        source: Some(source.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn within(value: u64, target: u64, share: f64) -> bool {
+    let target = target as f64;
+    (value as f64) >= target * (1.0 - share) && (value as f64) <= target * (1.0 + share)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measurements_are_accurate_and_memory_limits_hold() {
+    let stack = TestStack::start().await;
+    let client = stack.client();
+
+    // About one second of CPU: spin until the process's own CPU clock says so.
+    let spin = c_program(concat!(
+        "#include <time.h>\n",
+        "int main(void) { struct timespec t; volatile unsigned long n = 0;\n",
+        "  do { n++; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t); } while (t.tv_sec < 1);\n",
+        "  return 0; }\n"
+    ));
+    let run = client.run_and_wait(&spin).await.expect("spin");
+    let stage = run.run.as_ref().expect("stage");
+    assert_eq!(run.verdict, Some(Verdict::Ok), "{run:#?}");
+    assert!(
+        within(stage.cpu_ms, 1000, 0.10),
+        "cpu_ms {} is 1000 ± 10%",
+        stage.cpu_ms
+    );
+
+    // 100 MiB, every page touched.
+    let touch = c_program(concat!(
+        "#include <stdlib.h>\n",
+        "int main(void) { size_t n = 100u << 20; volatile char *p = malloc(n);\n",
+        "  for (size_t i = 0; i < n; i += 4096) p[i] = 1;\n",
+        "  return p[n - 4096] == 1 ? 0 : 1; }\n"
+    ));
+    let run = client.run_and_wait(&touch).await.expect("touch");
+    let stage = run.run.as_ref().expect("stage");
+    assert_eq!(run.verdict, Some(Verdict::Ok), "{run:#?}");
+    assert!(
+        within(stage.memory_kb, 100 * 1024, 0.10),
+        "memory_kb {} is 102400 ± 10%",
+        stage.memory_kb
+    );
+
+    // 200 MiB under a 128 MiB limit.
+    let mut hungry = c_program(concat!(
+        "#include <stdlib.h>\n",
+        "int main(void) { size_t n = 200u << 20; volatile char *p = malloc(n);\n",
+        "  for (size_t i = 0; i < n; i += 4096) p[i] = 1;\n",
+        "  return p[n - 4096] == 1 ? 0 : 1; }\n"
+    ));
+    hungry.limits = LimitsRequest {
+        compile: None,
+        run: Some(StageLimitsRequest {
+            memory_mb: Some(128),
+            ..Default::default()
+        }),
+    };
+    let run = client.run_and_wait(&hungry).await.expect("hungry");
+    assert_eq!(run.verdict, Some(Verdict::MemoryLimit), "{run:#?}");
+    assert_eq!(
+        run.run.as_ref().and_then(|s| s.verdict),
+        Some(Verdict::MemoryLimit)
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_limits_take_a_warm_container_and_others_get_exactly_their_own() {
+    let stack = TestStack::start().await;
+    let client = stack.client();
+    assert!(
+        stack.warm.total() >= 3,
+        "a warm container per language before serving"
+    );
+    let stats = &stack.warm.stats;
+    let (warm_before, cold_before) = (
+        stats.warm_takes.load(Ordering::SeqCst),
+        stats.cold_starts.load(Ordering::SeqCst),
+    );
+
+    let hello = RunRequest {
+        language: "python".to_owned(),
+        source: Some("print('Hello, World!')\n".to_owned()),
+        ..Default::default()
+    };
+    let run = client.run_and_wait(&hello).await.expect("hello");
+    assert_eq!(run.run.as_ref().expect("stage").stdout, "Hello, World!\n");
+    assert_eq!(
+        stats.warm_takes.load(Ordering::SeqCst),
+        warm_before + 1,
+        "took a warm container"
+    );
+    assert_eq!(
+        stats.cold_starts.load(Ordering::SeqCst),
+        cold_before,
+        "created nothing on the path"
+    );
+
+    // Other limits: a container made for exactly them (a 64 MiB run cannot use 100 MiB).
+    let mut tight = RunRequest {
+        source: Some("x = bytearray(100 * 1024 * 1024)\nprint(len(x))\n".to_owned()),
+        ..hello.clone()
+    };
+    tight.limits.run = Some(StageLimitsRequest {
+        memory_mb: Some(64),
+        ..Default::default()
+    });
+    let run = client.run_and_wait(&tight).await.expect("tight");
+    assert_eq!(run.verdict, Some(Verdict::MemoryLimit), "{run:#?}");
+    assert_eq!(
+        stats.cold_starts.load(Ordering::SeqCst),
+        cold_before + 1,
+        "a container of its own"
+    );
+
+    // The pool refills after each take.
+    for _ in 0..50 {
+        if stack.warm.total() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(stack.warm.total() >= 3, "refilled: {}", stack.warm.total());
+    stack.stop().await;
+}

@@ -156,6 +156,11 @@ impl WarmStore {
         self.lock().get(key).map_or(0, VecDeque::len)
     }
 
+    /// The ids of every waiting container.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().values().flatten().cloned().collect()
+    }
+
     /// Every warm container, across keys.
     pub fn total(&self) -> usize {
         self.lock().values().map(VecDeque::len).sum()

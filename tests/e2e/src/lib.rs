@@ -56,6 +56,8 @@ pub struct StackOptions {
     pub languages: Vec<String>,
     /// The OCI runtime of the sandboxes: `runc` or `runsc`.
     pub runtime: String,
+    /// Pre-warmed containers per language.
+    pub warm_per_language: usize,
 }
 
 impl Default for StackOptions {
@@ -65,6 +67,7 @@ impl Default for StackOptions {
             slots: 2,
             languages: Vec::new(),
             runtime: "runc".to_owned(),
+            warm_per_language: 2,
         }
     }
 }
@@ -102,6 +105,7 @@ impl TestStack {
         executor_config.worker.heartbeat_interval_ms = 500;
         executor_config.sandbox.agent_path = options.agent_path.clone();
         executor_config.sandbox.runtime = options.runtime.clone();
+        executor_config.sandbox.warm_per_language = options.warm_per_language;
         // Below the largest file a run may write, so filling the disk meets the tmpfs cap.
         executor_config.sandbox.workspace_mb = 32;
         let executor = coderun_executor::Application::build(executor_config)
@@ -171,7 +175,8 @@ impl TestStack {
         panic!("the gateway never saw an executor heartbeat");
     }
 
-    /// Stops the services (draining runs in flight) and deletes the test's streams.
+    /// Stops the services (draining runs in flight), checks that no sandbox container of this
+    /// stack is left (warm ones included), and deletes the test's streams.
     pub async fn stop(self) {
         self.shutdown.cancel();
         for task in self.tasks {
@@ -181,6 +186,16 @@ impl TestStack {
                 other => panic!("a service did not stop cleanly: {other:?}"),
             }
         }
+        let output = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=coderun.prefix={}", self.names.prefix()))
+            .output()
+            .expect("docker ps runs");
+        let left = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(
+            left.is_empty(),
+            "sandbox containers left after the executor stopped: {left}"
+        );
         if let Ok(client) = async_nats::connect(nats_url()).await {
             let jetstream = async_nats::jetstream::new(client);
             let _ = jetstream.delete_stream(self.names.submit_stream()).await;

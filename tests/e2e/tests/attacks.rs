@@ -56,25 +56,33 @@ fn verdict_is(run: &Run, expected: &[Verdict]) {
     );
 }
 
-fn sandbox_containers(prefix: &str) -> usize {
-    let output = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=coderun.prefix={prefix}"),
-        ])
-        .output()
-        .expect("docker ps runs");
-    assert!(
-        output.status.success(),
-        "docker ps: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| !line.is_empty())
-        .count()
+/// Sandbox containers of this stack that are not waiting in its warm pool: those a run left.
+async fn leftover_containers(stack: &TestStack) -> Vec<String> {
+    let mut leftovers = Vec::new();
+    // A refill may be between creating a container and adding it to the pool: give it time.
+    for _ in 0..40 {
+        let output = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--no-trunc", "--filter"])
+            .arg(format!("label=coderun.prefix={}", stack.names.prefix()))
+            .output()
+            .expect("docker ps runs");
+        assert!(
+            output.status.success(),
+            "docker ps: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let warm = stack.warm.ids();
+        leftovers = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|id| !id.is_empty() && !warm.iter().any(|warm_id| warm_id == id))
+            .map(str::to_owned)
+            .collect();
+        if leftovers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    leftovers
 }
 
 fn attacks() -> Vec<Attack> {
@@ -365,10 +373,10 @@ async fn attack_under(runtime: &str) {
             "bystander of {name}: {innocent:#?}"
         );
         assert_eq!(stdout(&innocent), "499999500000\n", "bystander of {name}");
-        assert_eq!(
-            sandbox_containers(stack.names.prefix()),
-            0,
-            "containers left after {name}"
+        let leftovers = leftover_containers(&stack).await;
+        assert!(
+            leftovers.is_empty(),
+            "containers left after {name}: {leftovers:?}"
         );
         assert!(
             !std::path::Path::new("/tmp/coderun-pwned").exists(),

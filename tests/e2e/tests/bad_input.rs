@@ -169,7 +169,7 @@ async fn a_run_is_visible_only_to_its_tenant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_container_cannot_be_created_ends_as_internal_error() {
     // The executor starts with an agent that exists, then the agent disappears: Docker can no
-    // longer create sandbox containers (the bind mount's source is gone).
+    // longer start sandbox containers (the bind mount's source is gone).
     let directory = std::env::temp_dir().join(format!("coderun-e2e-{}", ulid::Ulid::new()));
     std::fs::create_dir_all(&directory).expect("temp dir");
     let agent = directory.join("coderun-agent");
@@ -177,6 +177,8 @@ async fn a_run_whose_container_cannot_be_created_ends_as_internal_error() {
     let stack = TestStack::start_with(StackOptions {
         agent_path: agent.clone(),
         languages: vec!["bash".to_owned()],
+        // Cold containers only: a warm one would have mounted the agent before it went.
+        warm_per_language: 0,
         ..Default::default()
     })
     .await;

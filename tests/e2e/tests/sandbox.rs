@@ -80,6 +80,49 @@ async fn measurements_are_accurate_and_memory_limits_hold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_and_memory_are_of_the_whole_process_tree() {
+    let stack = TestStack::start().await;
+    let client = stack.client();
+
+    // Three busy workers: RLIMIT_CPU alone would give each its own second.
+    let mut workers = RunRequest {
+        language: "bash".to_owned(),
+        source: Some("for i in 1 2 3; do (while :; do :; done) & done\nwait\n".to_owned()),
+        ..Default::default()
+    };
+    workers.limits.run = Some(StageLimitsRequest {
+        cpu_ms: Some(1000),
+        wall_ms: Some(20_000),
+        ..Default::default()
+    });
+    let run = client.run_and_wait(&workers).await.expect("workers");
+    let stage = run.run.as_ref().expect("stage");
+    assert_eq!(run.verdict, Some(Verdict::TimeLimit), "{run:#?}");
+    assert!(stage.cpu_ms >= 1000 && stage.cpu_ms < 1500, "{stage:?}");
+    assert!(
+        stage.wall_ms < 3000,
+        "stopped on the tree's CPU, not the wall: {stage:?}"
+    );
+
+    // Two processes of 60 MiB each: the peak is their sum, not the larger one.
+    let pair = c_program(concat!(
+        "#include <stdlib.h>\n#include <unistd.h>\n#include <sys/wait.h>\n",
+        "int main(void) { size_t n = 60u << 20; pid_t child = fork();\n",
+        "  volatile char *p = malloc(n); for (size_t i = 0; i < n; i += 4096) p[i] = 1;\n",
+        "  sleep(1); if (child) waitpid(child, 0, 0); return 0; }\n"
+    ));
+    let run = client.run_and_wait(&pair).await.expect("pair");
+    let stage = run.run.as_ref().expect("stage");
+    assert_eq!(run.verdict, Some(Verdict::Ok), "{run:#?}");
+    assert!(
+        within(stage.memory_kb, 120 * 1024, 0.10),
+        "memory_kb {} is 122880 ± 10%",
+        stage.memory_kb
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_limits_take_a_warm_container_and_others_get_exactly_their_own() {
     let stack = TestStack::start().await;
     let client = stack.client();

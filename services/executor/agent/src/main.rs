@@ -23,6 +23,8 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod meter;
+
 use coderun_schema::agent::{
     AgentCommand, AgentFile, AgentJob, AgentPaused, AgentResult, AgentResume, AgentStage,
 };
@@ -211,21 +213,6 @@ fn drop_to_program_user() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The kernel's count of OOM kills in this container's memory cgroup (v1 or v2), if readable.
-fn oom_kills() -> Option<u64> {
-    const SOURCES: [&str; 2] = [
-        "/sys/fs/cgroup/memory.events",
-        "/sys/fs/cgroup/memory/memory.oom_control",
-    ];
-    SOURCES.iter().find_map(|path| {
-        let text = std::fs::read_to_string(path).ok()?;
-        text.lines().find_map(|line| {
-            let value = line.strip_prefix("oom_kill ")?;
-            value.trim().parse().ok()
-        })
-    })
-}
-
 fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
     let limit = libc::rlimit {
         rlim_cur: soft,
@@ -325,7 +312,7 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
             Ok(())
         });
     }
-    let oom_kills_before = oom_kills();
+    let oom_kills_before = meter::oom_kills();
     let started = Instant::now();
     let mut child = match process.spawn() {
         Ok(child) => child,
@@ -360,22 +347,35 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
     // The watchdog kills the group at the wall limit or as soon as output overflows.
     let (done_sender, done_receiver) = mpsc::channel::<()>();
     let wall_limit = Duration::from_millis(limits.wall_ms);
+    let cpu_limit_ms = limits.cpu_ms;
     let watchdog = {
         let overflowed = overflowed.clone();
-        thread::spawn(move || loop {
-            let elapsed = started.elapsed();
-            if elapsed >= wall_limit {
-                kill_all_programs();
-                return true;
-            }
-            if overflowed.load(Ordering::SeqCst) {
-                kill_all_programs();
-                return false;
-            }
-            let tick = (wall_limit - elapsed).min(Duration::from_millis(10));
-            match done_receiver.recv_timeout(tick) {
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                _ => return false,
+        thread::spawn(move || {
+            let mut meter = meter::TreeMeter::start();
+            let mut ended = WatchEnd::Exited;
+            loop {
+                meter.sample();
+                let elapsed = started.elapsed();
+                if elapsed >= wall_limit {
+                    ended = WatchEnd::WallLimit;
+                } else if meter.cpu_ms().is_some_and(|cpu| cpu > cpu_limit_ms) {
+                    // The tree's CPU, not one process's: RLIMIT_CPU alone misses workers.
+                    ended = WatchEnd::CpuLimit;
+                } else if overflowed.load(Ordering::SeqCst) {
+                    ended = WatchEnd::OutputLimit;
+                }
+                if ended != WatchEnd::Exited {
+                    kill_all_programs();
+                    return (ended, meter);
+                }
+                let tick = (wall_limit - elapsed).min(Duration::from_millis(5));
+                match done_receiver.recv_timeout(tick) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => {
+                        meter.sample();
+                        return (ended, meter);
+                    }
+                }
             }
         })
     };
@@ -383,9 +383,14 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
     let waited = wait_with_usage(pid);
     let wall = started.elapsed();
     let _ = done_sender.send(());
-    let wall_timed_out = watchdog.join().unwrap_or(false);
-    // Whatever the program left behind dies now, so the pipes reach EOF.
+    let (ended, meter) = watchdog
+        .join()
+        .unwrap_or_else(|_| (WatchEnd::Exited, meter::TreeMeter::start()));
+    let wall_timed_out = ended == WatchEnd::WallLimit;
+    // Whatever the program left behind dies now, so the pipes reach EOF; the tree's CPU is
+    // read once they are all gone.
     kill_everything_else();
+    let tree_cpu_ms = meter.cpu_ms();
     let (stdout, stdout_truncated) = stdout_reader
         .and_then(|reader| reader.join().ok())
         .unwrap_or_default();
@@ -398,7 +403,7 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
     drop(child);
 
     let mut stage = AgentStage {
-        oom_killed: matches!((oom_kills_before, oom_kills()), (Some(before), Some(after)) if after > before),
+        oom_killed: matches!((oom_kills_before, meter::oom_kills()), (Some(before), Some(after)) if after > before),
         stdout: Bytes64(stdout),
         stderr: Bytes64(stderr),
         stdout_truncated,
@@ -412,14 +417,26 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
             stage.exit_code = status.code();
             stage.signal = status.signal();
             let cpu_us = timeval_us(usage.ru_utime) + timeval_us(usage.ru_stime);
-            stage.cpu_ms = cpu_us / 1000;
-            stage.memory_kb = u64::try_from(usage.ru_maxrss).unwrap_or(0);
-            stage.cpu_timed_out =
-                stage.cpu_ms > limits.cpu_ms || matches!(status.signal(), Some(libc::SIGXCPU));
+            let direct_kb = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+            // The whole tree where the cgroup tells, never less than the direct descendants.
+            stage.cpu_ms = (cpu_us / 1000).max(tree_cpu_ms.unwrap_or(0));
+            stage.memory_kb = direct_kb.max(meter.peak_kb().unwrap_or(0));
+            stage.cpu_timed_out = ended == WatchEnd::CpuLimit
+                || stage.cpu_ms > limits.cpu_ms
+                || matches!(status.signal(), Some(libc::SIGXCPU));
         }
         Err(error) => stage.spawn_error = Some(format!("failed to wait for {program}: {error}")),
     }
     stage
+}
+
+/// Why the watchdog stopped watching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchEnd {
+    Exited,
+    WallLimit,
+    CpuLimit,
+    OutputLimit,
 }
 
 fn timeval_us(time: libc::timeval) -> u64 {

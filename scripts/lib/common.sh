@@ -35,7 +35,7 @@ ensure_commands() {
 
 ensure_system_packages() {
   ensure_commands dockerd:docker.io nats-server:nats-server redis-server:redis-server \
-    debootstrap:debootstrap curl:curl shellcheck:shellcheck
+    debootstrap:debootstrap curl:curl shellcheck:shellcheck runsc:runsc
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -57,10 +57,14 @@ docker_ready() { docker_cli info >/dev/null 2>&1; }
 ensure_dockerd() {
   if docker_ready; then return 0; fi
   log "starting dockerd (no bridge, no iptables: containers only ever get network none)"
+  # gVisor is registered as the runtime `runsc`, itself without a network stack.
+  printf '{"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none"]}}}\n' \
+    "$(command -v runsc)" >"$STATE_DIR/daemon.json"
   local sudo=()
   if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
-  nohup "${sudo[@]}" dockerd --bridge=none --iptables=false --ip-masq=false \
-    >"$STATE_DIR/dockerd.log" 2>&1 &
+  # Its own session: stopping the script that started it does not stop it.
+  setsid nohup "${sudo[@]}" dockerd --bridge=none --iptables=false --ip-masq=false \
+    --config-file "$STATE_DIR/daemon.json" >"$STATE_DIR/dockerd.log" 2>&1 </dev/null &
   echo $! >"$STATE_DIR/dockerd.pid"
   wait_for dockerd 120 docker_ready
 }

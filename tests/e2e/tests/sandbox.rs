@@ -14,6 +14,13 @@ fn c_program(source: &str) -> RunRequest {
     }
 }
 
+/// A C program that allocates `mib` MiB and touches every page of it.
+fn touching(mib: u32) -> RunRequest {
+    c_program(&format!(
+        "#include <stdlib.h>\nint main(void) {{ size_t n = {mib}u << 20; volatile char *p = malloc(n);\n  for (size_t i = 0; i < n; i += 4096) p[i] = 1;\n  return p[n - 4096] == 1 ? 0 : 1; }}\n"
+    ))
+}
+
 fn within(value: u64, target: u64, share: f64) -> bool {
     let target = target as f64;
     (value as f64) >= target * (1.0 - share) && (value as f64) <= target * (1.0 + share)
@@ -41,12 +48,7 @@ async fn measurements_are_accurate_and_memory_limits_hold() {
     );
 
     // 100 MiB, every page touched.
-    let touch = c_program(concat!(
-        "#include <stdlib.h>\n",
-        "int main(void) { size_t n = 100u << 20; volatile char *p = malloc(n);\n",
-        "  for (size_t i = 0; i < n; i += 4096) p[i] = 1;\n",
-        "  return p[n - 4096] == 1 ? 0 : 1; }\n"
-    ));
+    let touch = touching(100);
     let run = client.run_and_wait(&touch).await.expect("touch");
     let stage = run.run.as_ref().expect("stage");
     assert_eq!(run.verdict, Some(Verdict::Ok), "{run:#?}");
@@ -57,12 +59,7 @@ async fn measurements_are_accurate_and_memory_limits_hold() {
     );
 
     // 200 MiB under a 128 MiB limit.
-    let mut hungry = c_program(concat!(
-        "#include <stdlib.h>\n",
-        "int main(void) { size_t n = 200u << 20; volatile char *p = malloc(n);\n",
-        "  for (size_t i = 0; i < n; i += 4096) p[i] = 1;\n",
-        "  return p[n - 4096] == 1 ? 0 : 1; }\n"
-    ));
+    let mut hungry = touching(200);
     hungry.limits = LimitsRequest {
         compile: None,
         run: Some(StageLimitsRequest {

@@ -1,6 +1,6 @@
-//! Pre-warmed containers: for every language served, a few containers created and started
-//! ahead of time with the language's default limits, their agents blocked on stdin, so a run
-//! with those limits pays neither create nor start. Each is taken by exactly one run and never
+//! Pre-warmed containers: for every language served, a few containers created, attached and
+//! started ahead of time with the language's default limits, their agents blocked on stdin, so
+//! a run with those limits pays neither create, nor attach, nor start. Each is taken by exactly one run and never
 //! reused; the warmer refills in the background whenever one is taken. Runs with other limits
 //! get a container created for them with exactly their settings (never a looser one).
 
@@ -57,8 +57,8 @@ impl Warmer {
         for (language, body) in &self.bodies {
             let key = container_key(body);
             while store.count(&key) < self.per_language {
-                match self.sandbox.create_started(body.clone()).await {
-                    Ok(id) => store.push(key.clone(), id),
+                match self.sandbox.create_ready(body.clone()).await {
+                    Ok(ready) => store.push(key.clone(), ready),
                     Err(error) => {
                         tracing::warn!(%language, %error, "failed to pre-warm a container");
                         break;

@@ -134,18 +134,24 @@ pub struct SandboxStats {
     pub cold_starts: AtomicU64,
 }
 
-/// Pre-warmed containers by container key: each was created and started with exactly the
-/// settings a run with that key needs, and waits with its agent blocked on stdin.
-#[derive(Debug, Default)]
+/// A started container with its stdio already attached: its agent waits for a job.
+pub struct ReadyContainer {
+    pub id: String,
+    attached: bollard::container::AttachContainerResults,
+}
+
+/// Pre-warmed containers by container key: each was created, attached and started with
+/// exactly the settings a run with that key needs, and waits with its agent blocked on stdin.
+#[derive(Default)]
 pub struct WarmStore {
-    containers: Mutex<HashMap<String, VecDeque<String>>>,
+    containers: Mutex<HashMap<String, VecDeque<ReadyContainer>>>,
     /// Woken whenever a container is taken, so the warmer refills.
     pub refill: Notify,
     pub stats: SandboxStats,
 }
 
 impl WarmStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<String>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<ReadyContainer>>> {
         self.containers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -158,7 +164,11 @@ impl WarmStore {
 
     /// The ids of every waiting container.
     pub fn ids(&self) -> Vec<String> {
-        self.lock().values().flatten().cloned().collect()
+        self.lock()
+            .values()
+            .flatten()
+            .map(|ready| ready.id.clone())
+            .collect()
     }
 
     /// Every warm container, across keys.
@@ -166,17 +176,21 @@ impl WarmStore {
         self.lock().values().map(VecDeque::len).sum()
     }
 
-    pub fn push(&self, key: String, id: String) {
-        self.lock().entry(key).or_default().push_back(id);
+    pub fn push(&self, key: String, ready: ReadyContainer) {
+        self.lock().entry(key).or_default().push_back(ready);
     }
 
-    fn pop(&self, key: &str) -> Option<String> {
+    fn pop(&self, key: &str) -> Option<ReadyContainer> {
         self.lock().get_mut(key).and_then(VecDeque::pop_front)
     }
 
     /// Empties the store, returning every container id it held.
     pub fn drain(&self) -> Vec<String> {
-        self.lock().drain().flat_map(|(_, ids)| ids).collect()
+        self.lock()
+            .drain()
+            .flat_map(|(_, ready)| ready)
+            .map(|ready| ready.id)
+            .collect()
     }
 }
 
@@ -318,10 +332,11 @@ impl Sandbox {
         let body = self.container_body(spec);
         let key = container_key(&body);
         let started = Instant::now();
-        let (id, warm) = match self.take_warm(&key).await {
-            Some(id) => (id, true),
-            None => (self.create_started(body).await?, false),
+        let (ready, warm) = match self.take_warm(&key).await {
+            Some(ready) => (ready, true),
+            None => (self.create_ready(body).await?, false),
         };
+        let id = ready.id.clone();
         let counter = if warm {
             &self.warm.stats.warm_takes
         } else {
@@ -333,7 +348,8 @@ impl Sandbox {
         let stage_change = spec.stage_change();
         let mut job = job.clone();
         job.pause_after_compile = stage_change.is_some();
-        let outcome = tokio::time::timeout(deadline, self.exchange(&id, &job, stage_change)).await;
+        let outcome =
+            tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change)).await;
         let exchanged = started.elapsed();
         self.remove(&id).await;
         tracing::info!(
@@ -352,12 +368,12 @@ impl Sandbox {
     }
 
     /// A waiting pre-warmed container for `key` that is still running, if any.
-    async fn take_warm(&self, key: &str) -> Option<String> {
-        while let Some(id) = self.warm.pop(key) {
+    async fn take_warm(&self, key: &str) -> Option<ReadyContainer> {
+        while let Some(ready) = self.warm.pop(key) {
             let running = self
                 .docker
                 .inspect_container(
-                    &id,
+                    &ready.id,
                     None::<bollard::query_parameters::InspectContainerOptions>,
                 )
                 .await
@@ -366,16 +382,20 @@ impl Sandbox {
                 .and_then(|state| state.running)
                 .unwrap_or(false);
             if running {
-                return Some(id);
+                return Some(ready);
             }
-            tracing::warn!(container = %id, "a pre-warmed container died while waiting");
-            self.remove(&id).await;
+            tracing::warn!(container = %ready.id, "a pre-warmed container died while waiting");
+            self.remove(&ready.id).await;
         }
         None
     }
 
-    /// Creates and starts a container; its agent then waits for a job on stdin.
-    pub async fn create_started(&self, body: ContainerCreateBody) -> Result<String, SandboxError> {
+    /// Creates a container, attaches to its stdio and starts it: its agent then waits for a
+    /// job. Attaching before the start means nothing the agent writes is missed.
+    pub async fn create_ready(
+        &self,
+        body: ContainerCreateBody,
+    ) -> Result<ReadyContainer, SandboxError> {
         let created = self
             .docker
             .create_container(
@@ -384,29 +404,7 @@ impl Sandbox {
             )
             .await
             .map_err(SandboxError::Create)?;
-        let start = self
-            .docker
-            .start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await;
-        if let Err(error) = start {
-            self.remove(&created.id).await;
-            return Err(SandboxError::Start(error));
-        }
-        Ok(created.id)
-    }
-
-    /// Hands the job to the waiting agent and reads its answer. When `stage_change` is set,
-    /// the agent pauses after compiling; the container's memory and pids limits are changed to
-    /// the run stage's before it is told to go on.
-    async fn exchange(
-        &self,
-        id: &str,
-        job: &AgentJob,
-        stage_change: Option<StageLimits>,
-    ) -> Result<AgentResult, SandboxError> {
+        let id = created.id;
         let attach = AttachContainerOptions {
             stdin: true,
             stdout: true,
@@ -415,11 +413,38 @@ impl Sandbox {
             logs: false,
             detach_keys: None,
         };
-        let mut attached = self
+        let attached = match self.docker.attach_container(&id, Some(attach)).await {
+            Ok(attached) => attached,
+            Err(error) => {
+                self.remove(&id).await;
+                return Err(SandboxError::Attach(error));
+            }
+        };
+        let start = self
             .docker
-            .attach_container(id, Some(attach))
-            .await
-            .map_err(SandboxError::Attach)?;
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await;
+        if let Err(error) = start {
+            self.remove(&id).await;
+            return Err(SandboxError::Start(error));
+        }
+        Ok(ReadyContainer { id, attached })
+    }
+
+    /// Hands the job to the waiting agent and reads its answer. When `stage_change` is set,
+    /// the agent pauses after compiling; the container's memory and pids limits are changed to
+    /// the run stage's before it is told to go on.
+    async fn exchange(
+        &self,
+        ready: ReadyContainer,
+        job: &AgentJob,
+        stage_change: Option<StageLimits>,
+    ) -> Result<AgentResult, SandboxError> {
+        let ReadyContainer { id, mut attached } = ready;
+        let id = id.as_str();
         send_line(&mut attached.input, job).await?;
         let mut pending_change = stage_change;
         if pending_change.is_none() {

@@ -77,6 +77,29 @@ async fn measurements_are_accurate_and_memory_limits_hold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_are_runtime_errors_with_the_signal_name() {
+    let stack = TestStack::start().await;
+    let client = stack.client();
+    let python = RunRequest {
+        language: "python".to_owned(),
+        source: Some(
+            "import ctypes\nprint('before', flush=True)\nctypes.string_at(0)\n".to_owned(),
+        ),
+        ..Default::default()
+    };
+    let c = c_program("#include <stdio.h>\nint main(void) { volatile int *p = 0; puts(\"before\"); fflush(stdout); return *p; }\n");
+    let abort = c_program("#include <stdlib.h>\nint main(void) { abort(); }\n");
+    for (request, signal) in [(python, "SIGSEGV"), (c, "SIGSEGV"), (abort, "SIGABRT")] {
+        let run = client.run_and_wait(&request).await.expect("run");
+        let stage = run.run.as_ref().expect("stage");
+        assert_eq!(run.verdict, Some(Verdict::RuntimeError), "{run:#?}");
+        assert_eq!(stage.signal.as_deref(), Some(signal), "{run:#?}");
+        assert_eq!(stage.exit_code, None, "a signal, not an exit status");
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_and_memory_are_of_the_whole_process_tree() {
     let stack = TestStack::start().await;
     let client = stack.client();

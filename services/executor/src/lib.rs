@@ -174,6 +174,7 @@ impl Application {
         // Only now: runs in flight may still have been taking warm containers.
         warmer_stop.cancel();
         let _ = warmer.await;
+        self.worker.sandbox.finish_removals().await;
         tracing::info!("executor stopped");
         Ok(())
     }

@@ -123,6 +123,8 @@ pub struct Sandbox {
     prefix: String,
     /// Containers created and started ahead of time (filled by `pool::Warmer`).
     warm: Arc<WarmStore>,
+    /// Removals of finished containers, done off the run's path; awaited at shutdown.
+    removals: tokio_util::task::TaskTracker,
 }
 
 /// Counters a test or a metric can read.
@@ -220,6 +222,7 @@ impl Sandbox {
             settings,
             prefix,
             warm: Arc::default(),
+            removals: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -351,14 +354,17 @@ impl Sandbox {
         let outcome =
             tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change)).await;
         let exchanged = started.elapsed();
-        self.remove(&id).await;
+        // The answer is in hand: the container goes, but off the run's path.
+        let sandbox = self.clone();
+        let removed_id = id.clone();
+        self.removals
+            .spawn(async move { sandbox.remove(&removed_id).await });
         tracing::info!(
             run_id = spec.run_id,
             container = %id,
             warm,
             acquire_ms = acquired.as_millis() as u64,
             exchange_ms = (exchanged - acquired).as_millis() as u64,
-            remove_ms = (started.elapsed() - exchanged).as_millis() as u64,
             "sandbox finished"
         );
         match outcome {
@@ -480,11 +486,13 @@ impl Sandbox {
                     )))
                 }
             }
-            if let Some(run_limits) = pending_change {
-                // Look for the pause line among the complete lines not scanned yet.
-                while let Some(end) = stdout[scanned..].iter().position(|byte| *byte == b'\n') {
-                    let line = &stdout[scanned..scanned + end];
-                    scanned += end + 1;
+            // Read the complete lines not scanned yet: the pause, then the answer. The answer
+            // ends the exchange at once, without waiting for the container to exit.
+            let mut answered = None;
+            while let Some(end) = stdout[scanned..].iter().position(|byte| *byte == b'\n') {
+                let line = &stdout[scanned..scanned + end];
+                scanned += end + 1;
+                if let Some(run_limits) = pending_change {
                     if serde_json::from_slice::<AgentPaused>(line).is_ok() {
                         let proceed = self.apply_run_limits(id, &run_limits).await;
                         let resume = AgentResume { v: 1, proceed };
@@ -495,22 +503,33 @@ impl Sandbox {
                             .await
                             .map_err(SandboxError::Send)?;
                         pending_change = None;
-                        break;
+                        continue;
                     }
                 }
+                if let Ok(result) = serde_json::from_slice::<AgentResult>(line) {
+                    answered = Some(result);
+                    break;
+                }
+            }
+            if let Some(result) = answered {
+                return self.checked(result, stage_change, job);
             }
         }
         if !diagnostics.is_empty() {
-            tracing::warn!(container = id, agent_stderr = %String::from_utf8_lossy(&diagnostics), "the agent wrote to stderr");
+            tracing::warn!(container = id, agent_stderr = %String::from_utf8_lossy(&diagnostics), "the agent exited without an answer");
         }
-        let answer = stdout
-            .split(|byte| *byte == b'\n')
-            .rfind(|line| !line.is_empty())
-            .ok_or_else(|| {
-                SandboxError::Protocol("the agent exited without an answer".to_owned())
-            })?;
-        let result: AgentResult = serde_json::from_slice(answer)
-            .map_err(|error| SandboxError::Protocol(error.to_string()))?;
+        Err(SandboxError::Protocol(
+            "the agent exited without an answer".to_owned(),
+        ))
+    }
+
+    /// Refuses an answer in which the agent stopped because the run limits were not applied.
+    fn checked(
+        &self,
+        result: AgentResult,
+        stage_change: Option<StageLimits>,
+        job: &AgentJob,
+    ) -> Result<AgentResult, SandboxError> {
         if let (Some(_), Some(compile)) = (stage_change, &result.compile) {
             let compiled = compile.exit_code == Some(0);
             if compiled
@@ -518,7 +537,6 @@ impl Sandbox {
                 && result.error.is_none()
                 && !job.stdins.is_empty()
             {
-                // The agent stopped because the run limits could not be applied.
                 return Err(SandboxError::Protocol(
                     "the run stage's limits could not be applied".to_owned(),
                 ));
@@ -543,6 +561,13 @@ impl Sandbox {
                 false
             }
         }
+    }
+
+    /// Waits for every container removal in flight (at shutdown, and in tests).
+    pub async fn finish_removals(&self) {
+        self.removals.close();
+        self.removals.wait().await;
+        self.removals.reopen();
     }
 
     /// Removes a container, logging (not failing) when the engine refuses.
@@ -718,6 +743,7 @@ mod tests {
             settings: sandbox_settings(),
             prefix: "test".to_owned(),
             warm: Arc::default(),
+            removals: tokio_util::task::TaskTracker::new(),
         };
         sandbox.container_body(spec)
     }

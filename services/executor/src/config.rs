@@ -43,6 +43,8 @@ pub struct SandboxConfig {
     pub workspace_mb: u64,
     pub cpus: f64,
     pub warm_per_language: usize,
+    /// Per-language overrides of `warm_per_language`, by catalog id.
+    pub warm_sizes: std::collections::BTreeMap<String, usize>,
     pub host_margin_secs: u64,
 }
 
@@ -68,6 +70,17 @@ impl Config {
             return Err(format!(
                 "sandbox.runtime must be runc or runsc, not {}",
                 self.sandbox.runtime
+            ));
+        }
+        let catalog = coderun_schema::catalog::Catalog::builtin();
+        if let Some(unknown) = self
+            .sandbox
+            .warm_sizes
+            .keys()
+            .find(|id| catalog.languages.iter().all(|l| &l.id != *id))
+        {
+            return Err(format!(
+                "sandbox.warm_sizes names `{unknown}`, which is not a catalog id"
             ));
         }
         if !(self.sandbox.cpus > 0.0 && self.sandbox.cpus <= 64.0) {

@@ -139,6 +139,7 @@ impl Application {
             self.worker.languages.values(),
             &self.worker.catalog,
             self.config.sandbox.warm_per_language,
+            &self.config.sandbox.warm_sizes,
         );
         // Warm before serving, so the first runs are warm too.
         warmer.fill().await;

@@ -16,12 +16,11 @@ use crate::worker::PoolLanguage;
 /// failed to start, an engine that was down).
 const RECHECK: Duration = Duration::from_secs(5);
 
-/// Keeps `per_language` warm containers for each language's default settings.
+/// Keeps warm containers for each language's default settings.
 pub struct Warmer {
     sandbox: Sandbox,
-    /// (language, container body) for each language's default limits.
-    bodies: Vec<(String, ContainerCreateBody)>,
-    per_language: usize,
+    /// (language, container body for its default limits, how many to keep).
+    bodies: Vec<(String, ContainerCreateBody, usize)>,
 }
 
 impl Warmer {
@@ -30,6 +29,7 @@ impl Warmer {
         languages: impl IntoIterator<Item = &'a PoolLanguage>,
         catalog: &coderun_schema::catalog::Catalog,
         per_language: usize,
+        sizes: &std::collections::BTreeMap<String, usize>,
     ) -> Self {
         let bodies = languages
             .into_iter()
@@ -41,22 +41,26 @@ impl Warmer {
                     limits: catalog.default_limits(&language.spec),
                     compiles: language.spec.compile.is_some(),
                 };
-                (language.spec.id.clone(), sandbox.container_body(&spec))
+                let size = sizes
+                    .get(&language.spec.id)
+                    .copied()
+                    .unwrap_or(per_language);
+                (
+                    language.spec.id.clone(),
+                    sandbox.container_body(&spec),
+                    size,
+                )
             })
             .collect();
-        Self {
-            sandbox,
-            bodies,
-            per_language,
-        }
+        Self { sandbox, bodies }
     }
 
     /// Fills every pool now, so the first runs are warm too.
     pub async fn fill(&self) {
         let store = self.sandbox.warm_store();
-        for (language, body) in &self.bodies {
+        for (language, body, size) in &self.bodies {
             let key = container_key(body);
-            while store.count(&key) < self.per_language {
+            while store.count(&key) < *size {
                 match self.sandbox.create_ready(body.clone()).await {
                     Ok(ready) => store.push(key.clone(), ready),
                     Err(error) => {

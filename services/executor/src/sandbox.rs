@@ -689,6 +689,7 @@ mod tests {
             workspace_mb: 32,
             cpus: 1.0,
             warm_per_language: 0,
+            warm_sizes: Default::default(),
             host_margin_secs: 5,
         }
     }

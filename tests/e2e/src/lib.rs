@@ -58,6 +58,8 @@ pub struct StackOptions {
     pub runtime: String,
     /// Pre-warmed containers per language.
     pub warm_per_language: usize,
+    /// Per-language overrides of `warm_per_language`.
+    pub warm_sizes: std::collections::BTreeMap<String, usize>,
 }
 
 impl Default for StackOptions {
@@ -68,6 +70,7 @@ impl Default for StackOptions {
             languages: Vec::new(),
             runtime: "runc".to_owned(),
             warm_per_language: 2,
+            warm_sizes: Default::default(),
         }
     }
 }
@@ -106,6 +109,7 @@ impl TestStack {
         executor_config.sandbox.agent_path = options.agent_path.clone();
         executor_config.sandbox.runtime = options.runtime.clone();
         executor_config.sandbox.warm_per_language = options.warm_per_language;
+        executor_config.sandbox.warm_sizes = options.warm_sizes.clone();
         // Below the largest file a run may write, so filling the disk meets the tmpfs cap.
         executor_config.sandbox.workspace_mb = 32;
         let executor = coderun_executor::Application::build(executor_config)

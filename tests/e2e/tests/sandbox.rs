@@ -144,11 +144,17 @@ async fn cpu_and_memory_are_of_the_whole_process_tree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_limits_take_a_warm_container_and_others_get_exactly_their_own() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::start_with(coderun_e2e::StackOptions {
+        warm_per_language: 1,
+        warm_sizes: [("python".to_owned(), 3)].into(),
+        ..Default::default()
+    })
+    .await;
     let client = stack.client();
-    assert!(
-        stack.warm.total() >= 3,
-        "a warm container per language before serving"
+    assert_eq!(
+        stack.warm.total(),
+        5,
+        "bash 1 + c 1 + python 3, warm before serving"
     );
     let stats = &stack.warm.stats;
     let (warm_before, cold_before) = (
@@ -193,11 +199,11 @@ async fn default_limits_take_a_warm_container_and_others_get_exactly_their_own()
 
     // The pool refills after each take.
     for _ in 0..50 {
-        if stack.warm.total() >= 3 {
+        if stack.warm.total() == 5 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(stack.warm.total() >= 3, "refilled: {}", stack.warm.total());
+    assert_eq!(stack.warm.total(), 5, "refilled");
     stack.stop().await;
 }

@@ -1,8 +1,9 @@
 //! coderun-executor: runs jobs, each in its own locked-down container.
 //!
 //! - [`config`]: the layered configuration.
-//! - [`sandbox`]: the container settings and one sandbox's life (create, attach, feed the
-//!   agent, read its answer, remove).
+//! - [`container`]: the container settings of a sandbox, decided in one place.
+//! - [`sandbox`]: one sandbox's life (take a warm container or create one, feed the agent,
+//!   read its answer, remove it).
 //! - [`pool`]: pre-warmed containers per language, refilled in the background.
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
 //! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events.
@@ -13,6 +14,7 @@
 //! first — it takes what the scheduler put in its pools' queues.
 
 pub mod config;
+pub mod container;
 pub mod heartbeat;
 pub mod outcome;
 pub mod pool;
@@ -96,7 +98,7 @@ impl Application {
     }
 
     /// Pre-warmed containers and the warm/cold counters.
-    pub fn warm_store(&self) -> Arc<crate::sandbox::WarmStore> {
+    pub fn warm_store(&self) -> Arc<crate::pool::WarmStore> {
         self.worker.sandbox.warm_store()
     }
 

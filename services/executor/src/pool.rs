@@ -4,17 +4,91 @@
 //! reused; the warmer refills in the background whenever one is taken. Runs with other limits
 //! get a container created for them with exactly their settings (never a looser one).
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::sandbox::{container_key, Sandbox, SandboxSpec};
+use crate::container::{container_key, SandboxSpec};
+use crate::sandbox::Sandbox;
 use crate::worker::PoolLanguage;
 
 /// How often the warmer re-checks its pools even when nothing woke it (a container that
 /// failed to start, an engine that was down).
 const RECHECK: Duration = Duration::from_secs(5);
+
+/// Counters a test or a metric can read.
+#[derive(Debug, Default)]
+pub struct SandboxStats {
+    /// Runs that took a pre-warmed container: no create, no start on their path.
+    pub warm_takes: AtomicU64,
+    /// Runs that had to create and start their container.
+    pub cold_starts: AtomicU64,
+}
+
+/// A started container with its stdio already attached: its agent waits for a job.
+pub struct ReadyContainer {
+    pub id: String,
+    pub(crate) attached: bollard::container::AttachContainerResults,
+}
+
+/// Pre-warmed containers by container key: each was created, attached and started with
+/// exactly the settings a run with that key needs, and waits with its agent blocked on stdin.
+#[derive(Default)]
+pub struct WarmStore {
+    containers: Mutex<HashMap<String, VecDeque<ReadyContainer>>>,
+    /// Woken whenever a container is taken, so the warmer refills.
+    pub refill: Notify,
+    pub stats: SandboxStats,
+}
+
+impl WarmStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<ReadyContainer>>> {
+        self.containers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Warm containers waiting under `key`.
+    pub fn count(&self, key: &str) -> usize {
+        self.lock().get(key).map_or(0, VecDeque::len)
+    }
+
+    /// The ids of every waiting container.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock()
+            .values()
+            .flatten()
+            .map(|ready| ready.id.clone())
+            .collect()
+    }
+
+    /// Every warm container, across keys.
+    pub fn total(&self) -> usize {
+        self.lock().values().map(VecDeque::len).sum()
+    }
+
+    pub fn push(&self, key: String, ready: ReadyContainer) {
+        self.lock().entry(key).or_default().push_back(ready);
+    }
+
+    pub(crate) fn pop(&self, key: &str) -> Option<ReadyContainer> {
+        self.lock().get_mut(key).and_then(VecDeque::pop_front)
+    }
+
+    /// Empties the store, returning every container id it held.
+    pub fn drain(&self) -> Vec<String> {
+        self.lock()
+            .drain()
+            .flat_map(|(_, ready)| ready)
+            .map(|ready| ready.id)
+            .collect()
+    }
+}
 
 /// Keeps warm containers for each language's default settings.
 pub struct Warmer {

@@ -1,21 +1,17 @@
-//! One sandbox per run: a fresh container with the agent as PID 1, fed one job over the
-//! attached stdin, read back through the attached stdout, then removed.
+//! One sandbox per run: a fresh container with the agent as PID 1 — a pre-warmed one when one
+//! with exactly the run's settings is waiting — fed one job over the attached stdin, read back
+//! through the attached stdout, then removed off the run's path. The host never follows a path
+//! inside the container: it only reads the agent's messages.
 //!
-//! The container settings are those of DESIGN.md: network none, read-only root, tmpfs
-//! workspace and /tmp with a size cap, every capability dropped, no-new-privileges, the
-//! unprivileged `nobody` user, pids / memory (swap equal to memory) / CPU limits, nofile and
-//! fsize ulimits, an environment with nothing but PATH, HOME and LANG. The host never follows a
-//! path inside the container: it only reads the agent's message.
-//!
-//! [`Sandbox::container_body`] is the single place those settings are decided; a pre-warmed
-//! pool (next step) creates containers from the same body ahead of time.
+//! The settings themselves are decided in [`crate::container`]; between compile and run the
+//! container's memory and pids limits are changed to the run stage's when they differ.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
@@ -24,29 +20,13 @@ use coderun_schema::agent::{AgentCommand, AgentJob, AgentPaused, AgentResult, Ag
 use coderun_schema::catalog::{Limits, StageLimits};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Notify;
 
 use crate::config::SandboxConfig;
+use crate::container::{
+    container_body, container_key, memory_bytes, SandboxSpec, LABEL_POOL, LABEL_PREFIX,
+};
+use crate::pool::{ReadyContainer, WarmStore};
 
-/// Where the agent is mounted inside every container.
-pub const AGENT_MOUNT: &str = "/coderun/agent";
-/// The workspace the agent writes files into and runs them from.
-pub const WORKSPACE: &str = "/workspace";
-/// The agent's user inside the container: root, with every capability dropped except
-/// [`AGENT_CAPABILITIES`].
-pub const AGENT_USER: &str = "0:0";
-/// What the agent keeps: SETUID and SETGID to become [`PROGRAM_USER`] for every command, KILL
-/// to kill the program's processes (another user's) at limits and after each command.
-/// Programs lose all of them with the change of user.
-pub const AGENT_CAPABILITIES: &[&str] = &["SETUID", "SETGID", "KILL"];
-/// What every program runs as: `nobody:nogroup` on Debian.
-pub const PROGRAM_USER: &str = "65534:65534";
-/// Label on every sandbox container: the pool (language) it serves.
-pub const LABEL_POOL: &str = "coderun.pool";
-/// Label on every sandbox container: the name prefix of the deployment that made it.
-pub const LABEL_PREFIX: &str = "coderun.prefix";
-/// Label on every sandbox container: the run it ran.
-pub const LABEL_RUN: &str = "coderun.run";
 /// The most the host reads back from one agent (outputs are capped inside long before this).
 const MAX_AGENT_MESSAGE: usize = 256 * 1024 * 1024;
 
@@ -81,40 +61,6 @@ pub enum SandboxError {
     Protocol(String),
 }
 
-/// What one sandbox needs to know.
-#[derive(Debug, Clone)]
-pub struct SandboxSpec<'a> {
-    pub image: &'a str,
-    pub pool: &'a str,
-    pub run_id: &'a str,
-    /// The container is sized for the larger of the compile and run limits (for the run
-    /// limits alone when nothing is compiled).
-    pub limits: Limits,
-    /// Whether the job has a compile stage.
-    pub compiles: bool,
-}
-
-impl SandboxSpec<'_> {
-    /// The limits the container starts with: the compile stage's, or the run's.
-    pub fn first_stage(&self) -> StageLimits {
-        if self.compiles {
-            self.limits.compile
-        } else {
-            self.limits.run
-        }
-    }
-
-    /// The container-level limits to apply between compile and run, when they differ.
-    pub fn stage_change(&self) -> Option<StageLimits> {
-        let (first, run) = (self.first_stage(), self.limits.run);
-        (first.memory_mb != run.memory_mb || first.pids != run.pids).then_some(run)
-    }
-}
-
-fn memory_bytes(limits: &StageLimits) -> i64 {
-    i64::try_from(limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
-}
-
 /// Creates, runs and removes sandbox containers.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -125,87 +71,6 @@ pub struct Sandbox {
     warm: Arc<WarmStore>,
     /// Removals of finished containers, done off the run's path; awaited at shutdown.
     removals: tokio_util::task::TaskTracker,
-}
-
-/// Counters a test or a metric can read.
-#[derive(Debug, Default)]
-pub struct SandboxStats {
-    /// Runs that took a pre-warmed container: no create, no start on their path.
-    pub warm_takes: AtomicU64,
-    /// Runs that had to create and start their container.
-    pub cold_starts: AtomicU64,
-}
-
-/// A started container with its stdio already attached: its agent waits for a job.
-pub struct ReadyContainer {
-    pub id: String,
-    attached: bollard::container::AttachContainerResults,
-}
-
-/// Pre-warmed containers by container key: each was created, attached and started with
-/// exactly the settings a run with that key needs, and waits with its agent blocked on stdin.
-#[derive(Default)]
-pub struct WarmStore {
-    containers: Mutex<HashMap<String, VecDeque<ReadyContainer>>>,
-    /// Woken whenever a container is taken, so the warmer refills.
-    pub refill: Notify,
-    pub stats: SandboxStats,
-}
-
-impl WarmStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<ReadyContainer>>> {
-        self.containers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Warm containers waiting under `key`.
-    pub fn count(&self, key: &str) -> usize {
-        self.lock().get(key).map_or(0, VecDeque::len)
-    }
-
-    /// The ids of every waiting container.
-    pub fn ids(&self) -> Vec<String> {
-        self.lock()
-            .values()
-            .flatten()
-            .map(|ready| ready.id.clone())
-            .collect()
-    }
-
-    /// Every warm container, across keys.
-    pub fn total(&self) -> usize {
-        self.lock().values().map(VecDeque::len).sum()
-    }
-
-    pub fn push(&self, key: String, ready: ReadyContainer) {
-        self.lock().entry(key).or_default().push_back(ready);
-    }
-
-    fn pop(&self, key: &str) -> Option<ReadyContainer> {
-        self.lock().get_mut(key).and_then(VecDeque::pop_front)
-    }
-
-    /// Empties the store, returning every container id it held.
-    pub fn drain(&self) -> Vec<String> {
-        self.lock()
-            .drain()
-            .flat_map(|(_, ready)| ready)
-            .map(|ready| ready.id)
-            .collect()
-    }
-}
-
-/// Two runs can share a pre-warmed container exactly when their container settings, labels
-/// aside, are identical.
-pub fn container_key(body: &ContainerCreateBody) -> String {
-    let mut unlabelled = body.clone();
-    unlabelled.labels = None;
-    // Through a JSON value: its objects are sorted maps, so the HashMaps inside the body
-    // (tmpfs) give the same key whatever their iteration order.
-    serde_json::to_value(&unlabelled)
-        .map(|value| value.to_string())
-        .unwrap_or_default()
 }
 
 impl Sandbox {
@@ -235,92 +100,9 @@ impl Sandbox {
         self.warm.clone()
     }
 
-    /// The container settings for one run: everything DESIGN.md asks of a sandbox.
+    /// The container settings for one run (see [`crate::container`]).
     pub fn container_body(&self, spec: &SandboxSpec<'_>) -> ContainerCreateBody {
-        // The container starts with the first stage's memory and pids limits; when the run
-        // stage's differ, `run` changes them between the stages (see `stage_change`). The
-        // fsize ulimit is the hard ceiling the agent lowers per command, so it is the larger.
-        let stage = spec.first_stage();
-        let memory = memory_bytes(&stage);
-        let largest_file = stage.file_size_kb.max(spec.limits.run.file_size_kb);
-        let file_size = i64::try_from(largest_file.saturating_mul(1024)).unwrap_or(i64::MAX);
-        let tmpfs_options = format!(
-            "rw,exec,nosuid,nodev,size={}m,mode=1777",
-            self.settings.workspace_mb
-        );
-        let labels = HashMap::from([
-            (LABEL_POOL.to_owned(), spec.pool.to_owned()),
-            (LABEL_PREFIX.to_owned(), self.prefix.clone()),
-            (LABEL_RUN.to_owned(), spec.run_id.to_owned()),
-        ]);
-        ContainerCreateBody {
-            image: Some(spec.image.to_owned()),
-            entrypoint: Some(vec![AGENT_MOUNT.to_owned()]),
-            cmd: Some(Vec::new()),
-            // The agent runs as root with AGENT_CAPABILITIES only, and drops to
-            // PROGRAM_USER for every command it runs (see the agent's drop_to_program_user).
-            user: Some(AGENT_USER.to_owned()),
-            // No working_dir: Docker would create it root-owned over the tmpfs. The agent
-            // changes into the workspace itself.
-            env: Some(vec![
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-                format!("HOME={WORKSPACE}"),
-                "LANG=C.UTF-8".to_owned(),
-            ]),
-            network_disabled: Some(true),
-            attach_stdin: Some(true),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            open_stdin: Some(true),
-            stdin_once: Some(true),
-            tty: Some(false),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                network_mode: Some("none".to_owned()),
-                readonly_rootfs: Some(true),
-                tmpfs: Some(HashMap::from([
-                    (WORKSPACE.to_owned(), tmpfs_options.clone()),
-                    ("/tmp".to_owned(), tmpfs_options),
-                ])),
-                cap_drop: Some(vec!["ALL".to_owned()]),
-                cap_add: Some(
-                    AGENT_CAPABILITIES
-                        .iter()
-                        .map(|cap| (*cap).to_owned())
-                        .collect(),
-                ),
-                security_opt: Some(vec!["no-new-privileges".to_owned()]),
-                pids_limit: Some(i64::try_from(stage.pids).unwrap_or(i64::MAX)),
-                memory: Some(memory),
-                memory_swap: Some(memory),
-                nano_cpus: Some((self.settings.cpus * 1e9) as i64),
-                ulimits: Some(vec![
-                    ResourcesUlimits {
-                        name: Some("nofile".to_owned()),
-                        soft: Some(256),
-                        hard: Some(256),
-                    },
-                    ResourcesUlimits {
-                        name: Some("fsize".to_owned()),
-                        soft: Some(file_size),
-                        hard: Some(file_size),
-                    },
-                    ResourcesUlimits {
-                        name: Some("core".to_owned()),
-                        soft: Some(0),
-                        hard: Some(0),
-                    },
-                ]),
-                binds: Some(vec![format!(
-                    "{}:{AGENT_MOUNT}:ro",
-                    self.settings.agent_path.display()
-                )]),
-                runtime: Some(self.settings.runtime.clone()),
-                init: Some(false),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        container_body(&self.settings, &self.prefix, spec)
     }
 
     /// Runs one job in a fresh container — a pre-warmed one when one with exactly these
@@ -675,77 +457,5 @@ impl Sandbox {
             )));
         }
         Ok(text)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sandbox_settings() -> SandboxConfig {
-        SandboxConfig {
-            agent_path: "/opt/agent".into(),
-            runtime: "runc".to_owned(),
-            workspace_mb: 32,
-            cpus: 1.0,
-            warm_per_language: 0,
-            warm_sizes: Default::default(),
-            host_margin_secs: 5,
-        }
-    }
-
-    #[test]
-    fn container_is_locked_down_and_sized_for_the_larger_stage() {
-        let limits = coderun_schema::catalog::Catalog::builtin().limits.default;
-        let spec = SandboxSpec {
-            image: "img",
-            pool: "python",
-            run_id: "run_1",
-            limits,
-            compiles: true,
-        };
-        let body = container_body_for_tests(&spec);
-        let host = body.host_config.expect("host config");
-        assert_eq!(host.network_mode.as_deref(), Some("none"));
-        assert_eq!(host.readonly_rootfs, Some(true));
-        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
-        assert_eq!(
-            host.cap_add,
-            Some(vec![
-                "SETUID".to_owned(),
-                "SETGID".to_owned(),
-                "KILL".to_owned()
-            ])
-        );
-        assert_eq!(
-            host.security_opt,
-            Some(vec!["no-new-privileges".to_owned()])
-        );
-        let larger = limits.compile.memory_mb.max(limits.run.memory_mb) as i64 * 1024 * 1024;
-        assert_eq!(host.memory, Some(larger));
-        assert_eq!(host.memory_swap, host.memory);
-        assert_eq!(body.user.as_deref(), Some(AGENT_USER));
-        assert_eq!(body.network_disabled, Some(true));
-        let env = body.env.expect("env");
-        assert!(env.iter().all(|entry| entry.starts_with("PATH=")
-            || entry.starts_with("HOME=")
-            || entry.starts_with("LANG=")));
-    }
-
-    fn container_body_for_tests(spec: &SandboxSpec<'_>) -> ContainerCreateBody {
-        // container_body is pure: build it without a Docker connection.
-        let sandbox = Sandbox {
-            docker: Docker::connect_with_http(
-                "http://127.0.0.1:1",
-                1,
-                bollard::API_DEFAULT_VERSION,
-            )
-            .expect("a client needs no connection to exist"),
-            settings: sandbox_settings(),
-            prefix: "test".to_owned(),
-            warm: Arc::default(),
-            removals: tokio_util::task::TaskTracker::new(),
-        };
-        sandbox.container_body(spec)
     }
 }

@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::WorkerConfig;
+use crate::container::SandboxSpec;
 use crate::outcome;
-use crate::sandbox::{Sandbox, SandboxSpec};
+use crate::sandbox::Sandbox;
 
 /// A language this executor serves, with what it learned about it at start-up.
 #[derive(Debug, Clone)]

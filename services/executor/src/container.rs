@@ -1,0 +1,232 @@
+//! The one place the sandbox's container settings are decided (DESIGN.md): network none,
+//! read-only root, tmpfs workspace and /tmp with a size cap, every capability dropped but the
+//! agent's three, no-new-privileges, pids / memory (swap equal) / CPU limits, nofile / fsize /
+//! core ulimits, an environment of PATH, HOME and LANG only, and the agent mounted read-only
+//! as PID 1. Pure functions: unit-tested without Docker.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
+use coderun_schema::catalog::{Limits, StageLimits};
+
+use crate::config::SandboxConfig;
+
+/// Where the agent is mounted inside every container.
+pub const AGENT_MOUNT: &str = "/coderun/agent";
+/// The workspace the agent writes files into and runs them from.
+pub const WORKSPACE: &str = "/workspace";
+/// The agent's user inside the container: root, with every capability dropped except
+/// [`AGENT_CAPABILITIES`].
+pub const AGENT_USER: &str = "0:0";
+/// What the agent keeps: SETUID and SETGID to become [`PROGRAM_USER`] for every command, KILL
+/// to kill the program's processes (another user's) at limits and after each command.
+/// Programs lose all of them with the change of user.
+pub const AGENT_CAPABILITIES: &[&str] = &["SETUID", "SETGID", "KILL"];
+/// What every program runs as: `nobody:nogroup` on Debian.
+pub const PROGRAM_USER: &str = "65534:65534";
+/// Label on every sandbox container: the pool (language) it serves.
+pub const LABEL_POOL: &str = "coderun.pool";
+/// Label on every sandbox container: the name prefix of the deployment that made it.
+pub const LABEL_PREFIX: &str = "coderun.prefix";
+/// Label on every sandbox container: the run it ran.
+pub const LABEL_RUN: &str = "coderun.run";
+/// What one sandbox needs to know.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec<'a> {
+    pub image: &'a str,
+    pub pool: &'a str,
+    pub run_id: &'a str,
+    /// The container is sized for the larger of the compile and run limits (for the run
+    /// limits alone when nothing is compiled).
+    pub limits: Limits,
+    /// Whether the job has a compile stage.
+    pub compiles: bool,
+}
+
+impl SandboxSpec<'_> {
+    /// The limits the container starts with: the compile stage's, or the run's.
+    pub fn first_stage(&self) -> StageLimits {
+        if self.compiles {
+            self.limits.compile
+        } else {
+            self.limits.run
+        }
+    }
+
+    /// The container-level limits to apply between compile and run, when they differ.
+    pub fn stage_change(&self) -> Option<StageLimits> {
+        let (first, run) = (self.first_stage(), self.limits.run);
+        (first.memory_mb != run.memory_mb || first.pids != run.pids).then_some(run)
+    }
+}
+
+pub fn memory_bytes(limits: &StageLimits) -> i64 {
+    i64::try_from(limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
+}
+
+/// The container settings for one run: everything DESIGN.md asks of a sandbox.
+pub fn container_body(
+    settings: &SandboxConfig,
+    prefix: &str,
+    spec: &SandboxSpec<'_>,
+) -> ContainerCreateBody {
+    // The container starts with the first stage's memory and pids limits; when the run
+    // stage's differ, `run` changes them between the stages (see `stage_change`). The
+    // fsize ulimit is the hard ceiling the agent lowers per command, so it is the larger.
+    let stage = spec.first_stage();
+    let memory = memory_bytes(&stage);
+    let largest_file = stage.file_size_kb.max(spec.limits.run.file_size_kb);
+    let file_size = i64::try_from(largest_file.saturating_mul(1024)).unwrap_or(i64::MAX);
+    let tmpfs_options = format!(
+        "rw,exec,nosuid,nodev,size={}m,mode=1777",
+        settings.workspace_mb
+    );
+    let labels = HashMap::from([
+        (LABEL_POOL.to_owned(), spec.pool.to_owned()),
+        (LABEL_PREFIX.to_owned(), prefix.to_owned()),
+        (LABEL_RUN.to_owned(), spec.run_id.to_owned()),
+    ]);
+    ContainerCreateBody {
+        image: Some(spec.image.to_owned()),
+        entrypoint: Some(vec![AGENT_MOUNT.to_owned()]),
+        cmd: Some(Vec::new()),
+        // The agent runs as root with AGENT_CAPABILITIES only, and drops to
+        // PROGRAM_USER for every command it runs (see the agent's drop_to_program_user).
+        user: Some(AGENT_USER.to_owned()),
+        // No working_dir: Docker would create it root-owned over the tmpfs. The agent
+        // changes into the workspace itself.
+        env: Some(vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+            format!("HOME={WORKSPACE}"),
+            "LANG=C.UTF-8".to_owned(),
+        ]),
+        network_disabled: Some(true),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".to_owned()),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([
+                (WORKSPACE.to_owned(), tmpfs_options.clone()),
+                ("/tmp".to_owned(), tmpfs_options),
+            ])),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            cap_add: Some(
+                AGENT_CAPABILITIES
+                    .iter()
+                    .map(|cap| (*cap).to_owned())
+                    .collect(),
+            ),
+            security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            pids_limit: Some(i64::try_from(stage.pids).unwrap_or(i64::MAX)),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            nano_cpus: Some((settings.cpus * 1e9) as i64),
+            ulimits: Some(vec![
+                ResourcesUlimits {
+                    name: Some("nofile".to_owned()),
+                    soft: Some(256),
+                    hard: Some(256),
+                },
+                ResourcesUlimits {
+                    name: Some("fsize".to_owned()),
+                    soft: Some(file_size),
+                    hard: Some(file_size),
+                },
+                ResourcesUlimits {
+                    name: Some("core".to_owned()),
+                    soft: Some(0),
+                    hard: Some(0),
+                },
+            ]),
+            binds: Some(vec![format!(
+                "{}:{AGENT_MOUNT}:ro",
+                settings.agent_path.display()
+            )]),
+            runtime: Some(settings.runtime.clone()),
+            init: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Two runs can share a pre-warmed container exactly when their container settings, labels
+/// aside, are identical.
+pub fn container_key(body: &ContainerCreateBody) -> String {
+    let mut unlabelled = body.clone();
+    unlabelled.labels = None;
+    // Through a JSON value: its objects are sorted maps, so the HashMaps inside the body
+    // (tmpfs) give the same key whatever their iteration order.
+    serde_json::to_value(&unlabelled)
+        .map(|value| value.to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox_settings() -> SandboxConfig {
+        SandboxConfig {
+            agent_path: "/opt/agent".into(),
+            runtime: "runc".to_owned(),
+            workspace_mb: 32,
+            cpus: 1.0,
+            warm_per_language: 0,
+            warm_sizes: Default::default(),
+            host_margin_secs: 5,
+        }
+    }
+
+    #[test]
+    fn container_is_locked_down_and_sized_for_its_first_stage() {
+        let limits = coderun_schema::catalog::Catalog::builtin().limits.default;
+        let spec = SandboxSpec {
+            image: "img",
+            pool: "python",
+            run_id: "run_1",
+            limits,
+            compiles: true,
+        };
+        let body = container_body_for_tests(&spec);
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(
+            host.cap_add,
+            Some(vec![
+                "SETUID".to_owned(),
+                "SETGID".to_owned(),
+                "KILL".to_owned()
+            ])
+        );
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_owned()])
+        );
+        let compile_stage = limits.compile.memory_mb as i64 * 1024 * 1024;
+        assert_eq!(
+            host.memory,
+            Some(compile_stage),
+            "sized for the first stage"
+        );
+        assert_eq!(host.memory_swap, host.memory);
+        assert_eq!(body.user.as_deref(), Some(AGENT_USER));
+        assert_eq!(body.network_disabled, Some(true));
+        let env = body.env.expect("env");
+        assert!(env.iter().all(|entry| entry.starts_with("PATH=")
+            || entry.starts_with("HOME=")
+            || entry.starts_with("LANG=")));
+    }
+
+    fn container_body_for_tests(spec: &SandboxSpec<'_>) -> ContainerCreateBody {
+        container_body(&sandbox_settings(), "test", spec)
+    }
+}

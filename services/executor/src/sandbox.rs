@@ -59,6 +59,8 @@ pub enum SandboxError {
     Deadline(Duration),
     #[error("the agent's answer is not valid: {0}")]
     Protocol(String),
+    #[error("the sandbox ran out of memory as a whole")]
+    OutOfMemory,
 }
 
 /// Creates, runs and removes sandbox containers.
@@ -136,6 +138,15 @@ impl Sandbox {
         let outcome =
             tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change)).await;
         let exchanged = started.elapsed();
+        // A sandbox that died without an answer may have died of memory as a whole (a
+        // runtime such as gVisor is killed entirely at its cgroup's limit).
+        let outcome = match outcome {
+            Ok(Err(SandboxError::Protocol(message))) if self.was_oom_killed(&id).await => {
+                tracing::warn!(container = %id, %message, "the sandbox was OOM-killed as a whole");
+                Ok(Err(SandboxError::OutOfMemory))
+            }
+            other => other,
+        };
         // The answer is in hand: the container goes, but off the run's path.
         let sandbox = self.clone();
         let removed_id = id.clone();
@@ -153,6 +164,20 @@ impl Sandbox {
             Ok(result) => result,
             Err(_) => Err(SandboxError::Deadline(deadline)),
         }
+    }
+
+    /// Whether the engine saw the container's memory cgroup kill it.
+    async fn was_oom_killed(&self, id: &str) -> bool {
+        self.docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .ok()
+            .and_then(|container| container.state)
+            .and_then(|state| state.oom_killed)
+            .unwrap_or(false)
     }
 
     /// A waiting pre-warmed container for `key` that is still running, if any.

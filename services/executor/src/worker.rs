@@ -198,8 +198,13 @@ impl Worker {
                 if !last_delivery && matches!(error, crate::sandbox::SandboxError::Engine(_)) {
                     anyhow::bail!("the Docker engine is unavailable: {error}");
                 }
-                run.verdict = Some(Verdict::InternalError);
-                run.error = Some("the sandbox could not be run".to_owned());
+                if matches!(error, crate::sandbox::SandboxError::OutOfMemory) {
+                    run.verdict = Some(Verdict::MemoryLimit);
+                    run.error = Some("the sandbox ran out of memory as a whole".to_owned());
+                } else {
+                    run.verdict = Some(Verdict::InternalError);
+                    run.error = Some("the sandbox could not run the program".to_owned());
+                }
             }
         }
         run.status = RunStatus::Completed;

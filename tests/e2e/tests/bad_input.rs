@@ -215,3 +215,55 @@ async fn a_run_whose_container_cannot_be_created_ends_as_internal_error() {
     assert!(run.run.is_none());
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_killed_from_outside_ends_the_run_as_internal_error() {
+    let stack = TestStack::start().await;
+    let client = stack.client();
+    let accepted = client
+        .create_run(
+            &RunRequest {
+                language: "bash".to_owned(),
+                source: Some("sleep 5; echo never".to_owned()),
+                ..Default::default()
+            },
+            &Default::default(),
+        )
+        .await
+        .expect("accepted");
+    let id = accepted.body.id;
+    let mut running = false;
+    for _ in 0..100 {
+        let run = client.get_run(&id, None).await.expect("get").body;
+        if run.status == RunStatus::Running {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(running, "the run started");
+    // The run's container is the one of this stack not waiting in the warm pool.
+    let output = std::process::Command::new("docker")
+        .args(["ps", "-q", "--no-trunc", "--filter"])
+        .arg(format!("label=coderun.prefix={}", stack.names.prefix()))
+        .output()
+        .expect("docker ps");
+    let warm = stack.warm.ids();
+    let busy: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|id| !warm.iter().any(|warm_id| warm_id == id))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(busy.len(), 1, "one busy sandbox: {busy:?}");
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &busy[0]])
+        .status()
+        .expect("docker kill");
+    assert!(killed.success());
+
+    let run = client.get_run(&id, Some(20_000)).await.expect("final").body;
+    assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
+    assert_eq!(run.verdict, Some(Verdict::InternalError));
+    assert!(run.error.is_some());
+    stack.stop().await;
+}

@@ -60,6 +60,24 @@ impl SandboxSpec<'_> {
     }
 }
 
+/// Host tasks gVisor's ptrace platform may use per sandboxed process, and for itself.
+const RUNSC_TASKS_PER_PROCESS: u64 = 16;
+const RUNSC_OWN_TASKS: u64 = 64;
+
+/// The container's pids limit for `pids` processes. Under runc it is exact. Under runsc the
+/// host cgroup also counts the gVisor kernel's own tasks and several per sandboxed process,
+/// so the limit there is a ceiling with headroom: a fork bomb meets it or the memory limit,
+/// and the sandbox dies whole (ARCHITECTURE.md, "The sandbox today").
+pub fn host_pids_limit(settings: &SandboxConfig, pids: u64) -> i64 {
+    let host_tasks = if settings.runtime == "runsc" {
+        pids.saturating_mul(RUNSC_TASKS_PER_PROCESS)
+            .saturating_add(RUNSC_OWN_TASKS)
+    } else {
+        pids
+    };
+    i64::try_from(host_tasks).unwrap_or(i64::MAX)
+}
+
 pub fn memory_bytes(limits: &StageLimits) -> i64 {
     i64::try_from(limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
 }
@@ -123,7 +141,7 @@ pub fn container_body(
                     .collect(),
             ),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            pids_limit: Some(i64::try_from(stage.pids).unwrap_or(i64::MAX)),
+            pids_limit: Some(host_pids_limit(settings, stage.pids)),
             memory: Some(memory),
             memory_swap: Some(memory),
             nano_cpus: Some((settings.cpus * 1e9) as i64),

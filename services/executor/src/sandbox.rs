@@ -23,7 +23,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::SandboxConfig;
 use crate::container::{
-    container_body, container_key, memory_bytes, SandboxSpec, LABEL_POOL, LABEL_PREFIX,
+    container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec, LABEL_POOL,
+    LABEL_PREFIX,
 };
 use crate::pool::{ReadyContainer, WarmStore};
 
@@ -358,7 +359,7 @@ impl Sandbox {
         let update = bollard::models::ContainerUpdateBody {
             memory: Some(memory),
             memory_swap: Some(memory),
-            pids_limit: Some(i64::try_from(limits.pids).unwrap_or(i64::MAX)),
+            pids_limit: Some(host_pids_limit(&self.settings, limits.pids)),
             ..Default::default()
         };
         match self.docker.update_container(id, update).await {

@@ -237,18 +237,20 @@ pub fn docker_runtimes() -> Vec<String> {
         .collect()
 }
 
-/// The runtimes the sandbox tests cover: runc always; runsc (gVisor) too when
-/// `CODERUN_TEST_RUNSC=1`, which then fails if the engine lacks it. (runsc is not yet on by
-/// default: its pids and memory limits apply to the whole gVisor sandbox, see ARCHITECTURE.md.)
+/// The runtimes the sandbox tests cover: runc, and runsc (gVisor) when the engine has it.
+/// `CODERUN_TEST_REQUIRE_RUNSC=1` (set by `scripts/test.sh`, which registers runsc) turns a
+/// missing runsc into a failure instead of a runc-only run.
 pub fn sandbox_runtimes() -> Vec<String> {
+    let available = docker_runtimes();
     let mut runtimes = vec!["runc".to_owned()];
-    if std::env::var("CODERUN_TEST_RUNSC").as_deref() == Ok("1") {
-        let available = docker_runtimes();
-        assert!(
-            available.iter().any(|runtime| runtime == "runsc"),
-            "CODERUN_TEST_RUNSC=1 but the Docker engine has no runsc runtime (has {available:?})"
-        );
+    if available.iter().any(|runtime| runtime == "runsc") {
         runtimes.push("runsc".to_owned());
+    } else {
+        assert!(
+            std::env::var("CODERUN_TEST_REQUIRE_RUNSC").as_deref() != Ok("1"),
+            "CODERUN_TEST_REQUIRE_RUNSC=1 but the Docker engine has no runsc runtime (has {available:?})"
+        );
+        eprintln!("runsc is not registered with this Docker engine: sandbox tests cover runc only");
     }
     runtimes
 }

@@ -227,11 +227,32 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::
 }
 
 /// One sweep of SIGKILL to every process but the agent (daemons that left the process group
-/// included).
+/// included). Each pid is named from /proc rather than with kill(-1): not every runtime's
+/// kernel (gVisor's) spares the caller of kill(-1).
 fn kill_all_programs() {
-    // SAFETY: kill has no memory effects; as PID 1 the agent itself is never reached.
-    unsafe {
-        libc::kill(-1, libc::SIGKILL);
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // No /proc to read: fall back to kill(-1), which Linux never turns on its caller.
+        // SAFETY: kill has no memory effects.
+        unsafe {
+            libc::kill(-1, libc::SIGKILL);
+        }
+        return;
+    };
+    for entry in entries.flatten() {
+        let pid = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok());
+        match pid {
+            Some(pid) if pid != own => {
+                // SAFETY: kill has no memory effects; a pid gone since the listing yields ESRCH.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -239,10 +260,9 @@ fn kill_all_programs() {
 /// child is left, so a fork bomb that forks between two sweeps is caught by the next one.
 fn kill_everything_else() {
     loop {
-        // SAFETY: as PID 1 of its namespace, kill(-1) reaches every other process in it and
-        // never the caller; waitpid writes only to the status integer it is given.
+        kill_all_programs();
+        // SAFETY: waitpid writes only to the status integer it is given.
         unsafe {
-            libc::kill(-1, libc::SIGKILL);
             let mut status = 0;
             loop {
                 match libc::waitpid(-1, &mut status, libc::WNOHANG) {

@@ -40,6 +40,8 @@ pub struct WorkerConfig {
 pub struct SandboxConfig {
     pub agent_path: PathBuf,
     pub runtime: String,
+    /// Per-pool (language id) overrides of `runtime`, for hardened pools.
+    pub runtimes: std::collections::BTreeMap<String, String>,
     pub workspace_mb: u64,
     pub cpus: f64,
     pub warm_per_language: usize,
@@ -66,13 +68,25 @@ impl Config {
                 self.sandbox.agent_path.display()
             ));
         }
-        if !matches!(self.sandbox.runtime.as_str(), "runc" | "runsc") {
-            return Err(format!(
-                "sandbox.runtime must be runc or runsc, not {}",
-                self.sandbox.runtime
-            ));
+        for runtime in std::iter::once(&self.sandbox.runtime).chain(self.sandbox.runtimes.values())
+        {
+            if !matches!(runtime.as_str(), "runc" | "runsc") {
+                return Err(format!(
+                    "sandbox runtimes must be runc or runsc, not {runtime}"
+                ));
+            }
         }
         let catalog = coderun_schema::catalog::Catalog::builtin();
+        if let Some(unknown) = self
+            .sandbox
+            .runtimes
+            .keys()
+            .find(|id| catalog.languages.iter().all(|l| &l.id != *id))
+        {
+            return Err(format!(
+                "sandbox.runtimes names `{unknown}`, which is not a catalog id"
+            ));
+        }
         if let Some(unknown) = self
             .sandbox
             .warm_sizes
@@ -91,5 +105,12 @@ impl Config {
 
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.worker.heartbeat_interval_ms)
+    }
+}
+
+impl SandboxConfig {
+    /// The OCI runtime of one pool's sandboxes.
+    pub fn runtime_for(&self, pool: &str) -> &str {
+        self.runtimes.get(pool).unwrap_or(&self.runtime)
     }
 }

@@ -68,8 +68,8 @@ const RUNSC_OWN_TASKS: u64 = 64;
 /// host cgroup also counts the gVisor kernel's own tasks and several per sandboxed process,
 /// so the limit there is a ceiling with headroom: a fork bomb meets it or the memory limit,
 /// and the sandbox dies whole (ARCHITECTURE.md, "The sandbox today").
-pub fn host_pids_limit(settings: &SandboxConfig, pids: u64) -> i64 {
-    let host_tasks = if settings.runtime == "runsc" {
+pub fn host_pids_limit(runtime: &str, pids: u64) -> i64 {
+    let host_tasks = if runtime == "runsc" {
         pids.saturating_mul(RUNSC_TASKS_PER_PROCESS)
             .saturating_add(RUNSC_OWN_TASKS)
     } else {
@@ -141,7 +141,7 @@ pub fn container_body(
                     .collect(),
             ),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            pids_limit: Some(host_pids_limit(settings, stage.pids)),
+            pids_limit: Some(host_pids_limit(settings.runtime_for(spec.pool), stage.pids)),
             memory: Some(memory),
             memory_swap: Some(memory),
             nano_cpus: Some((settings.cpus * 1e9) as i64),
@@ -166,7 +166,7 @@ pub fn container_body(
                 "{}:{AGENT_MOUNT}:ro",
                 settings.agent_path.display()
             )]),
-            runtime: Some(settings.runtime.clone()),
+            runtime: Some(settings.runtime_for(spec.pool).to_owned()),
             init: Some(false),
             ..Default::default()
         }),
@@ -194,6 +194,7 @@ mod tests {
         SandboxConfig {
             agent_path: "/opt/agent".into(),
             runtime: "runc".to_owned(),
+            runtimes: Default::default(),
             workspace_mb: 32,
             cpus: 1.0,
             warm_per_language: 0,
@@ -246,5 +247,42 @@ mod tests {
 
     fn container_body_for_tests(spec: &SandboxSpec<'_>) -> ContainerCreateBody {
         container_body(&sandbox_settings(), "test", spec)
+    }
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    use super::*;
+
+    #[test]
+    fn a_hardened_pool_gets_its_runtime_and_a_pids_ceiling_for_it() {
+        let settings = SandboxConfig {
+            agent_path: "/opt/agent".into(),
+            runtime: "runc".to_owned(),
+            runtimes: [("python".to_owned(), "runsc".to_owned())].into(),
+            workspace_mb: 32,
+            cpus: 1.0,
+            warm_per_language: 0,
+            warm_sizes: Default::default(),
+            host_margin_secs: 5,
+        };
+        let limits = coderun_schema::catalog::Catalog::builtin().limits.default;
+        let body = |pool| {
+            let spec = SandboxSpec {
+                image: "img",
+                pool,
+                run_id: "r",
+                limits,
+                compiles: false,
+            };
+            container_body(&settings, "test", &spec)
+                .host_config
+                .expect("host config")
+        };
+        let (python, bash) = (body("python"), body("bash"));
+        assert_eq!(python.runtime.as_deref(), Some("runsc"));
+        assert_eq!(bash.runtime.as_deref(), Some("runc"));
+        assert_eq!(bash.pids_limit, Some(limits.run.pids as i64));
+        assert_eq!(python.pids_limit, Some(limits.run.pids as i64 * 16 + 64));
     }
 }

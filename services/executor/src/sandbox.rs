@@ -31,6 +31,15 @@ use crate::pool::{ReadyContainer, WarmStore};
 /// The most the host reads back from one agent (outputs are capped inside long before this).
 const MAX_AGENT_MESSAGE: usize = 256 * 1024 * 1024;
 
+/// The container-level limits changed between compile and run.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerLimits {
+    /// Memory and swap, in bytes.
+    pub memory: i64,
+    /// The container's pids limit, as the runtime counts them.
+    pub pids: i64,
+}
+
 /// Writes one JSON line to the agent's stdin.
 async fn send_line<T: serde::Serialize>(
     input: &mut (impl tokio::io::AsyncWrite + Unpin + ?Sized),
@@ -133,7 +142,11 @@ impl Sandbox {
         counter.fetch_add(1, Ordering::Relaxed);
         self.warm.refill.notify_one();
         let acquired = started.elapsed();
-        let stage_change = spec.stage_change();
+        let runtime = self.settings.runtime_for(spec.pool);
+        let stage_change = spec.stage_change().map(|limits| ContainerLimits {
+            memory: memory_bytes(&limits),
+            pids: host_pids_limit(runtime, limits.pids),
+        });
         let mut job = job.clone();
         job.pause_after_compile = stage_change.is_some();
         let outcome =
@@ -255,7 +268,7 @@ impl Sandbox {
         &self,
         ready: ReadyContainer,
         job: &AgentJob,
-        stage_change: Option<StageLimits>,
+        stage_change: Option<ContainerLimits>,
     ) -> Result<AgentResult, SandboxError> {
         let ReadyContainer { id, mut attached } = ready;
         let id = id.as_str();
@@ -335,7 +348,7 @@ impl Sandbox {
     fn checked(
         &self,
         result: AgentResult,
-        stage_change: Option<StageLimits>,
+        stage_change: Option<ContainerLimits>,
         job: &AgentJob,
     ) -> Result<AgentResult, SandboxError> {
         if let (Some(_), Some(compile)) = (stage_change, &result.compile) {
@@ -354,12 +367,11 @@ impl Sandbox {
     }
 
     /// Changes a running container's memory (and swap) and pids limits; false if refused.
-    async fn apply_run_limits(&self, id: &str, limits: &StageLimits) -> bool {
-        let memory = memory_bytes(limits);
+    async fn apply_run_limits(&self, id: &str, limits: &ContainerLimits) -> bool {
         let update = bollard::models::ContainerUpdateBody {
-            memory: Some(memory),
-            memory_swap: Some(memory),
-            pids_limit: Some(host_pids_limit(&self.settings, limits.pids)),
+            memory: Some(limits.memory),
+            memory_swap: Some(limits.memory),
+            pids_limit: Some(limits.pids),
             ..Default::default()
         };
         match self.docker.update_container(id, update).await {

@@ -291,3 +291,47 @@ async fn the_prober_passes_every_served_hello_world() {
     }
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tests_compile_once_and_the_first_failing_test_decides() {
+    let stack = TestStack::start().await;
+    let source = "#include <stdio.h>\nint main(void) { long a, b; scanf(\"%ld %ld\", &a, &b); printf(\"%ld\\n\", a * b); return 0; }\n";
+    let request = RunRequest {
+        language: "c".to_owned(),
+        source: Some(source.to_owned()),
+        tests: vec![
+            coderun_schema::run::TestCase {
+                stdin: "6 7\n".to_owned(),
+                expected_stdout: Some("42\n".to_owned()),
+            },
+            coderun_schema::run::TestCase {
+                stdin: "2 2\n".to_owned(),
+                expected_stdout: Some("5".to_owned()),
+            },
+            coderun_schema::run::TestCase {
+                stdin: "3 3\n".to_owned(),
+                expected_stdout: Some("9   \n\n".to_owned()),
+            },
+        ],
+        ..Default::default()
+    };
+    let run = stack.client().run_and_wait(&request).await.expect("run");
+    assert_eq!(run.verdict, Some(Verdict::WrongAnswer), "{run:#?}");
+    let verdicts: Vec<_> = run.tests.iter().map(|test| test.verdict).collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            Some(Verdict::Ok),
+            Some(Verdict::WrongAnswer),
+            Some(Verdict::Ok)
+        ]
+    );
+    assert_eq!(run.tests[1].stdout, "4\n");
+    assert_eq!(
+        run.run.as_ref().map(|stage| stage.stdout.as_str()),
+        Some("42\n"),
+        "run is the first test"
+    );
+    assert!(run.compile.is_some(), "compiled once");
+    stack.stop().await;
+}

@@ -40,6 +40,10 @@ pub struct AgentJob {
     /// to the run stage's in between.
     #[serde(default)]
     pub pause_after_compile: bool,
+    /// Count the sandbox's processes and stop a command that exceeds its `pids` limit: for
+    /// runtimes (gVisor) whose cgroup pids limit does not count the program's processes.
+    #[serde(default)]
+    pub count_processes: bool,
 }
 
 /// agent → host, between compile and run when the job asked for a pause.
@@ -75,6 +79,10 @@ pub struct AgentStage {
     pub wall_timed_out: bool,
     /// It used more CPU time than its limit.
     pub cpu_timed_out: bool,
+    /// The command had more processes than its `pids` limit and was stopped (only when the
+    /// job asked the agent to count them).
+    #[serde(default)]
+    pub pids_exceeded: bool,
     /// The kernel's OOM killer killed a process of the sandbox while this command ran.
     #[serde(default)]
     pub oom_killed: bool,

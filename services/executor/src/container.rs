@@ -60,20 +60,23 @@ impl SandboxSpec<'_> {
     }
 }
 
+/// Tasks the agent itself holds while a command runs: its main thread, the stdin writer, the
+/// stdout and stderr readers and the watchdog. The pids cgroup counts them too.
+pub const AGENT_TASKS: u64 = 5;
 /// Host tasks gVisor's ptrace platform may use per sandboxed process, and for itself.
 const RUNSC_TASKS_PER_PROCESS: u64 = 16;
 const RUNSC_OWN_TASKS: u64 = 64;
 
-/// The container's pids limit for `pids` processes. Under runc it is exact. Under runsc the
-/// host cgroup also counts the gVisor kernel's own tasks and several per sandboxed process,
-/// so the limit there is a ceiling with headroom: a fork bomb meets it or the memory limit,
-/// and the sandbox dies whole (ARCHITECTURE.md, "The sandbox today").
+/// The container's pids limit for a command allowed `pids` tasks. Under runc it is exact: the
+/// agent's own tasks are added. Under runsc the host cgroup counts the gVisor kernel's own
+/// tasks and several per sandboxed process, so it is only a ceiling; the agent counts the
+/// program's processes itself there (`AgentJob::count_processes`).
 pub fn host_pids_limit(runtime: &str, pids: u64) -> i64 {
     let host_tasks = if runtime == "runsc" {
         pids.saturating_mul(RUNSC_TASKS_PER_PROCESS)
             .saturating_add(RUNSC_OWN_TASKS)
     } else {
-        pids
+        pids.saturating_add(AGENT_TASKS)
     };
     i64::try_from(host_tasks).unwrap_or(i64::MAX)
 }
@@ -282,7 +285,10 @@ mod runtime_tests {
         let (python, bash) = (body("python"), body("bash"));
         assert_eq!(python.runtime.as_deref(), Some("runsc"));
         assert_eq!(bash.runtime.as_deref(), Some("runc"));
-        assert_eq!(bash.pids_limit, Some(limits.run.pids as i64));
+        assert_eq!(
+            bash.pids_limit,
+            Some(limits.run.pids as i64 + AGENT_TASKS as i64)
+        );
         assert_eq!(python.pids_limit, Some(limits.run.pids as i64 * 16 + 64));
     }
 }

@@ -73,7 +73,11 @@ fn stage_verdict(stage: &AgentStage, limits: &StageLimits, expected: Option<&[u8
     if stage.oom_killed || (stage.signal == Some(9) && near_limit) {
         return Verdict::MemoryLimit;
     }
-    if stage.spawn_error.is_some() || stage.signal.is_some() || stage.exit_code != Some(0) {
+    if stage.pids_exceeded
+        || stage.spawn_error.is_some()
+        || stage.signal.is_some()
+        || stage.exit_code != Some(0)
+    {
         return Verdict::RuntimeError;
     }
     match expected {
@@ -90,6 +94,11 @@ pub fn stage_result(
     expected: Option<&[u8]>,
 ) -> StageResult {
     let mut stderr = stage.stderr.as_slice().to_vec();
+    if stage.pids_exceeded {
+        stderr.extend_from_slice(
+            format!("coderun: stopped at more than {} processes\n", limits.pids).as_bytes(),
+        );
+    }
     if let Some(error) = &stage.spawn_error {
         stderr.extend_from_slice(error.as_bytes());
     }

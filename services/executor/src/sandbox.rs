@@ -149,6 +149,8 @@ impl Sandbox {
         });
         let mut job = job.clone();
         job.pause_after_compile = stage_change.is_some();
+        // gVisor's cgroup counts its own tasks, not the program's processes: the agent does.
+        job.count_processes = runtime == "runsc";
         let outcome =
             tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change)).await;
         let exchanged = started.elapsed();
@@ -470,6 +472,7 @@ impl Sandbox {
             },
             stdins: vec![Default::default()],
             pause_after_compile: false,
+            count_processes: false,
         };
         let spec = SandboxSpec {
             image,

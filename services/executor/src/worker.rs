@@ -293,7 +293,9 @@ pub fn agent_job(language: &LanguageSpec, dispatched: &JobDispatched) -> AgentJo
             limits: job.limits.run,
         },
         stdins: job.tests.iter().map(|test| test.stdin.clone()).collect(),
-        // Decided by the sandbox, which knows whether the stages' container limits differ.
+        // Decided by the sandbox, which knows the runtime and whether the stages' container
+        // limits differ.
         pause_after_compile: false,
+        count_processes: false,
     }
 }

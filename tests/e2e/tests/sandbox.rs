@@ -207,3 +207,51 @@ async fn default_limits_take_a_warm_container_and_others_get_exactly_their_own()
     assert_eq!(stack.warm.total(), 5, "refilled");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_limit_holds_under_every_runtime() {
+    let spawn = |children: u32| {
+        RunRequest {
+        language: "python".to_owned(),
+        source: Some(format!(
+            "import os, time\nkids = []\nfor _ in range({children}):\n    pid = os.fork()\n    if pid == 0:\n        time.sleep(1)\n        os._exit(0)\n    kids.append(pid)\nfor kid in kids:\n    os.waitpid(kid, 0)\nprint(len(kids))\n"
+        )),
+        limits: LimitsRequest {
+            compile: None,
+            run: Some(StageLimitsRequest {
+                pids: Some(8),
+                ..Default::default()
+            }),
+        },
+        ..Default::default()
+    }
+    };
+    for runtime in coderun_e2e::sandbox_runtimes() {
+        let stack = TestStack::start_with(coderun_e2e::StackOptions {
+            languages: vec!["python".to_owned()],
+            runtime: runtime.clone(),
+            ..Default::default()
+        })
+        .await;
+        let client = stack.client();
+        let within_limit = client.run_and_wait(&spawn(4)).await.expect("run");
+        assert_eq!(
+            within_limit.verdict,
+            Some(Verdict::Ok),
+            "{runtime}: {within_limit:#?}"
+        );
+        assert_eq!(within_limit.run.as_ref().expect("stage").stdout, "4\n");
+        let over_limit = client.run_and_wait(&spawn(20)).await.expect("run");
+        assert_eq!(
+            over_limit.verdict,
+            Some(Verdict::RuntimeError),
+            "{runtime}: {over_limit:#?}"
+        );
+        assert_ne!(
+            over_limit.run.as_ref().expect("stage").stdout,
+            "20\n",
+            "{runtime}"
+        );
+        stack.stop().await;
+    }
+}

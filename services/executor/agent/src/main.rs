@@ -115,7 +115,7 @@ fn run_job(job: &AgentJob) -> AgentResult {
         }
     }
     if let Some(compile) = &job.compile {
-        let stage = run_command(compile, &Bytes64::default());
+        let stage = run_command(compile, &Bytes64::default(), job.count_processes);
         let compiled = stage.exit_code == Some(0) && !stage.wall_timed_out && !stage.cpu_timed_out;
         result.compile = Some(stage);
         if !compiled {
@@ -133,7 +133,9 @@ fn run_job(job: &AgentJob) -> AgentResult {
         }
     }
     for stdin in &job.stdins {
-        result.runs.push(run_command(&job.run, stdin));
+        result
+            .runs
+            .push(run_command(&job.run, stdin, job.count_processes));
     }
     result
 }
@@ -256,6 +258,23 @@ fn kill_all_programs() {
     }
 }
 
+/// Processes in the sandbox besides the agent, from /proc.
+fn other_processes() -> u64 {
+    let own = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    name != own.as_str() && name.bytes().all(|byte| byte.is_ascii_digit())
+                })
+                .count() as u64
+        })
+        .unwrap_or(0)
+}
+
 /// Kills every process in the container but this one, and reaps them all. Repeats until no
 /// child is left, so a fork bomb that forks between two sweeps is caught by the next one.
 fn kill_everything_else() {
@@ -301,7 +320,7 @@ fn wait_with_usage(pid: i32) -> std::io::Result<Waited> {
     }
 }
 
-fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
+fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -> AgentStage {
     let limits: StageLimits = command.limits;
     let Some((program, args)) = command.argv.split_first() else {
         return AgentStage {
@@ -349,10 +368,15 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
     let overflowed = Arc::new(AtomicBool::new(false));
 
     let input = stdin.as_slice().to_vec();
+    // The writer stays alive until the command ends, so the agent holds the same number of
+    // tasks (AGENT_TASKS on the host side) for the command's whole life.
+    let (writer_release, writer_hold) = mpsc::channel::<()>();
     let writer = child.stdin.take().map(|mut pipe| {
         thread::spawn(move || {
             // A program that stops reading closes the pipe: that is not an error of ours.
             let _ = pipe.write_all(&input);
+            drop(pipe);
+            let _ = writer_hold.recv();
         })
     });
     let stdout_reader = child.stdout.take().map(|pipe| {
@@ -368,6 +392,7 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
     let (done_sender, done_receiver) = mpsc::channel::<()>();
     let wall_limit = Duration::from_millis(limits.wall_ms);
     let cpu_limit_ms = limits.cpu_ms;
+    let process_limit = count_processes.then_some(limits.pids);
     let watchdog = {
         let overflowed = overflowed.clone();
         thread::spawn(move || {
@@ -383,6 +408,8 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
                     ended = WatchEnd::CpuLimit;
                 } else if overflowed.load(Ordering::SeqCst) {
                     ended = WatchEnd::OutputLimit;
+                } else if process_limit.is_some_and(|most| other_processes() > most) {
+                    ended = WatchEnd::ProcessLimit;
                 }
                 if ended != WatchEnd::Exited {
                     kill_all_programs();
@@ -417,12 +444,14 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64) -> AgentStage {
     let (stderr, stderr_truncated) = stderr_reader
         .and_then(|reader| reader.join().ok())
         .unwrap_or_default();
+    drop(writer_release);
     if let Some(writer) = writer {
         let _ = writer.join();
     }
     drop(child);
 
     let mut stage = AgentStage {
+        pids_exceeded: ended == WatchEnd::ProcessLimit,
         oom_killed: matches!((oom_kills_before, meter::oom_kills()), (Some(before), Some(after)) if after > before),
         stdout: Bytes64(stdout),
         stderr: Bytes64(stderr),
@@ -456,6 +485,7 @@ enum WatchEnd {
     Exited,
     WallLimit,
     CpuLimit,
+    ProcessLimit,
     OutputLimit,
 }
 

@@ -62,7 +62,7 @@ build_language() {
     docker_cli build --network host --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" \
       --label "coderun.inputs=$hash" -t "$image" "$dir" >/dev/null
   fi
-  printf '%-12s %-28s %s\n' "$id" "$image" \
+  printf '%-12s %-34s %s\n' "$id" "$image" \
     "$(docker_cli image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1 / 1000000}')"
 }
 

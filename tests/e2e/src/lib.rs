@@ -67,7 +67,9 @@ impl Default for StackOptions {
         Self {
             agent_path: agent_path(),
             slots: 2,
-            languages: Vec::new(),
+            // The first three languages: enough for most tests, and each stack warms and
+            // reads the version of only these. `languages.rs` takes the whole catalog.
+            languages: ["bash", "python", "c"].map(str::to_owned).to_vec(),
             runtime: "runc".to_owned(),
             warm_per_language: 2,
             warm_sizes: Default::default(),

@@ -64,7 +64,7 @@ impl SandboxSpec<'_> {
 /// stdout and stderr readers and the watchdog. The pids cgroup counts them too.
 pub const AGENT_TASKS: u64 = 5;
 /// Host tasks gVisor's ptrace platform may use per sandboxed process, and for itself.
-const RUNSC_TASKS_PER_PROCESS: u64 = 16;
+const RUNSC_TASKS_PER_PROCESS: u64 = 32;
 const RUNSC_OWN_TASKS: u64 = 64;
 
 /// The container's pids limit for a command allowed `pids` tasks. Under runc it is exact: the
@@ -289,6 +289,6 @@ mod runtime_tests {
             bash.pids_limit,
             Some(limits.run.pids as i64 + AGENT_TASKS as i64)
         );
-        assert_eq!(python.pids_limit, Some(limits.run.pids as i64 * 16 + 64));
+        assert_eq!(python.pids_limit, Some(limits.run.pids as i64 * 32 + 64));
     }
 }

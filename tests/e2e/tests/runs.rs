@@ -119,9 +119,11 @@ async fn an_infinite_loop_ends_at_the_wall_limit() {
         "killed at the limit: {stage:?}"
     );
     assert_eq!(stage.signal.as_deref(), Some("SIGKILL"));
+    // The limit itself is checked on the agent's measurement above; the round trip only
+    // proves nothing else holds the answer back (generous: these machines are shared).
     assert!(
-        round_trip < Duration::from_secs(6),
-        "answered within the limit plus a margin: {round_trip:?}"
+        round_trip < Duration::from_secs(15),
+        "answered long before the default wall limit would matter: {round_trip:?}"
     );
     stack.stop().await;
 }

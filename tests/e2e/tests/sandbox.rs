@@ -120,7 +120,7 @@ async fn cpu_and_memory_are_of_the_whole_process_tree() {
     assert_eq!(run.verdict, Some(Verdict::TimeLimit), "{run:#?}");
     assert!(stage.cpu_ms >= 1000 && stage.cpu_ms < 1500, "{stage:?}");
     assert!(
-        stage.wall_ms < 3000,
+        stage.wall_ms < 10_000,
         "stopped on the tree's CPU, not the wall: {stage:?}"
     );
 

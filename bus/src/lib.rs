@@ -232,6 +232,18 @@ impl Bus {
         message_id: &str,
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(message)?;
+        self.publish_durable_encoded(subject, payload, message_id)
+            .await
+    }
+
+    /// [`Bus::publish_durable`] for a message already encoded (when the caller needed its
+    /// size first).
+    pub async fn publish_durable_encoded(
+        &self,
+        subject: String,
+        payload: Vec<u8>,
+        message_id: &str,
+    ) -> Result<(), BusError> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", message_id);
         let publish_error = |error: &dyn std::fmt::Display| BusError::Publish {

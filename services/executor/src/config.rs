@@ -77,25 +77,25 @@ impl Config {
             }
         }
         let catalog = coderun_schema::catalog::Catalog::builtin();
-        if let Some(unknown) = self
-            .sandbox
-            .runtimes
-            .keys()
-            .find(|id| catalog.languages.iter().all(|l| &l.id != *id))
-        {
-            return Err(format!(
-                "sandbox.runtimes names `{unknown}`, which is not a catalog id"
-            ));
-        }
-        if let Some(unknown) = self
-            .sandbox
-            .warm_sizes
-            .keys()
-            .find(|id| catalog.languages.iter().all(|l| &l.id != *id))
-        {
-            return Err(format!(
-                "sandbox.warm_sizes names `{unknown}`, which is not a catalog id"
-            ));
+        let per_pool = [
+            (
+                "sandbox.runtimes",
+                self.sandbox.runtimes.keys().collect::<Vec<_>>(),
+            ),
+            (
+                "sandbox.warm_sizes",
+                self.sandbox.warm_sizes.keys().collect(),
+            ),
+        ];
+        for (key, ids) in per_pool {
+            if let Some(unknown) = ids
+                .into_iter()
+                .find(|id| catalog.languages.iter().all(|language| &language.id != *id))
+            {
+                return Err(format!(
+                    "{key} names `{unknown}`, which is not a catalog id"
+                ));
+            }
         }
         if !(self.sandbox.cpus > 0.0 && self.sandbox.cpus <= 64.0) {
             return Err("sandbox.cpus must be above 0 and at most 64".to_owned());

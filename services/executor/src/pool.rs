@@ -158,7 +158,7 @@ impl Warmer {
             }
         }
         for id in store.drain() {
-            self.sandbox.discard(&id).await;
+            self.sandbox.remove(&id).await;
         }
     }
 }

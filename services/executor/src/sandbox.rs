@@ -103,10 +103,6 @@ impl Sandbox {
         })
     }
 
-    pub fn docker(&self) -> &Docker {
-        &self.docker
-    }
-
     /// The pre-warmed containers and the counters.
     pub fn warm_store(&self) -> Arc<WarmStore> {
         self.warm.clone()
@@ -123,7 +119,7 @@ impl Sandbox {
     pub async fn run(
         &self,
         spec: &SandboxSpec<'_>,
-        job: &AgentJob,
+        mut job: AgentJob,
         deadline: Duration,
     ) -> Result<AgentResult, SandboxError> {
         let body = self.container_body(spec);
@@ -147,7 +143,6 @@ impl Sandbox {
             memory: memory_bytes(&limits),
             pids: host_pids_limit(runtime, limits.pids),
         });
-        let mut job = job.clone();
         job.pause_after_compile = stage_change.is_some();
         // gVisor's cgroup counts its own tasks, not the program's processes: the agent does.
         job.count_processes = runtime == "runsc";
@@ -320,6 +315,12 @@ impl Sandbox {
                         let proceed = self.apply_run_limits(id, &run_limits).await;
                         let resume = AgentResume { v: 1, proceed };
                         send_line(&mut attached.input, &resume).await?;
+                        if !proceed {
+                            // Never run with the compile stage's looser limits.
+                            return Err(SandboxError::Protocol(
+                                "the run stage's limits could not be applied".to_owned(),
+                            ));
+                        }
                         attached
                             .input
                             .shutdown()
@@ -335,7 +336,7 @@ impl Sandbox {
                 }
             }
             if let Some(result) = answered {
-                return self.checked(result, stage_change, job);
+                return Ok(result);
             }
         }
         if !diagnostics.is_empty() {
@@ -344,28 +345,6 @@ impl Sandbox {
         Err(SandboxError::Protocol(
             "the agent exited without an answer".to_owned(),
         ))
-    }
-
-    /// Refuses an answer in which the agent stopped because the run limits were not applied.
-    fn checked(
-        &self,
-        result: AgentResult,
-        stage_change: Option<ContainerLimits>,
-        job: &AgentJob,
-    ) -> Result<AgentResult, SandboxError> {
-        if let (Some(_), Some(compile)) = (stage_change, &result.compile) {
-            let compiled = compile.exit_code == Some(0);
-            if compiled
-                && result.runs.is_empty()
-                && result.error.is_none()
-                && !job.stdins.is_empty()
-            {
-                return Err(SandboxError::Protocol(
-                    "the run stage's limits could not be applied".to_owned(),
-                ));
-            }
-        }
-        Ok(result)
     }
 
     /// Changes a running container's memory (and swap) and pids limits; false if refused.
@@ -393,11 +372,7 @@ impl Sandbox {
     }
 
     /// Removes a container, logging (not failing) when the engine refuses.
-    pub async fn discard(&self, id: &str) {
-        self.remove(id).await;
-    }
-
-    async fn remove(&self, id: &str) {
+    pub async fn remove(&self, id: &str) {
         let options = RemoveContainerOptions {
             force: true,
             v: true,
@@ -484,7 +459,7 @@ impl Sandbox {
             },
             compiles: false,
         };
-        let result = self.run(&spec, &job, Duration::from_secs(60)).await?;
+        let result = self.run(&spec, job, Duration::from_secs(60)).await?;
         let stage = result.runs.first().ok_or_else(|| {
             SandboxError::Protocol(result.error.unwrap_or_else(|| "no result".to_owned()))
         })?;

@@ -187,12 +187,12 @@ impl Worker {
             message,
             Duration::from_secs(self.settings.ack_wait_secs.max(3) / 3),
         );
-        let result = self.sandbox.run(&spec, &agent_job, deadline).await;
+        let result = self.sandbox.run(&spec, agent_job, deadline).await;
         progress.cancel();
 
-        let mut run = record.run.clone();
+        let run = &mut record.run;
         match &result {
-            Ok(answer) => outcome::apply(&mut run, &dispatched.job, answer),
+            Ok(answer) => outcome::apply(run, &dispatched.job, answer),
             Err(error) => {
                 tracing::error!(%error, "the sandbox failed");
                 if !last_delivery && matches!(error, crate::sandbox::SandboxError::Engine(_)) {
@@ -209,7 +209,6 @@ impl Worker {
         }
         run.status = RunStatus::Completed;
         run.finished_at = Some(OffsetDateTime::now_utc());
-        record.run = run;
         self.store
             .update(&record)
             .await

@@ -10,17 +10,13 @@ use sha2::{Digest, Sha256};
 use crate::config::TenantConfig;
 use crate::error::ApiError;
 
-/// A tenant as the gateway knows it.
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub id: String,
-    pub config: TenantConfig,
-}
+/// A tenant as the gateway knows it: its configuration.
+pub type Tenant = TenantConfig;
 
-impl Tenant {
+impl TenantConfig {
     /// The most this tenant may ask for, given what the catalog allows.
     pub fn max_limits(&self, catalog_max: Limits) -> Limits {
-        catalog_max.min(catalog_max.overlaid(&self.config.max_limits))
+        catalog_max.min(catalog_max.overlaid(&self.max_limits))
     }
 }
 
@@ -40,11 +36,7 @@ impl Tenants {
         let mut by_key_hash = HashMap::new();
         for config in configs {
             for hash in &config.key_sha256 {
-                let tenant = Tenant {
-                    id: config.id.clone(),
-                    config: config.clone(),
-                };
-                by_key_hash.insert(hash.to_ascii_lowercase(), tenant);
+                by_key_hash.insert(hash.to_ascii_lowercase(), config.clone());
             }
         }
         Self { by_key_hash }

@@ -97,6 +97,19 @@ impl ExecutorView {
 
     /// Whether some live executor serves `language`.
     pub fn serves(&self, language: &str) -> bool {
-        self.served_languages().contains_key(language)
+        let now = Instant::now();
+        let executors = self
+            .executors
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        executors.values().any(|seen| {
+            seen.expires > now
+                && !seen.heartbeat.draining
+                && seen
+                    .heartbeat
+                    .languages
+                    .iter()
+                    .any(|served| served.id == language)
+        })
     }
 }

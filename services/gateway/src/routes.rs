@@ -158,20 +158,20 @@ pub async fn create_run(
         job,
         submitted_at: now,
     };
-    let encoded_size = serde_json::to_vec(&submitted)
-        .map(|bytes| bytes.len())
-        .unwrap_or(usize::MAX);
+    // Encoded once: measured against the server's limit, then published as it is.
+    let payload = serde_json::to_vec(&submitted).context("failed to encode the run")?;
     let max_message = state.bus.max_message_bytes();
-    if encoded_size > max_message {
+    if payload.len() > max_message {
         return Err(ApiError::TooLarge(format!(
-            "the run takes {encoded_size} bytes once encoded; at most {max_message} are accepted"
+            "the run takes {} bytes once encoded; at most {max_message} are accepted",
+            payload.len()
         )));
     }
     let record = RunRecord {
         v: VERSION,
         tenant: tenant.id.clone(),
         run: Run::queued(run_id.clone(), submitted.job.language.clone(), now),
-        submission: Some(submitted.clone()),
+        submission: Some(submitted),
     };
     let accepted = async {
         state
@@ -186,7 +186,7 @@ pub async fn create_run(
         };
         state
             .bus
-            .publish_durable(state.bus.names().runs_submit(), &submitted, &run_id)
+            .publish_durable_encoded(state.bus.names().runs_submit(), payload, &run_id)
             .await
             .context("failed to queue the run")?;
         anyhow::Ok(events)

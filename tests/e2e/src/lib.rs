@@ -42,10 +42,6 @@ pub fn agent_path() -> PathBuf {
     path
 }
 
-fn sha256_hex(text: &str) -> String {
-    coderun_gateway::auth::hash_key(text)
-}
-
 /// How to start a stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -181,26 +177,53 @@ impl TestStack {
         panic!("the gateway never saw an executor heartbeat");
     }
 
+    /// Ids of this stack's sandbox containers: every one, or only the running ones.
+    pub fn containers(&self, including_stopped: bool) -> Vec<String> {
+        let mut command = std::process::Command::new("docker");
+        command.args(["ps", "-q", "--no-trunc"]);
+        if including_stopped {
+            command.arg("-a");
+        }
+        let output = command
+            .arg("--filter")
+            .arg(format!("label=coderun.prefix={}", self.names.prefix()))
+            .output()
+            .expect("docker ps runs");
+        assert!(
+            output.status.success(),
+            "docker ps: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Ids of this stack's sandbox containers that are not waiting in its warm pool.
+    pub fn containers_outside_warm_pool(&self, including_stopped: bool) -> Vec<String> {
+        let warm = self.warm.ids();
+        self.containers(including_stopped)
+            .into_iter()
+            .filter(|id| !warm.contains(id))
+            .collect()
+    }
+
     /// Stops the services (draining runs in flight), checks that no sandbox container of this
     /// stack is left (warm ones included), and deletes the test's streams.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let outcome = tokio::time::timeout(Duration::from_secs(90), task).await;
             match outcome {
                 Ok(Ok(Ok(()))) => {}
                 other => panic!("a service did not stop cleanly: {other:?}"),
             }
         }
-        let output = std::process::Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=coderun.prefix={}", self.names.prefix()))
-            .output()
-            .expect("docker ps runs");
-        let left = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let left = self.containers(true);
         assert!(
             left.is_empty(),
-            "sandbox containers left after the executor stopped: {left}"
+            "sandbox containers left after the executor stopped: {left:?}"
         );
         if let Ok(client) = async_nats::connect(nats_url()).await {
             let jetstream = async_nats::jetstream::new(client);
@@ -213,7 +236,7 @@ impl TestStack {
 fn tenant(id: &str, key: &str) -> coderun_gateway::config::TenantConfig {
     coderun_gateway::config::TenantConfig {
         id: id.to_owned(),
-        key_sha256: vec![sha256_hex(key)],
+        key_sha256: vec![coderun_gateway::auth::hash_key(key)],
         max_limits: Default::default(),
     }
 }

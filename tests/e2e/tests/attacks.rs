@@ -62,22 +62,7 @@ async fn leftover_containers(stack: &TestStack) -> Vec<String> {
     // Removal runs off the run's path, and a refill may be between creating a container and
     // adding it to the pool: give both time (a gVisor sandbox full of processes takes seconds).
     for _ in 0..200 {
-        let output = std::process::Command::new("docker")
-            .args(["ps", "-aq", "--no-trunc", "--filter"])
-            .arg(format!("label=coderun.prefix={}", stack.names.prefix()))
-            .output()
-            .expect("docker ps runs");
-        assert!(
-            output.status.success(),
-            "docker ps: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let warm = stack.warm.ids();
-        leftovers = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|id| !id.is_empty() && !warm.iter().any(|warm_id| warm_id == id))
-            .map(str::to_owned)
-            .collect();
+        leftovers = stack.containers_outside_warm_pool(true);
         if leftovers.is_empty() {
             break;
         }

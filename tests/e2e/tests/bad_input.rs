@@ -243,17 +243,7 @@ async fn a_sandbox_killed_from_outside_ends_the_run_as_internal_error() {
     }
     assert!(running, "the run started");
     // The run's container is the one of this stack not waiting in the warm pool.
-    let output = std::process::Command::new("docker")
-        .args(["ps", "-q", "--no-trunc", "--filter"])
-        .arg(format!("label=coderun.prefix={}", stack.names.prefix()))
-        .output()
-        .expect("docker ps");
-    let warm = stack.warm.ids();
-    let busy: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|id| !warm.iter().any(|warm_id| warm_id == id))
-        .map(str::to_owned)
-        .collect();
+    let busy = stack.containers_outside_warm_pool(false);
     assert_eq!(busy.len(), 1, "one busy sandbox: {busy:?}");
     let killed = std::process::Command::new("docker")
         .args(["kill", &busy[0]])

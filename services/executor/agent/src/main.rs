@@ -232,8 +232,7 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::
 /// included). Each pid is named from /proc rather than with kill(-1): not every runtime's
 /// kernel (gVisor's) spares the caller of kill(-1).
 fn kill_all_programs() {
-    let own = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(pids) = other_pids() else {
         // No /proc to read: fall back to kill(-1), which Linux never turns on its caller.
         // SAFETY: kill has no memory effects.
         unsafe {
@@ -241,38 +240,27 @@ fn kill_all_programs() {
         }
         return;
     };
-    for entry in entries.flatten() {
-        let pid = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<u32>().ok());
-        match pid {
-            Some(pid) if pid != own => {
-                // SAFETY: kill has no memory effects; a pid gone since the listing yields ESRCH.
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                }
-            }
-            _ => {}
+    for pid in pids {
+        // SAFETY: kill has no memory effects; a pid gone since the listing yields ESRCH.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
         }
     }
 }
 
-/// Processes in the sandbox besides the agent, from /proc.
+/// Every process in the sandbox but the agent, from /proc; `None` if /proc cannot be read.
+fn other_pids() -> Option<impl Iterator<Item = libc::pid_t>> {
+    let own = std::process::id();
+    let entries = std::fs::read_dir("/proc").ok()?;
+    Some(entries.flatten().filter_map(move |entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        (pid != own).then_some(pid as libc::pid_t)
+    }))
+}
+
+/// Processes in the sandbox besides the agent.
 fn other_processes() -> u64 {
-    let own = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|entry| {
-                    let name = entry.file_name();
-                    let name = name.to_string_lossy();
-                    name != own.as_str() && name.bytes().all(|byte| byte.is_ascii_digit())
-                })
-                .count() as u64
-        })
-        .unwrap_or(0)
+    other_pids().map_or(0, |pids| pids.count() as u64)
 }
 
 /// Kills every process in the container but this one, and reaps them all. Repeats until no
@@ -465,7 +453,7 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
         Ok(Waited { status, usage }) => {
             stage.exit_code = status.code();
             stage.signal = status.signal();
-            let cpu_us = timeval_us(usage.ru_utime) + timeval_us(usage.ru_stime);
+            let cpu_us = meter::timeval_us(usage.ru_utime) + meter::timeval_us(usage.ru_stime);
             let direct_kb = u64::try_from(usage.ru_maxrss).unwrap_or(0);
             // The whole tree where the cgroup tells, never less than the direct descendants.
             stage.cpu_ms = (cpu_us / 1000).max(tree_cpu_ms.unwrap_or(0));
@@ -487,10 +475,4 @@ enum WatchEnd {
     CpuLimit,
     ProcessLimit,
     OutputLimit,
-}
-
-fn timeval_us(time: libc::timeval) -> u64 {
-    let seconds = u64::try_from(time.tv_sec).unwrap_or(0);
-    let micros = u64::try_from(time.tv_usec).unwrap_or(0);
-    seconds * 1_000_000 + micros
 }

@@ -90,11 +90,12 @@ fn agent_cpu_ns() -> u64 {
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
         return 0;
     }
-    let micros = |time: libc::timeval| {
-        u64::try_from(time.tv_sec).unwrap_or(0) * 1_000_000
-            + u64::try_from(time.tv_usec).unwrap_or(0)
-    };
-    (micros(usage.ru_utime) + micros(usage.ru_stime)) * 1000
+    (timeval_us(usage.ru_utime) + timeval_us(usage.ru_stime)) * 1000
+}
+
+/// A timeval in microseconds.
+pub fn timeval_us(time: libc::timeval) -> u64 {
+    u64::try_from(time.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(time.tv_usec).unwrap_or(0)
 }
 
 /// The agent's own anonymous memory (resident minus shared pages), in bytes.

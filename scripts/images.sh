@@ -59,8 +59,20 @@ build_language() {
     log "$image is up to date"
   else
     log "building $image"
+    # The context also carries the CA certificates this machine trusts, for build stages that
+    # fetch from a package registry through a TLS-inspecting proxy (the images keep none).
+    local context
+    context="$(mktemp -d)"
+    cp -R "$dir"/. "$context"/
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+      cp /etc/ssl/certs/ca-certificates.crt "$context/host-ca-certificates.crt"
+    else
+      : >"$context/host-ca-certificates.crt"
+    fi
     docker_cli build --network host --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-      --label "coderun.inputs=$hash" -t "$image" "$dir" >/dev/null
+      --label "coderun.inputs=$hash" -t "$image" "$context" >/dev/null \
+      || { rm -rf "$context"; die "building $image failed"; }
+    rm -rf "$context"
   fi
   printf '%-12s %-34s %s\n' "$id" "$image" \
     "$(docker_cli image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1 / 1000000}')"

@@ -13,6 +13,8 @@ CODERUN_TEST_AGENT="$(build_agent)"
 export CODERUN_TEST_AGENT
 export CODERUN_TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 export CODERUN_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+# The sandbox and attack tests run under runc and under runsc (gVisor); 0 skips runsc.
+export CODERUN_TEST_RUNSC="${CODERUN_TEST_RUNSC:-1}"
 
 cd "$ROOT_DIR"
 log "cargo fmt --check"

@@ -138,7 +138,14 @@ pub struct LanguageSpec {
     pub hello_world_stdout: String,
     /// A program that copies stdin to stdout.
     pub echo_stdin: String,
+    /// A program that fails at run time (an uncaught error or a crash): `runtime_error`.
+    pub runtime_error: String,
 }
+
+/// An element of a compile argv that stands for every submitted source file with the main
+/// file's extension (the main file first): `gcc -o main {sources}` compiles `main.c` and
+/// `util.c` of a multi-file program.
+pub const SOURCES_PLACEHOLDER: &str = "{sources}";
 
 /// The whole catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

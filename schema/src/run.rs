@@ -90,7 +90,9 @@ pub struct LimitsRequest {
 pub struct RunRequest {
     /// A catalog language id or alias, such as `python` or `python3`.
     pub language: String,
-    /// The program's files. Either `files` or `source` must be given.
+    /// The program's files. Either `files` or `source` must be given. `files` must include the
+    /// language's main file (`source_file` in `GET /v1/languages`); compiled languages compile
+    /// every file with the main file's extension, headers and modules are found beside it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<SourceFile>,
     /// Shorthand for one file with the catalog's default name for the language.

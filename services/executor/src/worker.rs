@@ -14,8 +14,10 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, AckKind};
 use coderun_bus::{async_nats, Bus};
 use coderun_schema::agent::{AgentCommand, AgentFile, AgentJob};
-use coderun_schema::catalog::{Catalog, LanguageSpec};
-use coderun_schema::messages::{JobDispatched, RunEvent, RunEventKind, RunRecord, ServedLanguage};
+use coderun_schema::catalog::{Catalog, LanguageSpec, SOURCES_PLACEHOLDER};
+use coderun_schema::messages::{
+    JobDispatched, JobFile, RunEvent, RunEventKind, RunRecord, ServedLanguage,
+};
 use coderun_schema::run::{RunStatus, Verdict};
 use coderun_store::{RunStore, UpdateOutcome};
 use futures::StreamExt;
@@ -64,13 +66,15 @@ impl Worker {
         tracker: TaskTracker,
     ) {
         loop {
-            let permit = tokio::select! {
+            // Fetch only while a slot is free, but hold none while the fetch waits: with more
+            // pools than slots, idle pools holding slots would keep another pool's job waiting.
+            tokio::select! {
                 _ = shutdown.cancelled() => return,
-                permit = self.slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
+                permit = self.slots.acquire() => match permit {
+                    Ok(permit) => drop(permit),
                     Err(_) => return,
                 },
-            };
+            }
             let batch = consumer
                 .fetch()
                 .max_messages(1)
@@ -81,27 +85,45 @@ impl Worker {
                 Ok(batch) => batch,
                 Err(error) => {
                     tracing::warn!(%pool, %error, "failed to fetch jobs; retrying");
-                    drop(permit);
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     }
                 }
             };
-            match batch.next().await {
-                Some(Ok(message)) => {
-                    let worker = self.clone();
-                    worker.busy.fetch_add(1, Ordering::SeqCst);
-                    tracker.spawn(async move {
-                        worker.handle(message).await;
-                        worker.busy.fetch_sub(1, Ordering::SeqCst);
-                        drop(permit);
-                    });
+            let message = match batch.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    tracing::warn!(%pool, %error, "failed to receive a job");
+                    continue;
                 }
-                Some(Err(error)) => tracing::warn!(%pool, %error, "failed to receive a job"),
-                None => {}
-            }
+                None => continue,
+            };
+            // Another pool may have taken the free slot meanwhile: wait for one, telling the
+            // stream the job is in hand. At shutdown the job goes back for another executor.
+            let progress = keep_alive(&message, self.progress_every());
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => None,
+                permit = self.slots.clone().acquire_owned() => permit.ok(),
+            };
+            progress.cancel();
+            let Some(permit) = permit else {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                return;
+            };
+            let worker = self.clone();
+            worker.busy.fetch_add(1, Ordering::SeqCst);
+            tracker.spawn(async move {
+                worker.handle(message).await;
+                worker.busy.fetch_sub(1, Ordering::SeqCst);
+                drop(permit);
+            });
         }
+    }
+
+    /// How often a job in hand is reported in progress: well within the stream's ack wait.
+    fn progress_every(&self) -> Duration {
+        Duration::from_secs(self.settings.ack_wait_secs.max(3) / 3)
     }
 
     #[tracing::instrument(skip_all, fields(run_id))]
@@ -183,10 +205,7 @@ impl Worker {
             limits: dispatched.job.limits,
             compiles: language.spec.compile.is_some(),
         };
-        let progress = keep_alive(
-            message,
-            Duration::from_secs(self.settings.ack_wait_secs.max(3) / 3),
-        );
+        let progress = keep_alive(message, self.progress_every());
         let result = self.sandbox.run(&spec, agent_job, deadline).await;
         progress.cancel();
 
@@ -267,6 +286,36 @@ fn millis_between(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
     u64::try_from((to - from).whole_milliseconds()).unwrap_or(0)
 }
 
+/// A compile argv with the catalog's `{sources}` element replaced by every submitted file that
+/// has the main file's extension: the main file first, then the others by name. One argv
+/// element per file, so no name is ever split or interpreted.
+pub fn expand_sources(argv: &[String], language: &LanguageSpec, files: &[JobFile]) -> Vec<String> {
+    let extension = std::path::Path::new(&language.source_file).extension();
+    let mut sources: Vec<&str> = files
+        .iter()
+        .map(|file| file.name.as_str())
+        .filter(|name| *name != language.source_file)
+        .filter(|name| extension.is_some() && std::path::Path::new(name).extension() == extension)
+        .collect();
+    sources.sort_unstable();
+    let main = files
+        .iter()
+        .any(|file| file.name == language.source_file)
+        .then_some(language.source_file.as_str());
+    argv.iter()
+        .flat_map(|element| {
+            if element == SOURCES_PLACEHOLDER {
+                main.into_iter()
+                    .chain(sources.iter().copied())
+                    .map(str::to_owned)
+                    .collect()
+            } else {
+                vec![element.clone()]
+            }
+        })
+        .collect()
+}
+
 /// The agent's job for a dispatched run: files, the catalog's commands with the request's
 /// arguments appended as argv, and one stdin per test.
 pub fn agent_job(language: &LanguageSpec, dispatched: &JobDispatched) -> AgentJob {
@@ -284,7 +333,7 @@ pub fn agent_job(language: &LanguageSpec, dispatched: &JobDispatched) -> AgentJo
             })
             .collect(),
         compile: language.compile.as_ref().map(|argv| AgentCommand {
-            argv: argv.clone(),
+            argv: expand_sources(argv, language, &job.files),
             limits: job.limits.compile,
         }),
         run: AgentCommand {
@@ -296,5 +345,43 @@ pub fn agent_job(language: &LanguageSpec, dispatched: &JobDispatched) -> AgentJo
         // limits differ.
         pause_after_compile: false,
         count_processes: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coderun_schema::bytes64::Bytes64;
+
+    fn files(names: &[&str]) -> Vec<JobFile> {
+        names
+            .iter()
+            .map(|name| JobFile {
+                name: (*name).to_owned(),
+                content: Bytes64(Vec::new()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sources_are_the_main_file_then_the_others_with_its_extension() {
+        let catalog = Catalog::builtin();
+        let c = catalog.find("c").expect("c is in the catalog");
+        let argv = c.compile.as_ref().expect("c compiles");
+        let expanded = expand_sources(
+            argv,
+            c,
+            &files(&["util.c", "lib/square.h", "main.c", "a b;rm -rf x.c"]),
+        );
+        let at = argv
+            .iter()
+            .position(|element| element == SOURCES_PLACEHOLDER)
+            .expect("the c command names its sources");
+        assert_eq!(
+            expanded[at..at + 3],
+            ["main.c", "a b;rm -rf x.c", "util.c"],
+            "one argv element per file, the main file first"
+        );
+        assert_eq!(expanded.len(), argv.len() + 2, "headers are not compiled");
     }
 }

@@ -122,6 +122,16 @@ pub fn resolve(
                     content: Bytes64(decode(&file.content, encoding, &field, &mut problems)),
                 });
             }
+            // The catalog's commands name the main file: without it nothing would run.
+            if !files.iter().any(|file| file.name == language.source_file) {
+                problems.add(
+                    "files",
+                    format!(
+                        "must include `{}`, the {} program's main file",
+                        language.source_file, language.name
+                    ),
+                );
+            }
         }
     }
 
@@ -266,10 +276,16 @@ mod tests {
         for name in ["../x", "/etc/passwd", "a/../../b", "", "a\nb", "dir/", "."] {
             let request = RunRequest {
                 language: "c".to_owned(),
-                files: vec![SourceFile {
-                    name: name.to_owned(),
-                    content: String::new(),
-                }],
+                files: vec![
+                    SourceFile {
+                        name: name.to_owned(),
+                        content: String::new(),
+                    },
+                    SourceFile {
+                        name: "main.c".to_owned(),
+                        content: String::new(),
+                    },
+                ],
                 ..Default::default()
             };
             assert_eq!(
@@ -278,6 +294,22 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+
+    #[test]
+    fn files_without_the_main_file_are_refused() {
+        let request = RunRequest {
+            language: "c".to_owned(),
+            files: vec![SourceFile {
+                name: "util.c".to_owned(),
+                content: String::new(),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            field_errors(resolve_default(&request).expect_err("no main.c")),
+            vec!["files"]
+        );
     }
 
     #[test]

@@ -263,9 +263,8 @@ pub fn docker_runtimes() -> Vec<String> {
 }
 
 /// The runtimes the sandbox tests cover: runc always; runsc (gVisor) too when
-/// `CODERUN_TEST_RUNSC=1`, which then fails if the engine lacks it. Not on by default yet: a
-/// gVisor sandbox full of a fork bomb's processes can take tens of seconds to remove, which
-/// the suite does not wait for (ARCHITECTURE.md, "The sandbox today").
+/// `CODERUN_TEST_RUNSC=1`, which then fails if the engine lacks it. `scripts/test.sh` (and so
+/// CI) sets it unless told `CODERUN_TEST_RUNSC=0`.
 pub fn sandbox_runtimes() -> Vec<String> {
     let mut runtimes = vec!["runc".to_owned()];
     if std::env::var("CODERUN_TEST_RUNSC").as_deref() == Ok("1") {

@@ -58,17 +58,17 @@ fn verdict_is(run: &Run, expected: &[Verdict]) {
 
 /// Sandbox containers of this stack that are not waiting in its warm pool: those a run left.
 async fn leftover_containers(stack: &TestStack) -> Vec<String> {
-    let mut leftovers = Vec::new();
     // Removal runs off the run's path, and a refill may be between creating a container and
-    // adding it to the pool: give both time (a gVisor sandbox full of processes takes seconds).
-    for _ in 0..200 {
-        leftovers = stack.containers_outside_warm_pool(true);
-        if leftovers.is_empty() {
-            break;
+    // adding it to the pool: give both time. Removing a gVisor sandbox full of processes has
+    // taken up to ~45 s on a loaded 2-core machine.
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let leftovers = stack.containers_outside_warm_pool(true);
+        if leftovers.is_empty() || Instant::now() > deadline {
+            return leftovers;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    leftovers
 }
 
 fn attacks() -> Vec<Attack> {
@@ -364,7 +364,9 @@ async fn attack_under(runtime: &str) {
             "bystander of {name}: {innocent:#?}"
         );
         assert_eq!(stdout(&innocent), "499999500000\n", "bystander of {name}");
+        let cleaning = Instant::now();
         let leftovers = leftover_containers(&stack).await;
+        eprintln!("{name}: containers gone after {:?}", cleaning.elapsed());
         assert!(
             leftovers.is_empty(),
             "containers left after {name}: {leftovers:?}"

@@ -215,6 +215,17 @@ fn drop_to_program_user() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Lets the program open its own stdin, stdout and stderr by name (`/dev/stdin`,
+/// `/proc/self/fd/1`), as many programs do: the pipes are the agent's, mode 0600, and the
+/// program runs as another user. Opening them by name needs the fd already, or ptrace rights
+/// over a process holding it, so nothing else is exposed. Best effort: the fds work anyway.
+fn open_standard_streams_by_name() {
+    for fd in 0..=2 {
+        // SAFETY: fchmod on the child's own standard fds is async-signal-safe.
+        unsafe { libc::fchmod(fd, 0o666) };
+    }
+}
+
 fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
     let limit = libc::rlimit {
         rlim_cur: soft,
@@ -335,6 +346,7 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
             set_limit(libc::RLIMIT_FSIZE, file_size, file_size)?;
             set_limit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES, MAX_OPEN_FILES)?;
             set_limit(libc::RLIMIT_CORE, 0, 0)?;
+            open_standard_streams_by_name();
             drop_to_program_user()?;
             Ok(())
         });

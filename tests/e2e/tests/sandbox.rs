@@ -136,7 +136,7 @@ async fn cpu_and_memory_are_of_the_whole_process_tree() {
     assert_eq!(run.verdict, Some(Verdict::Ok), "{run:#?}");
     assert!(
         within(stage.memory_kb, 120 * 1024, 0.10),
-        "memory_kb {} is 122880 ± 10%",
+        "memory_kb {} is 122880 ± 10%: {run:#?}",
         stage.memory_kb
     );
     stack.stop().await;

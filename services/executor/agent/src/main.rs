@@ -352,6 +352,9 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
         });
     }
     let oom_kills_before = meter::oom_kills();
+    // The baselines are read before the program exists: read later (the watchdog thread may
+    // start late on a loaded machine), they would hide what the program did first.
+    let mut meter = meter::TreeMeter::start();
     let started = Instant::now();
     let mut child = match process.spawn() {
         Ok(child) => child,
@@ -396,7 +399,6 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
     let watchdog = {
         let overflowed = overflowed.clone();
         thread::spawn(move || {
-            let mut meter = meter::TreeMeter::start();
             let mut ended = WatchEnd::Exited;
             loop {
                 meter.sample();

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use coderun_client::Client;
 use coderun_e2e::{StackOptions, TestStack};
 use coderun_schema::catalog::{Catalog, LanguageSpec};
-use coderun_schema::run::{Run, RunRequest, SourceFile, Verdict};
+use coderun_schema::run::{Run, RunRequest, SourceFile, StageLimitsRequest, Verdict};
 use futures::StreamExt;
 
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/languages.md");
@@ -219,7 +219,7 @@ fn file(name: &str, content: &str) -> SourceFile {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn multi_file_programs_compile_and_run() {
+async fn multi_file_programs_compile_and_run_and_a_jvm_fits_a_small_limit() {
     let stack = TestStack::start_with(StackOptions {
         languages: ["java", "c", "python", "go"].map(str::to_owned).to_vec(),
         warm_per_language: 0,
@@ -303,5 +303,28 @@ async fn multi_file_programs_compile_and_run() {
         assert_eq!(run.verdict, Some(Verdict::Ok), "{language}: {run:#?}");
         assert_eq!(stage_stdout(&run), expected, "{language}");
     }
+
+    // Memory is limited by the cgroup, not the address space: a JVM reserves gigabytes of it
+    // and still runs in 64 MiB, its heap sized from the container's limit.
+    let mut small_jvm = RunRequest {
+        language: "java".to_owned(),
+        source: Some(
+            "public class Main {
+    public static void main(String[] args) {
+                     System.out.println(Runtime.getRuntime().maxMemory() < (64L << 20));
+    }
+}
+"
+            .to_owned(),
+        ),
+        ..Default::default()
+    };
+    small_jvm.limits.run = Some(StageLimitsRequest {
+        memory_mb: Some(64),
+        ..Default::default()
+    });
+    let run = client.run_and_wait(&small_jvm).await.expect("small jvm");
+    assert_eq!(run.verdict, Some(Verdict::Ok), "{run:#?}");
+    assert_eq!(stage_stdout(&run), "true\n", "the heap fits the limit");
     stack.stop().await;
 }

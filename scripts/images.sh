@@ -61,7 +61,7 @@ build_language() {
     log "building $image"
     # The context also carries the CA certificates this machine trusts, for build stages that
     # fetch from a package registry through a TLS-inspecting proxy (the images keep none).
-    local context
+    local context status=0
     context="$(mktemp -d)"
     cp -R "$dir"/. "$context"/
     if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
@@ -70,9 +70,9 @@ build_language() {
       : >"$context/host-ca-certificates.crt"
     fi
     docker_cli build --network host --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-      --label "coderun.inputs=$hash" -t "$image" "$context" >/dev/null \
-      || { rm -rf "$context"; die "building $image failed"; }
+      --label "coderun.inputs=$hash" -t "$image" "$context" >/dev/null || status=$?
     rm -rf "$context"
+    [ "$status" -eq 0 ] || die "building $image failed"
   fi
   printf '%-12s %-34s %s\n' "$id" "$image" \
     "$(docker_cli image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1 / 1000000}')"

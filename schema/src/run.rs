@@ -91,8 +91,9 @@ pub struct RunRequest {
     /// A catalog language id or alias, such as `python` or `python3`.
     pub language: String,
     /// The program's files. Either `files` or `source` must be given. `files` must include the
-    /// language's main file (`source_file` in `GET /v1/languages`); compiled languages compile
-    /// every file with the main file's extension, headers and modules are found beside it.
+    /// language's main file (`source_file` in `GET /v1/languages`). C, C++, C# and Java compile
+    /// every file with the main file's extension; Go builds the package beside `main.go`; other
+    /// languages follow the main file's imports. Names must not start with `-` or `@`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<SourceFile>,
     /// Shorthand for one file with the catalog's default name for the language.

@@ -46,10 +46,9 @@ pub struct Worker {
     pub catalog: Catalog,
     /// By pool name (the language id).
     pub languages: HashMap<String, PoolLanguage>,
-    /// Free slots; a permit is held for the whole life of a job (and briefly by an idle
-    /// pool's pull).
+    /// Free slots; a permit is held for the whole life of a job. Idle pulls hold none.
     pub slots: Arc<Semaphore>,
-    /// Jobs running now: what heartbeats report (idle pulls hold permits but no job).
+    /// Jobs taken from the stream, running or waiting for a slot: what heartbeats report.
     pub busy: Arc<AtomicU32>,
     pub settings: WorkerConfig,
     /// Added to a job's summed wall limits for the host-side deadline.
@@ -99,25 +98,27 @@ impl Worker {
                 }
                 None => continue,
             };
-            // Another pool may have taken the free slot meanwhile: wait for one, telling the
-            // stream the job is in hand. At shutdown the job goes back for another executor.
-            let progress = keep_alive(&message, self.progress_every());
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => None,
-                permit = self.slots.clone().acquire_owned() => permit.ok(),
-            };
-            progress.cancel();
-            let Some(permit) = permit else {
-                let _ = message.ack_with(AckKind::Nak(None)).await;
-                return;
-            };
+            // Another pool may have taken the free slot meanwhile: the job waits for the next
+            // one, reported in progress, and counts as busy in heartbeats from now on. This
+            // pool fetches again only once its job has a slot; at shutdown the job is drained
+            // like the running ones, never handed back (a redelivery would use up an attempt).
+            self.busy.fetch_add(1, Ordering::SeqCst);
+            let (has_slot, slot_taken) = tokio::sync::oneshot::channel::<()>();
             let worker = self.clone();
-            worker.busy.fetch_add(1, Ordering::SeqCst);
             tracker.spawn(async move {
-                worker.handle(message).await;
+                let progress = keep_alive(&message, worker.progress_every());
+                let permit = worker.slots.clone().acquire_owned().await;
+                progress.cancel();
+                let _ = has_slot.send(());
+                if let Ok(_permit) = permit {
+                    worker.handle(message).await;
+                }
                 worker.busy.fetch_sub(1, Ordering::SeqCst);
-                drop(permit);
             });
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = slot_taken => {}
+            }
         }
     }
 
@@ -288,7 +289,8 @@ fn millis_between(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
 
 /// A compile argv with the catalog's `{sources}` element replaced by every submitted file that
 /// has the main file's extension: the main file first, then the others by name. One argv
-/// element per file, so no name is ever split or interpreted.
+/// element per file, so no name is split; a name that could read as an option or a response
+/// file (`-x`, `@x`; the gateway refuses them) is given as `./name`.
 pub fn expand_sources(argv: &[String], language: &LanguageSpec, files: &[JobFile]) -> Vec<String> {
     let extension = std::path::Path::new(&language.source_file).extension();
     let mut sources: Vec<&str> = files
@@ -307,13 +309,22 @@ pub fn expand_sources(argv: &[String], language: &LanguageSpec, files: &[JobFile
             if element == SOURCES_PLACEHOLDER {
                 main.into_iter()
                     .chain(sources.iter().copied())
-                    .map(str::to_owned)
+                    .map(source_argument)
                     .collect()
             } else {
                 vec![element.clone()]
             }
         })
         .collect()
+}
+
+/// A file name as a compiler argument: never one that reads as an option or a response file.
+fn source_argument(name: &str) -> String {
+    if name.starts_with(['-', '@']) {
+        format!("./{name}")
+    } else {
+        name.to_owned()
+    }
 }
 
 /// The agent's job for a dispatched run: files, the catalog's commands with the request's
@@ -371,17 +382,17 @@ mod tests {
         let expanded = expand_sources(
             argv,
             c,
-            &files(&["util.c", "lib/square.h", "main.c", "a b;rm -rf x.c"]),
+            &files(&["util.c", "lib/square.h", "main.c", "a b;rm -rf x.c", "-o.c"]),
         );
         let at = argv
             .iter()
             .position(|element| element == SOURCES_PLACEHOLDER)
             .expect("the c command names its sources");
         assert_eq!(
-            expanded[at..at + 3],
-            ["main.c", "a b;rm -rf x.c", "util.c"],
-            "one argv element per file, the main file first"
+            expanded[at..at + 4],
+            ["main.c", "./-o.c", "a b;rm -rf x.c", "util.c"],
+            "one argv element per file, the main file first, none an option"
         );
-        assert_eq!(expanded.len(), argv.len() + 2, "headers are not compiled");
+        assert_eq!(expanded.len(), argv.len() + 3, "headers are not compiled");
     }
 }

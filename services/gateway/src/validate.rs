@@ -50,6 +50,10 @@ pub fn file_name_problem(name: &str) -> Option<&'static str> {
     if name.chars().any(|c| c.is_control() || c == '\\') {
         return Some("must not contain control characters or backslashes");
     }
+    if name.starts_with(['-', '@']) {
+        // Compile commands name the files: a compiler would read these as options.
+        return Some("must not start with `-` or `@`");
+    }
     let plain = Path::new(name)
         .components()
         .all(|component| matches!(component, Component::Normal(_)));
@@ -273,7 +277,17 @@ mod tests {
 
     #[test]
     fn escaping_file_names_are_refused() {
-        for name in ["../x", "/etc/passwd", "a/../../b", "", "a\nb", "dir/", "."] {
+        for name in [
+            "../x",
+            "/etc/passwd",
+            "a/../../b",
+            "",
+            "a\nb",
+            "dir/",
+            ".",
+            "-o.c",
+            "@options.c",
+        ] {
             let request = RunRequest {
                 language: "c".to_owned(),
                 files: vec![

@@ -255,3 +255,46 @@ async fn the_process_limit_holds_under_every_runtime() {
         stack.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_open_their_standard_streams_by_name_under_each_runtime() {
+    let catalog = coderun_schema::catalog::Catalog::builtin();
+    let sql = catalog.find("sql").expect("sql is in the catalog");
+    for runtime in coderun_e2e::sandbox_runtimes() {
+        let stack = TestStack::start_with(coderun_e2e::StackOptions {
+            languages: vec!["python".to_owned(), "sql".to_owned()],
+            runtime: runtime.clone(),
+            warm_per_language: 0,
+            ..Default::default()
+        })
+        .await;
+        let client = stack.client();
+        // `/dev/stdin` idioms, as in many languages; SQL loads stdin through it.
+        let python = RunRequest {
+            language: "python".to_owned(),
+            source: Some(
+                "data = open('/dev/stdin').read()\nwith open('/dev/stdout', 'w') as out:\n    \
+                 out.write(data.upper())\n"
+                    .to_owned(),
+            ),
+            stdin: "by name\n".to_owned(),
+            ..Default::default()
+        };
+        let sql_echo = RunRequest {
+            language: "sql".to_owned(),
+            source: Some(sql.echo_stdin.clone()),
+            stdin: "one\n\nthree\n".to_owned(),
+            ..Default::default()
+        };
+        for (request, expected) in [(python, "BY NAME\n"), (sql_echo, "one\n\nthree\n")] {
+            let run = client.run_and_wait(&request).await.expect("run");
+            assert_eq!(run.verdict, Some(Verdict::Ok), "{runtime}: {run:#?}");
+            assert_eq!(
+                run.run.as_ref().expect("stage").stdout,
+                expected,
+                "{runtime}"
+            );
+        }
+        stack.stop().await;
+    }
+}

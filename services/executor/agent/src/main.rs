@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, Read, Write};
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Component, Path};
@@ -215,15 +216,76 @@ fn drop_to_program_user() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Lets the program open its own stdin, stdout and stderr by name (`/dev/stdin`,
-/// `/proc/self/fd/1`), as many programs do: the pipes are the agent's, mode 0600, and the
-/// program runs as another user. Opening them by name needs the fd already, or ptrace rights
-/// over a process holding it, so nothing else is exposed. Best effort: the fds work anyway.
-fn open_standard_streams_by_name() {
-    for fd in 0..=2 {
-        // SAFETY: fchmod on the child's own standard fds is async-signal-safe.
-        unsafe { libc::fchmod(fd, 0o666) };
+/// Sets this thread's effective (and so file-system) uid. The raw system call changes the
+/// calling thread only; libc's wrapper would change every thread of the agent.
+fn set_thread_euid(uid: libc::uid_t) -> std::io::Result<()> {
+    let unchanged = libc::c_long::from(-1i32);
+    // SAFETY: setresuid takes three integers and touches no memory.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_setresuid,
+            unchanged,
+            libc::c_long::from(uid),
+            unchanged,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
+}
+
+/// A pipe (read end, write end) whose inode belongs to the program user, so the program can
+/// also open its standard streams by name (`/dev/stdin`, `/proc/self/fd/1`), as many programs
+/// do; a pipe of the agent's (root, mode 0600) could only be used through the inherited fd.
+/// Opening by name needs the fd already or ptrace rights over a holder, so nothing more is
+/// exposed. The agent's real and saved uid stay 0, so it takes its capabilities back at once.
+fn program_pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    // SAFETY: getuid has no preconditions.
+    let privileged = unsafe { libc::getuid() } == 0;
+    if privileged {
+        set_thread_euid(PROGRAM_ID)?;
+    }
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into a valid two-element array.
+    let created = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    let error = std::io::Error::last_os_error();
+    if privileged {
+        // Without its uid the agent could not stop or measure what it runs: give up whole.
+        #[allow(clippy::expect_used)]
+        set_thread_euid(0).expect("the agent takes back its own uid");
+    }
+    if created != 0 {
+        return Err(error);
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nothing else.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// The program's stdin, stdout and stderr pipes: the program's ends and the agent's.
+struct StreamPipes {
+    program: [std::fs::File; 3],
+    stdin: std::fs::File,
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+}
+
+fn stream_pipes() -> std::io::Result<StreamPipes> {
+    let (stdin_read, stdin) = program_pipe()?;
+    let (stdout, stdout_write) = program_pipe()?;
+    let (stderr, stderr_write) = program_pipe()?;
+    Ok(StreamPipes {
+        program: [stdin_read, stdout_write, stderr_write],
+        stdin,
+        stdout,
+        stderr,
+    })
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
@@ -329,14 +391,25 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
     };
     let cpu_seconds = limits.cpu_ms.div_ceil(1000).max(1);
     let file_size = limits.file_size_kb.saturating_mul(1024);
+    let pipes = match stream_pipes() {
+        Ok(pipes) => pipes,
+        Err(error) => {
+            return AgentStage {
+                spawn_error: Some(format!("failed to create the program's pipes: {error}")),
+                exit_code: Some(127),
+                ..Default::default()
+            }
+        }
+    };
+    let [program_stdin, program_stdout, program_stderr] = pipes.program;
     let mut process = Command::new(program);
     process
         .args(args)
         .env_clear()
         .envs(PROGRAM_ENVIRONMENT.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(Stdio::from(program_stdin))
+        .stdout(Stdio::from(program_stdout))
+        .stderr(Stdio::from(program_stderr))
         .process_group(0);
     // SAFETY: the closure only calls async-signal-safe setrlimit between fork and exec.
     unsafe {
@@ -346,7 +419,6 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
             set_limit(libc::RLIMIT_FSIZE, file_size, file_size)?;
             set_limit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES, MAX_OPEN_FILES)?;
             set_limit(libc::RLIMIT_CORE, 0, 0)?;
-            open_standard_streams_by_name();
             drop_to_program_user()?;
             Ok(())
         });
@@ -356,7 +428,10 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
     // start late on a loaded machine), they would hide what the program did first.
     let mut meter = meter::TreeMeter::start();
     let started = Instant::now();
-    let mut child = match process.spawn() {
+    let spawned = process.spawn();
+    // The program's pipe ends live on in the program only: the readers see EOF when it ends.
+    drop(process);
+    let child = match spawned {
         Ok(child) => child,
         Err(error) => {
             return AgentStage {
@@ -374,22 +449,21 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
     // The writer stays alive until the command ends, so the agent holds the same number of
     // tasks (AGENT_TASKS on the host side) for the command's whole life.
     let (writer_release, writer_hold) = mpsc::channel::<()>();
-    let writer = child.stdin.take().map(|mut pipe| {
-        thread::spawn(move || {
-            // A program that stops reading closes the pipe: that is not an error of ours.
-            let _ = pipe.write_all(&input);
-            drop(pipe);
-            let _ = writer_hold.recv();
-        })
+    let mut stdin_pipe = pipes.stdin;
+    let writer = thread::spawn(move || {
+        // A program that stops reading closes the pipe: that is not an error of ours.
+        let _ = stdin_pipe.write_all(&input);
+        drop(stdin_pipe);
+        let _ = writer_hold.recv();
     });
-    let stdout_reader = child.stdout.take().map(|pipe| {
-        let overflowed = overflowed.clone();
+    let stdout_reader = {
+        let (pipe, overflowed) = (pipes.stdout, overflowed.clone());
         thread::spawn(move || read_capped(pipe, cap, overflowed))
-    });
-    let stderr_reader = child.stderr.take().map(|pipe| {
-        let overflowed = overflowed.clone();
+    };
+    let stderr_reader = {
+        let (pipe, overflowed) = (pipes.stderr, overflowed.clone());
         thread::spawn(move || read_capped(pipe, cap, overflowed))
-    });
+    };
 
     // The watchdog kills the group at the wall limit or as soon as output overflows.
     let (done_sender, done_receiver) = mpsc::channel::<()>();
@@ -440,16 +514,10 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
     // read once they are all gone.
     kill_everything_else();
     let tree_cpu_ms = meter.cpu_ms();
-    let (stdout, stdout_truncated) = stdout_reader
-        .and_then(|reader| reader.join().ok())
-        .unwrap_or_default();
-    let (stderr, stderr_truncated) = stderr_reader
-        .and_then(|reader| reader.join().ok())
-        .unwrap_or_default();
+    let (stdout, stdout_truncated) = stdout_reader.join().unwrap_or_default();
+    let (stderr, stderr_truncated) = stderr_reader.join().unwrap_or_default();
     drop(writer_release);
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
+    let _ = writer.join();
     drop(child);
 
     let mut stage = AgentStage {

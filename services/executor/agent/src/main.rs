@@ -381,6 +381,15 @@ fn wait_with_usage(pid: i32) -> std::io::Result<Waited> {
     }
 }
 
+/// A command that could not be started: exit status 127, as a shell would say.
+fn not_started(reason: String) -> AgentStage {
+    AgentStage {
+        spawn_error: Some(reason),
+        exit_code: Some(127),
+        ..Default::default()
+    }
+}
+
 fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -> AgentStage {
     let limits: StageLimits = command.limits;
     let Some((program, args)) = command.argv.split_first() else {
@@ -393,13 +402,7 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
     let file_size = limits.file_size_kb.saturating_mul(1024);
     let pipes = match stream_pipes() {
         Ok(pipes) => pipes,
-        Err(error) => {
-            return AgentStage {
-                spawn_error: Some(format!("failed to create the program's pipes: {error}")),
-                exit_code: Some(127),
-                ..Default::default()
-            }
-        }
+        Err(error) => return not_started(format!("failed to create the program's pipes: {error}")),
     };
     let [program_stdin, program_stdout, program_stderr] = pipes.program;
     let mut process = Command::new(program);
@@ -433,13 +436,7 @@ fn run_command(command: &AgentCommand, stdin: &Bytes64, count_processes: bool) -
     drop(process);
     let child = match spawned {
         Ok(child) => child,
-        Err(error) => {
-            return AgentStage {
-                spawn_error: Some(format!("failed to start {program}: {error}")),
-                exit_code: Some(127),
-                ..Default::default()
-            }
-        }
+        Err(error) => return not_started(format!("failed to start {program}: {error}")),
     };
     let pid = child.id() as i32;
     let cap = usize::try_from(limits.output_kb.saturating_mul(1024)).unwrap_or(usize::MAX);

@@ -264,3 +264,20 @@ impl Bus {
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, serde_json::Error> {
     serde_json::from_slice(payload)
 }
+
+/// Decodes a JetStream message as `T`, or terminates it: a message that is not a `T` never
+/// will be, so it is logged and never redelivered.
+pub async fn decode_or_term<T: DeserializeOwned>(message: &jetstream::Message) -> Option<T> {
+    match decode(&message.payload) {
+        Ok(decoded) => Some(decoded),
+        Err(error) => {
+            tracing::error!(
+                %error,
+                expected = std::any::type_name::<T>(),
+                "dropping a message that is not what its stream carries"
+            );
+            let _ = message.ack_with(jetstream::AckKind::Term).await;
+            None
+        }
+    }
+}

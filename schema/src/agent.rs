@@ -25,6 +25,13 @@ pub struct AgentFile {
     pub content: Bytes64,
 }
 
+/// The sandbox's tmpfs workspace: the agent writes the files there, programs run in it, and it
+/// is their `HOME`.
+pub const WORKSPACE: &str = "/workspace";
+
+/// The `PATH` inside every sandbox, the agent's and its programs' (Debian's default).
+pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The one job an agent runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentJob {

@@ -33,6 +33,16 @@ pub struct SourceFile {
     pub content: String,
 }
 
+/// Whether a file name is a plain relative path: not empty, and no root, `.` or `..`
+/// component, so it can only name something below the directory it is joined to. The gateway
+/// refuses other names; the agent checks again before it writes.
+pub fn is_plain_relative_path(name: &str) -> bool {
+    !name.is_empty()
+        && std::path::Path::new(name)
+            .components()
+            .all(|component| matches!(component, std::path::Component::Normal(_)))
+}
+
 /// One test case: the program runs once per test with that test's stdin.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
@@ -212,6 +222,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// The run stage's stdout (the first test's), empty when the program did not run.
+    pub fn stdout(&self) -> &str {
+        self.run.as_ref().map_or("", |stage| stage.stdout.as_str())
+    }
+
     /// A new run, just accepted.
     pub fn queued(id: String, language: String, created_at: OffsetDateTime) -> Self {
         Self {

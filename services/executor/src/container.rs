@@ -7,14 +7,13 @@
 use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
+use coderun_schema::agent::{SANDBOX_PATH, WORKSPACE};
 use coderun_schema::catalog::{Limits, StageLimits};
 
 use crate::config::SandboxConfig;
 
 /// Where the agent is mounted inside every container.
 pub const AGENT_MOUNT: &str = "/coderun/agent";
-/// The workspace the agent writes files into and runs them from.
-pub const WORKSPACE: &str = "/workspace";
 /// The agent's user inside the container: root, with every capability dropped except
 /// [`AGENT_CAPABILITIES`].
 pub const AGENT_USER: &str = "0:0";
@@ -117,7 +116,7 @@ pub fn container_body(
         // No working_dir: Docker would create it root-owned over the tmpfs. The agent
         // changes into the workspace itself.
         env: Some(vec![
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+            format!("PATH={SANDBOX_PATH}"),
             format!("HOME={WORKSPACE}"),
             "LANG=C.UTF-8".to_owned(),
         ]),

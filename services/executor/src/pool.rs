@@ -93,8 +93,17 @@ impl WarmStore {
 /// Keeps warm containers for each language's default settings.
 pub struct Warmer {
     sandbox: Sandbox,
-    /// (language, container body for its default limits, how many to keep).
-    bodies: Vec<(String, ContainerCreateBody, usize)>,
+    /// One per language: the body for its default limits, computed once.
+    pools: Vec<WarmPool>,
+}
+
+/// What the warmer keeps for one language.
+struct WarmPool {
+    language: String,
+    body: ContainerCreateBody,
+    /// `container_key(&body)`: what a run with the default limits asks for.
+    key: String,
+    size: usize,
 }
 
 impl Warmer {
@@ -105,7 +114,7 @@ impl Warmer {
         per_language: usize,
         sizes: &std::collections::BTreeMap<String, usize>,
     ) -> Self {
-        let bodies = languages
+        let pools = languages
             .into_iter()
             .map(|language| {
                 let spec = SandboxSpec {
@@ -119,25 +128,27 @@ impl Warmer {
                     .get(&language.spec.id)
                     .copied()
                     .unwrap_or(per_language);
-                (
-                    language.spec.id.clone(),
-                    sandbox.container_body(&spec),
+                let body = sandbox.container_body(&spec);
+                WarmPool {
+                    language: language.spec.id.clone(),
+                    key: container_key(&body),
+                    body,
                     size,
-                )
+                }
             })
             .collect();
-        Self { sandbox, bodies }
+        Self { sandbox, pools }
     }
 
     /// Fills every pool now, so the first runs are warm too.
     pub async fn fill(&self) {
         let store = self.sandbox.warm_store();
-        for (language, body, size) in &self.bodies {
-            let key = container_key(body);
-            while store.count(&key) < *size {
-                match self.sandbox.create_ready(body.clone()).await {
-                    Ok(ready) => store.push(key.clone(), ready),
+        for pool in &self.pools {
+            while store.count(&pool.key) < pool.size {
+                match self.sandbox.create_ready(pool.body.clone()).await {
+                    Ok(ready) => store.push(pool.key.clone(), ready),
                     Err(error) => {
+                        let language = &pool.language;
                         tracing::warn!(%language, %error, "failed to pre-warm a container");
                         break;
                     }

@@ -177,16 +177,22 @@ impl Sandbox {
         }
     }
 
-    /// Whether the engine saw the container's memory cgroup kill it.
-    async fn was_oom_killed(&self, id: &str) -> bool {
+    /// The engine's view of a container's state; `None` if it cannot tell.
+    async fn container_state(&self, id: &str) -> Option<bollard::models::ContainerState> {
         self.docker
             .inspect_container(
                 id,
                 None::<bollard::query_parameters::InspectContainerOptions>,
             )
             .await
-            .ok()
-            .and_then(|container| container.state)
+            .ok()?
+            .state
+    }
+
+    /// Whether the engine saw the container's memory cgroup kill it.
+    async fn was_oom_killed(&self, id: &str) -> bool {
+        self.container_state(id)
+            .await
             .and_then(|state| state.oom_killed)
             .unwrap_or(false)
     }
@@ -195,14 +201,8 @@ impl Sandbox {
     async fn take_warm(&self, key: &str) -> Option<ReadyContainer> {
         while let Some(ready) = self.warm.pop(key) {
             let running = self
-                .docker
-                .inspect_container(
-                    &ready.id,
-                    None::<bollard::query_parameters::InspectContainerOptions>,
-                )
+                .container_state(&ready.id)
                 .await
-                .ok()
-                .and_then(|container| container.state)
                 .and_then(|state| state.running)
                 .unwrap_or(false);
             if running {

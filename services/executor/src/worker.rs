@@ -16,7 +16,7 @@ use coderun_bus::{async_nats, Bus};
 use coderun_schema::agent::{AgentCommand, AgentFile, AgentJob};
 use coderun_schema::catalog::{Catalog, LanguageSpec, SOURCES_PLACEHOLDER};
 use coderun_schema::messages::{
-    JobDispatched, JobFile, RunEvent, RunEventKind, RunRecord, ServedLanguage,
+    Job, JobDispatched, JobFile, RunEvent, RunEventKind, RunRecord, ServedLanguage,
 };
 use coderun_schema::run::{RunStatus, Verdict};
 use coderun_store::{RunStore, UpdateOutcome};
@@ -129,20 +129,16 @@ impl Worker {
 
     #[tracing::instrument(skip_all, fields(run_id))]
     async fn handle(&self, message: jetstream::Message) {
-        let dispatched: JobDispatched = match coderun_bus::decode(&message.payload) {
-            Ok(dispatched) => dispatched,
-            Err(error) => {
-                tracing::error!(%error, "dropping a job that is not a JobDispatched");
-                let _ = message.ack_with(AckKind::Term).await;
-                return;
-            }
+        let Some(mut dispatched) = coderun_bus::decode_or_term::<JobDispatched>(&message).await
+        else {
+            return;
         };
         tracing::Span::current().record("run_id", dispatched.run_id.as_str());
         let last_delivery = message
             .info()
             .map(|info| info.delivered >= self.settings.max_deliver)
             .unwrap_or(false);
-        match self.execute(&message, &dispatched, last_delivery).await {
+        match self.execute(&message, &mut dispatched, last_delivery).await {
             Ok(()) => {
                 if let Err(error) = message.double_ack().await {
                     tracing::warn!(%error, "failed to acknowledge a finished job");
@@ -160,7 +156,7 @@ impl Worker {
     async fn execute(
         &self,
         message: &jetstream::Message,
-        dispatched: &JobDispatched,
+        dispatched: &mut JobDispatched,
         last_delivery: bool,
     ) -> anyhow::Result<()> {
         use anyhow::Context as _;
@@ -197,7 +193,8 @@ impl Worker {
         }
         self.publish_event(&record, RunEventKind::Running).await;
 
-        let agent_job = agent_job(&language.spec, dispatched);
+        // The sources and stdins move into the agent's job: the run's outcome needs neither.
+        let agent_job = agent_job(&language.spec, &mut dispatched.job);
         let deadline = self.deadline(dispatched);
         let spec = SandboxSpec {
             image: &language.spec.image,
@@ -327,31 +324,34 @@ fn source_argument(name: &str) -> String {
     }
 }
 
-/// The agent's job for a dispatched run: files, the catalog's commands with the request's
-/// arguments appended as argv, and one stdin per test.
-pub fn agent_job(language: &LanguageSpec, dispatched: &JobDispatched) -> AgentJob {
-    let job = &dispatched.job;
+/// The agent's job for a dispatched run: the files and each test's stdin, taken out of `job`,
+/// and the catalog's commands with the request's arguments appended as argv.
+pub fn agent_job(language: &LanguageSpec, job: &mut Job) -> AgentJob {
     let mut run_argv = language.run.clone();
     run_argv.extend(job.args.iter().cloned());
+    let compile = language.compile.as_ref().map(|argv| AgentCommand {
+        argv: expand_sources(argv, language, &job.files),
+        limits: job.limits.compile,
+    });
     AgentJob {
         v: 1,
-        files: job
-            .files
-            .iter()
+        files: std::mem::take(&mut job.files)
+            .into_iter()
             .map(|file| AgentFile {
-                path: file.name.clone(),
-                content: file.content.clone(),
+                path: file.name,
+                content: file.content,
             })
             .collect(),
-        compile: language.compile.as_ref().map(|argv| AgentCommand {
-            argv: expand_sources(argv, language, &job.files),
-            limits: job.limits.compile,
-        }),
+        compile,
         run: AgentCommand {
             argv: run_argv,
             limits: job.limits.run,
         },
-        stdins: job.tests.iter().map(|test| test.stdin.clone()).collect(),
+        stdins: job
+            .tests
+            .iter_mut()
+            .map(|test| std::mem::take(&mut test.stdin))
+            .collect(),
         // Decided by the sandbox, which knows the runtime and whether the stages' container
         // limits differ.
         pause_after_compile: false,

@@ -17,6 +17,13 @@ struct Seen {
     expires: Instant,
 }
 
+impl Seen {
+    /// Heard from within its time to live and not draining: it takes new runs.
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires > now && !self.heartbeat.draining
+    }
+}
+
 /// Live executors by id.
 #[derive(Clone, Default)]
 pub struct ExecutorView {
@@ -82,10 +89,7 @@ impl ExecutorView {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut served = BTreeMap::new();
-        for seen in executors.values() {
-            if seen.expires <= now || seen.heartbeat.draining {
-                continue;
-            }
+        for seen in executors.values().filter(|seen| seen.is_live(now)) {
             for language in &seen.heartbeat.languages {
                 served
                     .entry(language.id.clone())
@@ -103,8 +107,7 @@ impl ExecutorView {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         executors.values().any(|seen| {
-            seen.expires > now
-                && !seen.heartbeat.draining
+            seen.is_live(now)
                 && seen
                     .heartbeat
                     .languages

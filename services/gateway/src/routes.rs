@@ -196,7 +196,7 @@ pub async fn create_run(
         Ok(events) => events,
         Err(error) => {
             // The client is told the run was not accepted; make sure nothing waits for it.
-            let mut failed = record.clone();
+            let mut failed = record;
             failed.run.status = RunStatus::Completed;
             failed.run.verdict = Some(Verdict::InternalError);
             failed.run.finished_at = Some(OffsetDateTime::now_utc());

@@ -2,13 +2,11 @@
 //!
 //! Pure: the catalog, the tenant's maximum and the size limits come in as arguments.
 
-use std::path::{Component, Path};
-
 use coderun_schema::bytes64::{self, Bytes64};
 use coderun_schema::catalog::{Catalog, Limits};
 use coderun_schema::messages::{Job, JobFile, JobTest};
 use coderun_schema::problem::FieldError;
-use coderun_schema::run::{Encoding, RunRequest};
+use coderun_schema::run::{is_plain_relative_path, Encoding, RunRequest};
 
 use crate::config::RunsConfig;
 use crate::error::ApiError;
@@ -54,10 +52,7 @@ pub fn file_name_problem(name: &str) -> Option<&'static str> {
         // Compile commands name the files: a compiler would read these as options.
         return Some("must not start with `-` or `@`");
     }
-    let plain = Path::new(name)
-        .components()
-        .all(|component| matches!(component, Component::Normal(_)));
-    if !plain || name.ends_with('/') {
+    if !is_plain_relative_path(name) || name.ends_with('/') {
         return Some("must be a relative path without `.`, `..` or a trailing `/`");
     }
     None

@@ -56,11 +56,7 @@ pub async fn check_hello_worlds(client: &Client) -> anyhow::Result<Vec<CheckResu
         let millis = started.elapsed().as_millis();
         let (passed, detail) = match outcome {
             Ok(run) => {
-                let stdout = run
-                    .run
-                    .as_ref()
-                    .map(|stage| stage.stdout.as_str())
-                    .unwrap_or("");
+                let stdout = run.stdout();
                 let passed = run.verdict == Some(Verdict::Ok) && stdout == spec.hello_world_stdout;
                 (
                     passed,

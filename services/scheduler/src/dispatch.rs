@@ -50,13 +50,8 @@ pub async fn run(
 
 #[tracing::instrument(skip_all, fields(run_id))]
 async fn dispatch(bus: &Bus, message: jetstream::Message) {
-    let submitted: JobSubmitted = match coderun_bus::decode(&message.payload) {
-        Ok(submitted) => submitted,
-        Err(error) => {
-            tracing::error!(%error, "dropping a submission that is not a JobSubmitted");
-            let _ = message.ack_with(AckKind::Term).await;
-            return;
-        }
+    let Some(submitted) = coderun_bus::decode_or_term::<JobSubmitted>(&message).await else {
+        return;
     };
     tracing::Span::current().record("run_id", submitted.run_id.as_str());
     let pool = pool_for(&submitted);

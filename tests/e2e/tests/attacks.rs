@@ -41,13 +41,6 @@ fn with_run_limits(mut request: RunRequest, limits: StageLimitsRequest) -> RunRe
     request
 }
 
-fn stdout(run: &Run) -> &str {
-    run.run
-        .as_ref()
-        .map(|stage| stage.stdout.as_str())
-        .unwrap_or("")
-}
-
 fn verdict_is(run: &Run, expected: &[Verdict]) {
     assert!(
         run.verdict
@@ -100,7 +93,7 @@ fn attacks() -> Vec<Attack> {
                 StageLimitsRequest { file_size_kb: Some(65_536), ..Default::default() },
             ),
             check: |run| {
-                let out = stdout(run);
+                let out = run.stdout();
                 assert_eq!(out.matches("No space left on device").count(), 2, "{run:#?}");
                 assert!(out.ends_with("done\n"));
             },
@@ -195,7 +188,7 @@ fn attacks() -> Vec<Attack> {
                 "    print('no dns')\n",
             )),
             check: |run| {
-                let out = stdout(run);
+                let out = run.stdout();
                 assert!(!out.contains("connected") && !out.contains("resolved"), "{run:#?}");
                 assert_eq!(out.matches("blocked").count(), 4);
                 assert!(out.contains("no dns"));
@@ -215,7 +208,7 @@ fn attacks() -> Vec<Attack> {
                 "print(os.path.exists('/root/.cache'), os.path.exists('/var/lib/docker'))\n",
             )),
             check: |run| {
-                let out = stdout(run);
+                let out = run.stdout();
                 assert!(!out.contains(HOST_SECRET) && !out.contains(HOST_SECRET_NAME), "{out}");
                 let lines: Vec<&str> = out.lines().collect();
                 // PID 1 is the agent, another user: its environment is not even readable.
@@ -262,7 +255,7 @@ fn attacks() -> Vec<Attack> {
             },
             check: |run| {
                 assert_eq!(
-                    stdout(run),
+                    run.stdout(),
                     "[\"a b\", \"$(touch /tmp/coderun-pwned)\", \"x\\ny\", \"; rm -rf / #\", \"`id`\"]\n"
                 );
             },
@@ -278,7 +271,7 @@ fn attacks() -> Vec<Attack> {
                 "        print(errno.errorcode[e.errno], path)\n",
             )),
             check: |run| {
-                let out = stdout(run);
+                let out = run.stdout();
                 assert!(!out.contains("wrote"), "{out}");
                 assert!(out.contains("EROFS /var/tmp/x"), "a world-writable directory on the root is still read-only: {out}");
             },
@@ -296,7 +289,7 @@ fn attacks() -> Vec<Attack> {
             )),
             check: |run| {
                 verdict_is(run, &[Verdict::Ok]);
-                assert_eq!(stdout(run).matches("denied").count(), 4, "{run:#?}");
+                assert_eq!(run.stdout().matches("denied").count(), 4, "{run:#?}");
             },
         },
         Attack {
@@ -318,7 +311,7 @@ fn attacks() -> Vec<Attack> {
                 "print('setuid bit kept' if os.stat('/workspace/s').st_mode & stat.S_ISUID else 'setuid bit dropped')\n",
             )),
             check: |run| {
-                let out = stdout(run);
+                let out = run.stdout();
                 assert!(out.contains("ptrace -1") && out.contains("mount -1"), "{out}");
                 assert!(out.contains("raw socket denied") && out.contains("setuid denied"), "{out}");
             },
@@ -363,7 +356,7 @@ async fn attack_under(runtime: &str) {
             Some(Verdict::Ok),
             "bystander of {name}: {innocent:#?}"
         );
-        assert_eq!(stdout(&innocent), "499999500000\n", "bystander of {name}");
+        assert_eq!(innocent.stdout(), "499999500000\n", "bystander of {name}");
         let cleaning = Instant::now();
         let leftovers = leftover_containers(&stack).await;
         eprintln!("{name}: containers gone after {:?}", cleaning.elapsed());
@@ -381,6 +374,6 @@ async fn attack_under(runtime: &str) {
         .run_and_wait(&python("print('alive')\n"))
         .await
         .expect("still serving");
-    assert_eq!(stdout(&after), "alive\n");
+    assert_eq!(after.stdout(), "alive\n");
     stack.stop().await;
 }

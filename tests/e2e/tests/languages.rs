@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use coderun_client::Client;
 use coderun_e2e::{StackOptions, TestStack};
 use coderun_schema::catalog::{Catalog, LanguageSpec};
-use coderun_schema::run::{Run, RunRequest, SourceFile, StageLimitsRequest, Verdict};
+use coderun_schema::run::{RunRequest, SourceFile, StageLimitsRequest, Verdict};
 use futures::StreamExt;
 
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/languages.md");
@@ -32,13 +32,6 @@ fn request(spec: &LanguageSpec, source: &str, stdin: &str) -> RunRequest {
     }
 }
 
-fn stage_stdout(run: &Run) -> &str {
-    run.run
-        .as_ref()
-        .map(|stage| stage.stdout.as_str())
-        .unwrap_or("")
-}
-
 async fn prove(client: &Client, spec: &LanguageSpec, version: String) -> Measured {
     let id = &spec.id;
     let started = std::time::Instant::now();
@@ -48,7 +41,7 @@ async fn prove(client: &Client, spec: &LanguageSpec, version: String) -> Measure
         .expect("hello");
     let round_trip_ms = started.elapsed().as_millis();
     assert_eq!(hello.verdict, Some(Verdict::Ok), "{id}: {hello:#?}");
-    assert_eq!(stage_stdout(&hello), spec.hello_world_stdout, "{id}");
+    assert_eq!(hello.stdout(), spec.hello_world_stdout, "{id}");
 
     let input = "first line\nsecond line, with unicode: ünïcødé\n";
     let echo = client
@@ -56,7 +49,7 @@ async fn prove(client: &Client, spec: &LanguageSpec, version: String) -> Measure
         .await
         .expect("echo");
     assert_eq!(echo.verdict, Some(Verdict::Ok), "{id}: {echo:#?}");
-    assert_eq!(stage_stdout(&echo), input, "{id} echoes stdin");
+    assert_eq!(echo.stdout(), input, "{id} echoes stdin");
 
     let crash = client
         .run_and_wait(&request(spec, &spec.runtime_error, ""))
@@ -303,7 +296,7 @@ async fn multi_file_programs_run_and_a_jvm_fits_a_small_limit() {
             .await
             .expect("run");
         assert_eq!(run.verdict, Some(Verdict::Ok), "{language}: {run:#?}");
-        assert_eq!(stage_stdout(&run), expected, "{language}");
+        assert_eq!(run.stdout(), expected, "{language}");
     }
 
     // Memory is limited by the cgroup, not the address space: a JVM reserves gigabytes of it
@@ -327,6 +320,6 @@ async fn multi_file_programs_run_and_a_jvm_fits_a_small_limit() {
     });
     let run = client.run_and_wait(&small_jvm).await.expect("small jvm");
     assert_eq!(run.verdict, Some(Verdict::Ok), "{run:#?}");
-    assert_eq!(stage_stdout(&run), "true\n", "the heap fits the limit");
+    assert_eq!(run.stdout(), "true\n", "the heap fits the limit");
     stack.stop().await;
 }

@@ -17,7 +17,7 @@ use std::io::{BufRead, Read, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Component, Path};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -28,21 +28,18 @@ mod meter;
 
 use coderun_schema::agent::{
     AgentCommand, AgentFile, AgentJob, AgentPaused, AgentResult, AgentResume, AgentStage,
+    SANDBOX_PATH, WORKSPACE,
 };
 use coderun_schema::bytes64::Bytes64;
 use coderun_schema::catalog::StageLimits;
+use coderun_schema::run::is_plain_relative_path;
 
 const PROTOCOL_VERSION: u32 = 1;
-/// The tmpfs the files are written to and the programs run in.
-const WORKSPACE: &str = "/workspace";
 /// The user and group programs run as (`nobody` / `nogroup`).
 const PROGRAM_ID: libc::uid_t = 65534;
 /// The whole environment of every program: nothing of the host's or Docker's.
 const PROGRAM_ENVIRONMENT: [(&str, &str); 3] = [
-    (
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    ),
+    ("PATH", SANDBOX_PATH),
     ("HOME", WORKSPACE),
     ("LANG", "C.UTF-8"),
 ];
@@ -58,20 +55,30 @@ fn main() {
             ..Default::default()
         },
     };
-    let mut stdout = std::io::stdout().lock();
     // If the host is gone there is nobody to tell; exit either way.
-    let _ = serde_json::to_writer(&mut stdout, &result);
-    let _ = stdout.write_all(b"\n");
-    let _ = stdout.flush();
+    let _ = write_line(&result);
 }
 
-fn read_job() -> Result<AgentJob, String> {
+/// Writes one protocol message to the host: a JSON line on stdout.
+fn write_line<T: serde::Serialize>(message: &T) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, message)?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()
+}
+
+/// Reads one protocol message from the host: a JSON line on stdin (`what` names it in errors).
+fn read_line<T: serde::de::DeserializeOwned>(what: &str) -> Result<T, String> {
     let mut line = Vec::new();
     std::io::stdin()
         .lock()
         .read_until(b'\n', &mut line)
-        .map_err(|error| format!("failed to read the job: {error}"))?;
-    serde_json::from_slice(&line).map_err(|error| format!("the job is not valid: {error}"))
+        .map_err(|error| format!("failed to read {what}: {error}"))?;
+    serde_json::from_slice(&line).map_err(|error| format!("{what} is not valid: {error}"))
+}
+
+fn read_job() -> Result<AgentJob, String> {
+    read_line("the job")
 }
 
 /// Tells the host the compile stage is over and waits for its word to run.
@@ -80,21 +87,8 @@ fn pause_for_run_limits() -> Result<bool, String> {
         v: PROTOCOL_VERSION,
         paused_after_compile: true,
     };
-    {
-        let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer(&mut stdout, &paused).map_err(|error| error.to_string())?;
-        stdout
-            .write_all(b"\n")
-            .and_then(|()| stdout.flush())
-            .map_err(|error| format!("failed to tell the host: {error}"))?;
-    }
-    let mut line = Vec::new();
-    std::io::stdin()
-        .lock()
-        .read_until(b'\n', &mut line)
-        .map_err(|error| format!("failed to read the host's word: {error}"))?;
-    let resume: AgentResume = serde_json::from_slice(&line)
-        .map_err(|error| format!("the host's word is not valid: {error}"))?;
+    write_line(&paused).map_err(|error| format!("failed to tell the host: {error}"))?;
+    let resume: AgentResume = read_line("the host's word")?;
     Ok(resume.proceed)
 }
 
@@ -144,14 +138,10 @@ fn run_job(job: &AgentJob) -> AgentResult {
 /// Writes one file of the job below the working directory, refusing any path that could
 /// leave it.
 fn write_file(file: &AgentFile) -> Result<(), String> {
-    let path = Path::new(&file.path);
-    let plain = !file.path.is_empty()
-        && path
-            .components()
-            .all(|component| matches!(component, Component::Normal(_)));
-    if !plain {
+    if !is_plain_relative_path(&file.path) {
         return Err(format!("refusing file path {:?}", file.path));
     }
+    let path = Path::new(&file.path);
     if let Some(parent) = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())

@@ -9,6 +9,22 @@ use serde::{Deserialize, Serialize};
 use crate::bytes64::Bytes64;
 use crate::catalog::StageLimits;
 
+/// The version of the agent protocol; every message carries it as `v`.
+pub const AGENT_PROTOCOL_VERSION: u32 = 1;
+
+/// Open files a program may hold (the container's nofile ulimit and the agent's rlimit).
+pub const MAX_OPEN_FILES: u64 = 256;
+
+/// The locale of every sandbox, the agent's and its programs'.
+pub const SANDBOX_LANG: &str = "C.UTF-8";
+
+/// The capabilities the agent holds, by name (as Docker's `CapAdd` takes them) and number
+/// (as the kernel counts them), and no others: SETUID and SETGID to become a program's user,
+/// KILL to stop programs (another user's processes), SETPCAP to empty a program's bounding
+/// set. Programs hold none. An agent that finds itself with any other set refuses to run.
+pub const AGENT_CAPABILITIES: [(&str, u32); 4] =
+    [("KILL", 5), ("SETGID", 6), ("SETUID", 7), ("SETPCAP", 8)];
+
 /// A command and the limits it runs under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentCommand {
@@ -32,6 +48,13 @@ pub const WORKSPACE: &str = "/workspace";
 /// The `PATH` inside every sandbox, the agent's and its programs' (Debian's default).
 pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The uid (and gid) programs ran as before the job named its own: `nobody` on Debian.
+pub const FALLBACK_PROGRAM_UID: u32 = 65534;
+
+fn fallback_program_uid() -> u32 {
+    FALLBACK_PROGRAM_UID
+}
+
 /// The one job an agent runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentJob {
@@ -51,6 +74,61 @@ pub struct AgentJob {
     /// runtimes (gVisor) whose cgroup pids limit does not count the program's processes.
     #[serde(default)]
     pub count_processes: bool,
+    /// The user (and group) the compile command runs as, and who owns the written files.
+    #[serde(default = "fallback_program_uid")]
+    pub compile_uid: u32,
+    /// The user (and group) every test runs as: never the compile user, so a test can change
+    /// nothing the compile stage left; distinct per concurrent run on one host.
+    #[serde(default = "fallback_program_uid")]
+    pub run_uid: u32,
+    /// The most output (stdout and stderr of every stage together) the agent sends, in bytes;
+    /// a command that would pass it is stopped as over its output limit.
+    #[serde(default)]
+    pub output_budget: Option<u64>,
+}
+
+impl AgentJob {
+    /// A job of the current version; what depends on the sandbox (pausing, counting
+    /// processes, users, the output budget) is left for the executor's sandbox to decide.
+    pub fn new(
+        files: Vec<AgentFile>,
+        compile: Option<AgentCommand>,
+        run: AgentCommand,
+        stdins: Vec<Bytes64>,
+    ) -> Self {
+        Self {
+            v: AGENT_PROTOCOL_VERSION,
+            files,
+            compile,
+            run,
+            stdins,
+            pause_after_compile: false,
+            count_processes: false,
+            compile_uid: FALLBACK_PROGRAM_UID,
+            run_uid: FALLBACK_PROGRAM_UID,
+            output_budget: None,
+        }
+    }
+}
+
+/// Which stream of a command an [`AgentOutput`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// agent → host, while a command runs: the next piece of one of its output streams. Output is
+/// sent as it is read, so it is held by the host, never by the agent inside the program's own
+/// memory limit; the stage in the final [`AgentResult`] carries none of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentOutput {
+    pub v: u32,
+    /// The test (index into `stdins`) it belongs to; `None` for the compile command.
+    pub test: Option<u32>,
+    pub stream: OutputStream,
+    pub data: Bytes64,
 }
 
 /// agent → host, between compile and run when the job asked for a pause.
@@ -69,7 +147,8 @@ pub struct AgentResume {
     pub proceed: bool,
 }
 
-/// What one command did.
+/// What one command did. `stdout` and `stderr` are empty when the agent streamed them as
+/// [`AgentOutput`] messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentStage {
     pub exit_code: Option<i32>,

@@ -8,6 +8,7 @@
 //!   the Redis value [`messages::RunRecord`]. Each carries a schema version `v`.
 //! - [`agent`]: the host ⇄ in-container agent protocol.
 //! - [`catalog`]: the language catalog (`images/languages.toml`) and resolved limits.
+//! - [`file_names`]: the one rule for submitted file names (gateway and agent).
 //! - [`names`]: NATS subject, stream and Redis key names, all under one prefix.
 //! - [`problem`]: RFC 9457 problem details, the body of every HTTP error.
 //! - [`bytes64`]: bytes that travel as base64 strings in JSON.
@@ -19,6 +20,7 @@
 pub mod agent;
 pub mod bytes64;
 pub mod catalog;
+pub mod file_names;
 pub mod messages;
 pub mod names;
 pub mod problem;

@@ -33,16 +33,6 @@ pub struct SourceFile {
     pub content: String,
 }
 
-/// Whether a file name is a plain relative path: not empty, and no root, `.` or `..`
-/// component, so it can only name something below the directory it is joined to. The gateway
-/// refuses other names; the agent checks again before it writes.
-pub fn is_plain_relative_path(name: &str) -> bool {
-    !name.is_empty()
-        && std::path::Path::new(name)
-            .components()
-            .all(|component| matches!(component, std::path::Component::Normal(_)))
-}
-
 /// One test case: the program runs once per test with that test's stdin.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]

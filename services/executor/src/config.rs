@@ -48,6 +48,10 @@ pub struct SandboxConfig {
     /// Per-language overrides of `warm_per_language`, by catalog id.
     pub warm_sizes: std::collections::BTreeMap<String, usize>,
     pub host_margin_secs: u64,
+    /// The first of the uids programs run as: two per run in flight (compile, run).
+    pub first_program_uid: u32,
+    /// The most output one run may send back, in MiB, whatever its limits say.
+    pub max_output_mb: u64,
 }
 
 impl Config {
@@ -97,6 +101,12 @@ impl Config {
                 ));
             }
         }
+        if self.sandbox.first_program_uid < 1000 || self.sandbox.first_program_uid > 4_000_000_000 {
+            return Err("sandbox.first_program_uid must be between 1000 and 4000000000".to_owned());
+        }
+        if self.sandbox.max_output_mb == 0 {
+            return Err("sandbox.max_output_mb must be at least 1".to_owned());
+        }
         if !(self.sandbox.cpus > 0.0 && self.sandbox.cpus <= 64.0) {
             return Err("sandbox.cpus must be above 0 and at most 64".to_owned());
         }
@@ -112,5 +122,10 @@ impl SandboxConfig {
     /// The OCI runtime of one pool's sandboxes.
     pub fn runtime_for(&self, pool: &str) -> &str {
         self.runtimes.get(pool).unwrap_or(&self.runtime)
+    }
+
+    /// `max_output_mb` in bytes.
+    pub fn max_output_bytes(&self) -> u64 {
+        self.max_output_mb.saturating_mul(1024 * 1024)
     }
 }

@@ -1,13 +1,16 @@
-//! The one place the sandbox's container settings are decided (DESIGN.md): network none,
-//! read-only root, tmpfs workspace and /tmp with a size cap, every capability dropped but the
-//! agent's three, no-new-privileges, pids / memory (swap equal) / CPU limits, nofile / fsize /
-//! core ulimits, an environment of PATH, HOME and LANG only, and the agent mounted read-only
-//! as PID 1. Pure functions: unit-tested without Docker.
+//! The one place the sandbox's container settings are decided: network none, read-only root,
+//! tmpfs workspace and /tmp with a size cap, every capability dropped but the agent's four,
+//! no-new-privileges, our own seccomp profile, no log driver, a neutral host name, pids /
+//! memory (swap equal) / CPU limits, nofile / fsize / core ulimits, an environment of PATH,
+//! HOME and LANG only, and the agent mounted read-only as PID 1. Pure functions: unit-tested
+//! without Docker.
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
-use coderun_schema::agent::{SANDBOX_PATH, WORKSPACE};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+use coderun_schema::agent::{
+    AGENT_CAPABILITIES, MAX_OPEN_FILES, SANDBOX_LANG, SANDBOX_PATH, WORKSPACE,
+};
 use coderun_schema::catalog::{Limits, StageLimits};
 
 use crate::config::SandboxConfig;
@@ -15,20 +18,16 @@ use crate::config::SandboxConfig;
 /// Where the agent is mounted inside every container.
 pub const AGENT_MOUNT: &str = "/coderun/agent";
 /// The agent's user inside the container: root, with every capability dropped except
-/// [`AGENT_CAPABILITIES`].
+/// `schema::agent::AGENT_CAPABILITIES` (the agent refuses to run with any other set).
+/// Programs run as users of their own (`crate::users`) with none.
 pub const AGENT_USER: &str = "0:0";
-/// What the agent keeps: SETUID and SETGID to become [`PROGRAM_USER`] for every command, KILL
-/// to kill the program's processes (another user's) at limits and after each command.
-/// Programs lose all of them with the change of user.
-pub const AGENT_CAPABILITIES: &[&str] = &["SETUID", "SETGID", "KILL"];
-/// What every program runs as: `nobody:nogroup` on Debian.
-pub const PROGRAM_USER: &str = "65534:65534";
+/// Every sandbox's host name: nothing about the host or the run.
+pub const SANDBOX_HOSTNAME: &str = "sandbox";
 /// Label on every sandbox container: the pool (language) it serves.
 pub const LABEL_POOL: &str = "coderun.pool";
-/// Label on every sandbox container: the name prefix of the deployment that made it.
+/// Label on every sandbox container: the name prefix of the deployment that made it. The run
+/// a container serves is in its name (labels cannot change once a warm container is taken).
 pub const LABEL_PREFIX: &str = "coderun.prefix";
-/// Label on every sandbox container: the run it ran.
-pub const LABEL_RUN: &str = "coderun.run";
 /// What one sandbox needs to know.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec<'a> {
@@ -104,7 +103,6 @@ pub fn container_body(
     let labels = HashMap::from([
         (LABEL_POOL.to_owned(), spec.pool.to_owned()),
         (LABEL_PREFIX.to_owned(), prefix.to_owned()),
-        (LABEL_RUN.to_owned(), spec.run_id.to_owned()),
     ]);
     ContainerCreateBody {
         image: Some(spec.image.to_owned()),
@@ -118,8 +116,9 @@ pub fn container_body(
         env: Some(vec![
             format!("PATH={SANDBOX_PATH}"),
             format!("HOME={WORKSPACE}"),
-            "LANG=C.UTF-8".to_owned(),
+            format!("LANG={SANDBOX_LANG}"),
         ]),
+        hostname: Some(SANDBOX_HOSTNAME.to_owned()),
         network_disabled: Some(true),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
@@ -139,9 +138,14 @@ pub fn container_body(
             cap_add: Some(
                 AGENT_CAPABILITIES
                     .iter()
-                    .map(|cap| (*cap).to_owned())
+                    .map(|(name, _)| (*name).to_owned())
                     .collect(),
             ),
+            // Attach still carries the agent's lines; nothing is kept on the host's disk.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".to_owned()),
+                config: None,
+            }),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
             pids_limit: Some(host_pids_limit(settings.runtime_for(spec.pool), stage.pids)),
             memory: Some(memory),
@@ -150,8 +154,8 @@ pub fn container_body(
             ulimits: Some(vec![
                 ResourcesUlimits {
                     name: Some("nofile".to_owned()),
-                    soft: Some(256),
-                    hard: Some(256),
+                    soft: Some(MAX_OPEN_FILES as i64),
+                    hard: Some(MAX_OPEN_FILES as i64),
                 },
                 ResourcesUlimits {
                     name: Some("fsize".to_owned()),
@@ -202,6 +206,8 @@ mod tests {
             warm_per_language: 0,
             warm_sizes: Default::default(),
             host_margin_secs: 5,
+            first_program_uid: 60_000,
+            max_output_mb: 32,
         }
     }
 
@@ -222,12 +228,17 @@ mod tests {
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(
             host.cap_add,
-            Some(vec![
-                "SETUID".to_owned(),
-                "SETGID".to_owned(),
-                "KILL".to_owned()
-            ])
+            Some(
+                ["KILL", "SETGID", "SETUID", "SETPCAP"]
+                    .map(str::to_owned)
+                    .to_vec()
+            )
         );
+        assert_eq!(
+            host.log_config.and_then(|log| log.typ).as_deref(),
+            Some("none")
+        );
+        assert_eq!(body.hostname.as_deref(), Some(SANDBOX_HOSTNAME));
         assert_eq!(
             host.security_opt,
             Some(vec!["no-new-privileges".to_owned()])
@@ -267,6 +278,8 @@ mod runtime_tests {
             warm_per_language: 0,
             warm_sizes: Default::default(),
             host_margin_secs: 5,
+            first_program_uid: 60_000,
+            max_output_mb: 32,
         };
         let limits = coderun_schema::catalog::Catalog::builtin().limits.default;
         let body = |pool| {

@@ -4,6 +4,8 @@
 //! - [`container`]: the container settings of a sandbox, decided in one place.
 //! - [`sandbox`]: one sandbox's life (take a warm container or create one, feed the agent,
 //!   read its answer, remove it).
+//! - [`exchange`]: the agent's lines read in linear time; streamed output and its budget.
+//! - [`users`]: the program users of each run in flight.
 //! - [`pool`]: pre-warmed containers per language, refilled in the background.
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
 //! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events.
@@ -15,10 +17,12 @@
 
 pub mod config;
 pub mod container;
+pub mod exchange;
 pub mod heartbeat;
 pub mod outcome;
 pub mod pool;
 pub mod sandbox;
+pub mod users;
 pub mod worker;
 
 use std::collections::HashMap;

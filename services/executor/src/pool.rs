@@ -145,7 +145,8 @@ impl Warmer {
         let store = self.sandbox.warm_store();
         for pool in &self.pools {
             while store.count(&pool.key) < pool.size {
-                match self.sandbox.create_ready(pool.body.clone()).await {
+                let name = self.sandbox.container_name("warm");
+                match self.sandbox.create_ready(pool.body.clone(), &name).await {
                     Ok(ready) => store.push(pool.key.clone(), ready),
                     Err(error) => {
                         let language = &pool.language;

@@ -16,7 +16,9 @@ use bollard::query_parameters::{
     AttachContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
 use bollard::Docker;
-use coderun_schema::agent::{AgentCommand, AgentJob, AgentPaused, AgentResult, AgentResume};
+use coderun_schema::agent::{
+    AgentCommand, AgentJob, AgentResult, AgentResume, AGENT_PROTOCOL_VERSION,
+};
 use coderun_schema::catalog::{Limits, StageLimits};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -26,10 +28,13 @@ use crate::container::{
     container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec, LABEL_POOL,
     LABEL_PREFIX,
 };
+use crate::exchange::{AgentLine, LineBuffer, OutputError, Outputs};
 use crate::pool::{ReadyContainer, WarmStore};
+use crate::users::ProgramUsers;
 
-/// The most the host reads back from one agent (outputs are capped inside long before this).
-const MAX_AGENT_MESSAGE: usize = 256 * 1024 * 1024;
+/// The longest line the host accepts from an agent (output comes in pieces of 16 KiB; the
+/// answer without its output is small).
+const MAX_AGENT_LINE: usize = 16 * 1024 * 1024;
 
 /// The container-level limits changed between compile and run.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +76,8 @@ pub enum SandboxError {
     Protocol(String),
     #[error("the sandbox ran out of memory as a whole")]
     OutOfMemory,
+    #[error("the program's output passed the run's output budget")]
+    OutputBudget,
 }
 
 /// Creates, runs and removes sandbox containers.
@@ -83,6 +90,17 @@ pub struct Sandbox {
     warm: Arc<WarmStore>,
     /// Removals of finished containers, done off the run's path; awaited at shutdown.
     removals: tokio_util::task::TaskTracker,
+    /// The users of the runs in flight.
+    users: Arc<ProgramUsers>,
+}
+
+/// The most output a job can produce within its caps: stdout and stderr of the compile
+/// command and of every test.
+fn output_budget(job: &AgentJob) -> u64 {
+    let both_streams = |command: &AgentCommand| command.limits.output_kb.saturating_mul(2 * 1024);
+    let compile = job.compile.as_ref().map_or(0, both_streams);
+    let tests = both_streams(&job.run).saturating_mul(job.stdins.len() as u64);
+    compile.saturating_add(tests)
 }
 
 impl Sandbox {
@@ -96,10 +114,11 @@ impl Sandbox {
         docker.ping().await.map_err(SandboxError::Engine)?;
         Ok(Self {
             docker,
-            settings,
             prefix,
+            users: ProgramUsers::new(settings.first_program_uid),
             warm: Arc::default(),
             removals: tokio_util::task::TaskTracker::new(),
+            settings,
         })
     }
 
@@ -124,10 +143,11 @@ impl Sandbox {
     ) -> Result<AgentResult, SandboxError> {
         let body = self.container_body(spec);
         let key = container_key(&body);
+        let name = self.container_name(spec.run_id);
         let started = Instant::now();
         let (ready, warm) = match self.take_warm(&key).await {
             Some(ready) => (ready, true),
-            None => (self.create_ready(body).await?, false),
+            None => (self.create_ready(body, &name).await?, false),
         };
         let id = ready.id.clone();
         let counter = if warm {
@@ -146,8 +166,19 @@ impl Sandbox {
         job.pause_after_compile = stage_change.is_some();
         // gVisor's cgroup counts its own tasks, not the program's processes: the agent does.
         job.count_processes = runtime == "runsc";
-        let outcome =
-            tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change)).await;
+        // Users of this run's own, kept until its container is gone.
+        let users = self.users.lease();
+        job.compile_uid = users.compile_uid;
+        job.run_uid = users.run_uid;
+        job.output_budget = Some(output_budget(&job).min(self.settings.max_output_bytes()));
+        // A taken warm container is named for its run (labels cannot change), meanwhile.
+        let rename = async {
+            if warm {
+                self.rename(&id, &name).await;
+            }
+        };
+        let exchange = tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change));
+        let (outcome, ()) = tokio::join!(exchange, rename);
         let exchanged = started.elapsed();
         // A sandbox that died without an answer may have died of memory as a whole (a
         // runtime such as gVisor is killed entirely at its cgroup's limit).
@@ -161,8 +192,10 @@ impl Sandbox {
         // The answer is in hand: the container goes, but off the run's path.
         let sandbox = self.clone();
         let removed_id = id.clone();
-        self.removals
-            .spawn(async move { sandbox.remove(&removed_id).await });
+        self.removals.spawn(async move {
+            sandbox.remove(&removed_id).await;
+            drop(users);
+        });
         tracing::info!(
             run_id = spec.run_id,
             container = %id,
@@ -174,6 +207,23 @@ impl Sandbox {
         match outcome {
             Ok(result) => result,
             Err(_) => Err(SandboxError::Deadline(deadline)),
+        }
+    }
+
+    /// A new container's name: the deployment's prefix, what it is for (a run id, `warm`),
+    /// and a unique tail. `docker ps --filter name=<run id>` finds a run's container.
+    pub fn container_name(&self, purpose: &str) -> String {
+        let unique = ulid::Ulid::new().to_string().to_ascii_lowercase();
+        format!("{}-{purpose}-{}", self.prefix, &unique[16..])
+    }
+
+    /// Renames a container, logging (not failing) when the engine refuses.
+    async fn rename(&self, id: &str, name: &str) {
+        let options = bollard::query_parameters::RenameContainerOptionsBuilder::new()
+            .name(name)
+            .build();
+        if let Err(error) = self.docker.rename_container(id, options).await {
+            tracing::warn!(container = id, %error, "failed to name a container for its run");
         }
     }
 
@@ -219,13 +269,14 @@ impl Sandbox {
     pub async fn create_ready(
         &self,
         body: ContainerCreateBody,
+        name: &str,
     ) -> Result<ReadyContainer, SandboxError> {
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+            .name(name)
+            .build();
         let created = self
             .docker
-            .create_container(
-                None::<bollard::query_parameters::CreateContainerOptions>,
-                body,
-            )
+            .create_container(Some(options), body)
             .await
             .map_err(SandboxError::Create)?;
         let id = created.id;
@@ -279,41 +330,51 @@ impl Sandbox {
                 .map_err(SandboxError::Send)?;
         }
 
-        let mut stdout = Vec::new();
-        let mut scanned = 0;
+        let mut lines = LineBuffer::default();
+        let mut outputs = Outputs::for_job(job);
         let mut diagnostics = Vec::new();
         while let Some(frame) = attached.output.next().await {
             match frame {
                 Ok(bollard::container::LogOutput::StdOut { message }) => {
-                    if stdout.len() + message.len() > MAX_AGENT_MESSAGE {
+                    if lines.pending() + message.len() > MAX_AGENT_LINE {
                         return Err(SandboxError::Protocol(
-                            "the agent's answer is too large".to_owned(),
+                            "the agent's message is too large".to_owned(),
                         ));
                     }
-                    stdout.extend_from_slice(&message);
+                    lines.push(&message);
                 }
                 Ok(bollard::container::LogOutput::StdErr { message }) => {
                     if diagnostics.len() < 64 * 1024 {
                         diagnostics.extend_from_slice(&message);
                     }
+                    continue;
                 }
-                Ok(_) => {}
+                Ok(_) => continue,
                 Err(error) => {
                     return Err(SandboxError::Protocol(format!(
                         "attach stream failed: {error}"
                     )))
                 }
             }
-            // Read the complete lines not scanned yet: the pause, then the answer. The answer
-            // ends the exchange at once, without waiting for the container to exit.
-            let mut answered = None;
-            while let Some(end) = stdout[scanned..].iter().position(|byte| *byte == b'\n') {
-                let line = &stdout[scanned..scanned + end];
-                scanned += end + 1;
-                if let Some(run_limits) = pending_change {
-                    if serde_json::from_slice::<AgentPaused>(line).is_ok() {
+            // The complete lines not read yet: output, the pause, then the answer, which ends
+            // the exchange at once, without waiting for the container to exit.
+            while let Some(line) = lines.next_line() {
+                match AgentLine::parse(line) {
+                    AgentLine::Output(output) => {
+                        outputs.add(output).map_err(|error| match error {
+                            OutputError::OverBudget => SandboxError::OutputBudget,
+                            other => SandboxError::Protocol(other.to_string()),
+                        })?
+                    }
+                    AgentLine::Paused => {
+                        let Some(run_limits) = pending_change.take() else {
+                            continue;
+                        };
                         let proceed = self.apply_run_limits(id, &run_limits).await;
-                        let resume = AgentResume { v: 1, proceed };
+                        let resume = AgentResume {
+                            v: AGENT_PROTOCOL_VERSION,
+                            proceed,
+                        };
                         send_line(&mut attached.input, &resume).await?;
                         if !proceed {
                             // Never run with the compile stage's looser limits.
@@ -326,17 +387,13 @@ impl Sandbox {
                             .shutdown()
                             .await
                             .map_err(SandboxError::Send)?;
-                        pending_change = None;
-                        continue;
                     }
+                    AgentLine::Answer(mut answer) => {
+                        outputs.fill(&mut answer);
+                        return Ok(*answer);
+                    }
+                    AgentLine::Other => {}
                 }
-                if let Ok(result) = serde_json::from_slice::<AgentResult>(line) {
-                    answered = Some(result);
-                    break;
-                }
-            }
-            if let Some(result) = answered {
-                return Ok(result);
             }
         }
         if !diagnostics.is_empty() {
@@ -437,18 +494,15 @@ impl Sandbox {
             output_kb: 16,
             file_size_kb: 1024,
         };
-        let job = AgentJob {
-            v: 1,
-            files: Vec::new(),
-            compile: None,
-            run: AgentCommand {
+        let job = AgentJob::new(
+            Vec::new(),
+            None,
+            AgentCommand {
                 argv: argv.to_vec(),
                 limits,
             },
-            stdins: vec![Default::default()],
-            pause_after_compile: false,
-            count_processes: false,
-        };
+            vec![Default::default()],
+        );
         let spec = SandboxSpec {
             image,
             pool,

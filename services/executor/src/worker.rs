@@ -333,30 +333,23 @@ pub fn agent_job(language: &LanguageSpec, job: &mut Job) -> AgentJob {
         argv: expand_sources(argv, language, &job.files),
         limits: job.limits.compile,
     });
-    AgentJob {
-        v: 1,
-        files: std::mem::take(&mut job.files)
-            .into_iter()
-            .map(|file| AgentFile {
-                path: file.name,
-                content: file.content,
-            })
-            .collect(),
-        compile,
-        run: AgentCommand {
-            argv: run_argv,
-            limits: job.limits.run,
-        },
-        stdins: job
-            .tests
-            .iter_mut()
-            .map(|test| std::mem::take(&mut test.stdin))
-            .collect(),
-        // Decided by the sandbox, which knows the runtime and whether the stages' container
-        // limits differ.
-        pause_after_compile: false,
-        count_processes: false,
-    }
+    let files = std::mem::take(&mut job.files)
+        .into_iter()
+        .map(|file| AgentFile {
+            path: file.name,
+            content: file.content,
+        })
+        .collect();
+    let stdins = job
+        .tests
+        .iter_mut()
+        .map(|test| std::mem::take(&mut test.stdin))
+        .collect();
+    let run = AgentCommand {
+        argv: run_argv,
+        limits: job.limits.run,
+    };
+    AgentJob::new(files, compile, run, stdins)
 }
 
 #[cfg(test)]

@@ -1,14 +1,23 @@
 //! API keys → tenants. Keys are never stored: the configuration holds their SHA-256, and a
 //! request's key is hashed and looked up.
+//!
+//! [`require_key`] guards every `/v1` route: it runs before any extractor, so a request without
+//! a known key is a 401 before a byte of its body is read or parsed. Handlers take the tenant it
+//! found with [`tenant_of`].
 
 use std::collections::HashMap;
 
-use actix_web::HttpRequest;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web::Data;
+use actix_web::{HttpMessage, HttpRequest};
 use coderun_schema::catalog::Limits;
 use sha2::{Digest, Sha256};
 
 use crate::config::TenantConfig;
 use crate::error::ApiError;
+use crate::State;
 
 /// A tenant as the gateway knows it: its configuration.
 pub type Tenant = TenantConfig;
@@ -68,4 +77,38 @@ impl Tenants {
     pub fn find(&self, key: &str) -> Option<&Tenant> {
         self.by_key_hash.get(&hash_key(key))
     }
+}
+
+/// The tenant [`require_key`] authenticated a request as.
+#[derive(Debug, Clone)]
+struct Authenticated(Tenant);
+
+/// Middleware: answers 401 at once unless the request carries a known key, and records the
+/// key's tenant for the handler.
+pub async fn require_key(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let tenant = match request.app_data::<Data<State>>() {
+        Some(state) => state.tenants.authenticate(request.request()).cloned(),
+        None => Err(ApiError::Unexpected(anyhow::anyhow!(
+            "the gateway has no state"
+        ))),
+    };
+    match tenant {
+        Ok(tenant) => {
+            request.extensions_mut().insert(Authenticated(tenant));
+            Ok(next.call(request).await?.map_into_boxed_body())
+        }
+        Err(error) => Ok(request.error_response(error)),
+    }
+}
+
+/// The tenant the request was authenticated as (by [`require_key`]).
+pub fn tenant_of(request: &HttpRequest) -> Result<Tenant, ApiError> {
+    request
+        .extensions()
+        .get::<Authenticated>()
+        .map(|authenticated| authenticated.0.clone())
+        .ok_or(ApiError::Unauthorized)
 }

@@ -40,6 +40,10 @@ pub struct RunsConfig {
     pub max_files: usize,
     pub max_args: usize,
     pub max_tests: usize,
+    /// Output one request may ask for in all: tests × (stdout + stderr caps), in KiB.
+    pub max_output_kb: u64,
+    /// Wall time one request may ask for in all: compile + tests × run wall, in ms.
+    pub max_wall_ms: u64,
     pub default_wait_ms: u64,
     pub max_wait_ms: u64,
     pub heartbeat_ttl_secs: u64,

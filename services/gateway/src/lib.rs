@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: the layered configuration, tenants included.
 //! - [`auth`]: API keys (stored hashed) → tenants.
-//! - [`validate`]: a request → a resolved job, or a 413/422 naming every bad field.
+//! - [`validate`]: a request → a resolved job, or a 413/422 naming every bad field;
+//!   [`budget`]: the per-request output and wall-time budgets.
 //! - [`executors`]: live executors from their heartbeats (languages served, versions).
 //! - [`wait`]: waiting for a run to finish without missing its completion.
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
@@ -12,6 +13,7 @@
 //! validates, records (Redis), queues (NATS) and reports.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod executors;
@@ -146,6 +148,7 @@ pub fn app(
         .app_data(actix::QueryConfig::default().error_handler(query_error))
         .service(
             scope("/v1")
+                .wrap(actix_web::middleware::from_fn(auth::require_key))
                 .service(resource("/runs").route(post().to(routes::create_run)))
                 .service(resource("/runs/{id}").route(get().to(routes::get_run)))
                 .service(resource("/languages").route(get().to(routes::list_languages))),

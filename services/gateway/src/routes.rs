@@ -21,7 +21,7 @@ use coderun_schema::run::{
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::{validate, wait, State};
+use crate::{auth, validate, wait, State};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -115,7 +115,7 @@ pub async fn create_run(
     query: Query<CreateRunQuery>,
     body: Json<RunRequest>,
 ) -> Result<RunReply, ApiError> {
-    let tenant = state.tenants.authenticate(&request)?;
+    let tenant = auth::tenant_of(&request)?;
     tracing::Span::current().record("tenant", tenant.id.as_str());
     let wait_for = if query.wait {
         Some(state.wait_duration(query.timeout_ms, "timeout_ms")?)
@@ -297,7 +297,7 @@ pub async fn get_run(
     path: Path<String>,
     query: Query<GetRunQuery>,
 ) -> Result<RunReply, ApiError> {
-    let tenant = state.tenants.authenticate(&request)?;
+    let tenant = auth::tenant_of(&request)?;
     let run_id = path.into_inner();
     let wait_for = match query.wait_ms {
         Some(wait_ms) if wait_ms > 0 => Some(state.wait_duration(Some(wait_ms), "wait_ms")?),
@@ -315,7 +315,7 @@ pub async fn list_languages(
     request: HttpRequest,
     state: Data<State>,
 ) -> Result<Json<LanguageList>, ApiError> {
-    state.tenants.authenticate(&request)?;
+    auth::tenant_of(&request)?;
     let served = state.executors.served_languages();
     let languages = state
         .catalog

@@ -4,15 +4,15 @@
 
 use coderun_schema::bytes64::{self, Bytes64};
 use coderun_schema::catalog::{Catalog, Limits};
+use coderun_schema::file_names::{file_name_problem, file_set_problems};
 use coderun_schema::messages::{Job, JobFile, JobTest};
 use coderun_schema::problem::FieldError;
-use coderun_schema::run::{is_plain_relative_path, Encoding, RunRequest};
+use coderun_schema::run::{Encoding, RunRequest};
 
+use crate::budget::{over_budget, Asked};
 use crate::config::RunsConfig;
 use crate::error::ApiError;
 
-/// Longest file name, in bytes.
-const MAX_FILE_NAME: usize = 255;
 /// Longest single argument, in bytes.
 const MAX_ARG: usize = 4096;
 
@@ -35,27 +35,6 @@ fn decode(text: &str, encoding: Encoding, field: &str, problems: &mut Problems) 
             Vec::new()
         }),
     }
-}
-
-/// Why a file name is refused, if it is.
-pub fn file_name_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        return Some("must not be empty");
-    }
-    if name.len() > MAX_FILE_NAME {
-        return Some("must be at most 255 bytes");
-    }
-    if name.chars().any(|c| c.is_control() || c == '\\') {
-        return Some("must not contain control characters or backslashes");
-    }
-    if name.starts_with(['-', '@']) {
-        // Compile commands name the files: a compiler would read these as options.
-        return Some("must not start with `-` or `@`");
-    }
-    if !is_plain_relative_path(name) || name.ends_with('/') {
-        return Some("must be a relative path without `.`, `..` or a trailing `/`");
-    }
-    None
 }
 
 fn check_limits(requested: Limits, max: Limits, problems: &mut Problems) {
@@ -112,14 +91,15 @@ pub fn resolve(
                 if let Some(problem) = file_name_problem(&file.name) {
                     problems.add(format!("files[{index}].name"), problem);
                 }
-                if files.iter().any(|seen: &JobFile| seen.name == file.name) {
-                    problems.add(format!("files[{index}].name"), "is given twice");
-                }
                 let field = format!("files[{index}].content");
                 files.push(JobFile {
                     name: file.name.clone(),
                     content: Bytes64(decode(&file.content, encoding, &field, &mut problems)),
                 });
+            }
+            let names = request.files.iter().map(|file| file.name.as_str());
+            for (index, problem) in file_set_problems(names) {
+                problems.add(format!("files[{index}].name"), problem);
             }
             // The catalog's commands name the main file: without it nothing would run.
             if !files.iter().any(|file| file.name == language.source_file) {
@@ -184,6 +164,13 @@ pub fn resolve(
         tenant_max(catalog.max_limits(language)),
         &mut problems,
     );
+    let asked = Asked {
+        limits,
+        executions: tests.len() as u64,
+        explicit_tests,
+        compiles: language.compile.is_some(),
+    };
+    problems.0.extend(over_budget(asked, settings));
 
     if let Some(url) = &request.callback_url {
         match url::Url::parse(url) {

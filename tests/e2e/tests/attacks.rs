@@ -218,7 +218,9 @@ fn attacks() -> Vec<Attack> {
                     "{out}"
                 );
                 assert_eq!(lines[1], "['HOME', 'LANG', 'PATH']", "{out}");
-                assert_eq!(lines[2], "65534 65534");
+                // A program user of the run's own: never root, never the old shared `nobody`.
+                let ids: Vec<u32> = lines[2].split(' ').map(|id| id.parse().expect("uid")).collect();
+                assert!(ids[0] == ids[1] && ids[0] >= 60_000 && ids[0] != 65_534, "{out}");
                 assert_eq!(lines[3], "False False");
             },
         },

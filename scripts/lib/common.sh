@@ -54,17 +54,32 @@ wait_for() {
 docker_cli() { /usr/bin/docker "$@"; }
 docker_ready() { docker_cli info >/dev/null 2>&1; }
 
+# dockerd's configuration: gVisor registered as the runtime `runsc`, itself without a network
+# stack, applying each container's seccomp profile inside the sandbox too.
+daemon_config() {
+  printf '{"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none", "--oci-seccomp"]}}}\n' \
+    "$(command -v runsc)"
+}
+
 ensure_dockerd() {
-  if docker_ready; then return 0; fi
+  local config="$STATE_DIR/daemon.json"
+  if docker_ready; then
+    # A dockerd we started with an older configuration reloads it (runtimes reload on SIGHUP).
+    if [ -f "$config" ] && [ "$(cat "$config")" != "$(daemon_config)" ] && [ -f "$STATE_DIR/dockerd.pid" ]; then
+      log "reloading dockerd's configuration"
+      daemon_config >"$config"
+      as_root pkill -HUP -F "$STATE_DIR/dockerd.pid" -x dockerd || true
+      sleep 1
+    fi
+    return 0
+  fi
   log "starting dockerd (no bridge, no iptables: containers only ever get network none)"
-  # gVisor is registered as the runtime `runsc`, itself without a network stack.
-  printf '{"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none"]}}}\n' \
-    "$(command -v runsc)" >"$STATE_DIR/daemon.json"
+  daemon_config >"$config"
   local sudo=()
   if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
   # Its own session: stopping the script that started it does not stop it.
   setsid nohup "${sudo[@]}" dockerd --bridge=none --iptables=false --ip-masq=false \
-    --config-file "$STATE_DIR/daemon.json" >"$STATE_DIR/dockerd.log" 2>&1 </dev/null &
+    --config-file "$config" >"$STATE_DIR/dockerd.log" 2>&1 </dev/null &
   echo $! >"$STATE_DIR/dockerd.pid"
   wait_for dockerd 120 docker_ready
 }

@@ -15,6 +15,40 @@ use coderun_schema::catalog::{Limits, StageLimits};
 
 use crate::config::SandboxConfig;
 
+/// The seccomp profile of every sandbox (see `seccomp/README.md`): an allowlist, so a system
+/// call no language needs (io_uring, userfaultfd, keyctl, bpf, perf_event_open, namespaces,
+/// mounts, ptrace, …) fails with EPERM.
+pub const SECCOMP_PROFILE: &str = include_str!("../seccomp/profile.json");
+
+/// The profile as applied under `runtime`. gVisor applies a profile's filters inside its own
+/// kernel but answers every refusal with EPERM, ignoring `errnoRet`: glibc would then take a
+/// refused `clone3` for a real failure and start no thread, where ENOSYS makes it fall back to
+/// `clone` (whose flags the profile does check). So under runsc `clone3` passes the filter and
+/// gVisor's kernel, which does not implement it, answers ENOSYS itself.
+pub fn seccomp_profile(runtime: &str) -> &'static str {
+    static UNDER_RUNSC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut profile: serde_json::Value =
+            serde_json::from_str(SECCOMP_PROFILE).unwrap_or_default();
+        if let Some(rules) = profile["syscalls"].as_array_mut() {
+            for rule in rules
+                .iter_mut()
+                .filter(|rule| rule["names"] == serde_json::json!(["clone3"]))
+            {
+                rule["action"] = "SCMP_ACT_ALLOW".into();
+                if let Some(rule) = rule.as_object_mut() {
+                    rule.remove("errnoRet");
+                }
+            }
+        }
+        profile.to_string()
+    });
+    if runtime == "runsc" {
+        &UNDER_RUNSC
+    } else {
+        SECCOMP_PROFILE
+    }
+}
+
 /// Where the agent is mounted inside every container.
 pub const AGENT_MOUNT: &str = "/coderun/agent";
 /// The agent's user inside the container: root, with every capability dropped except
@@ -146,7 +180,13 @@ pub fn container_body(
                 typ: Some("none".to_owned()),
                 config: None,
             }),
-            security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            security_opt: Some(vec![
+                "no-new-privileges".to_owned(),
+                format!(
+                    "seccomp={}",
+                    seccomp_profile(settings.runtime_for(spec.pool))
+                ),
+            ]),
             pids_limit: Some(host_pids_limit(settings.runtime_for(spec.pool), stage.pids)),
             memory: Some(memory),
             memory_swap: Some(memory),
@@ -239,10 +279,26 @@ mod tests {
             Some("none")
         );
         assert_eq!(body.hostname.as_deref(), Some(SANDBOX_HOSTNAME));
-        assert_eq!(
-            host.security_opt,
-            Some(vec!["no-new-privileges".to_owned()])
-        );
+        let security = host.security_opt.expect("security options");
+        assert_eq!(security[0], "no-new-privileges");
+        let profile: serde_json::Value =
+            serde_json::from_str(security[1].strip_prefix("seccomp=").expect("a profile"))
+                .expect("the profile is JSON");
+        assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+        let allowed = profile["syscalls"][0]["names"].to_string();
+        for denied in [
+            "io_uring_setup",
+            "userfaultfd",
+            "keyctl",
+            "bpf",
+            "unshare",
+            "ptrace",
+        ] {
+            assert!(
+                !allowed.contains(&format!("\"{denied}\"")),
+                "{denied} is allowed"
+            );
+        }
         let compile_stage = limits.compile.memory_mb as i64 * 1024 * 1024;
         assert_eq!(
             host.memory,

@@ -4,6 +4,7 @@
 //! - [`container`]: the container settings of a sandbox, decided in one place.
 //! - [`sandbox`]: one sandbox's life (take a warm container or create one, feed the agent,
 //!   read its answer, remove it).
+//! - [`cgroup`]: a running container's limits changed in the host's cgroup files (runsc).
 //! - [`exchange`]: the agent's lines read in linear time; streamed output and its budget.
 //! - [`users`]: the program users of each run in flight.
 //! - [`pool`]: pre-warmed containers per language, refilled in the background.
@@ -15,6 +16,7 @@
 //! Architecture invariant: only the executor talks to Docker, and it never decides who goes
 //! first — it takes what the scheduler put in its pools' queues.
 
+pub mod cgroup;
 pub mod config;
 pub mod container;
 pub mod exchange;

@@ -43,6 +43,8 @@ pub struct ContainerLimits {
     pub memory: i64,
     /// The container's pids limit, as the runtime counts them.
     pub pids: i64,
+    /// Change them in the host's cgroup files: the runtime cannot update a container.
+    pub through_cgroup: bool,
 }
 
 /// Writes one JSON line to the agent's stdin.
@@ -162,6 +164,7 @@ impl Sandbox {
         let stage_change = spec.stage_change().map(|limits| ContainerLimits {
             memory: memory_bytes(&limits),
             pids: host_pids_limit(runtime, limits.pids),
+            through_cgroup: runtime == "runsc",
         });
         job.pause_after_compile = stage_change.is_some();
         // gVisor's cgroup counts its own tasks, not the program's processes: the agent does.
@@ -406,13 +409,25 @@ impl Sandbox {
 
     /// Changes a running container's memory (and swap) and pids limits; false if refused.
     async fn apply_run_limits(&self, id: &str, limits: &ContainerLimits) -> bool {
-        let update = bollard::models::ContainerUpdateBody {
-            memory: Some(limits.memory),
-            memory_swap: Some(limits.memory),
-            pids_limit: Some(limits.pids),
-            ..Default::default()
+        let applied = if limits.through_cgroup {
+            let pid = self.container_state(id).await.and_then(|state| state.pid);
+            match pid {
+                Some(pid) if pid > 0 => crate::cgroup::apply(pid, limits.memory, limits.pids),
+                _ => Err("the engine does not say which process the container is".to_owned()),
+            }
+        } else {
+            let update = bollard::models::ContainerUpdateBody {
+                memory: Some(limits.memory),
+                memory_swap: Some(limits.memory),
+                pids_limit: Some(limits.pids),
+                ..Default::default()
+            };
+            self.docker
+                .update_container(id, update)
+                .await
+                .map_err(|error| error.to_string())
         };
-        match self.docker.update_container(id, update).await {
+        match applied {
             Ok(()) => true,
             Err(error) => {
                 tracing::error!(container = id, %error, "failed to apply the run stage's limits");

@@ -148,6 +148,7 @@ pub fn run(
     };
 
     let cpu_seconds = limits.cpu_ms.div_ceil(1000).max(1);
+    let process_limit_for_user = limits.pids;
     let file_size = limits.file_size_kb.saturating_mul(1024);
     let mut process = Command::new(program);
     process
@@ -166,6 +167,13 @@ pub fn run(
             set_limit(libc::RLIMIT_FSIZE, file_size, file_size)?;
             set_limit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES, MAX_OPEN_FILES)?;
             set_limit(libc::RLIMIT_CORE, 0, 0)?;
+            // The run's users are its own: their process count is the run's, under every
+            // runtime (gVisor's kernel refuses the fork itself, long before the host's ceiling).
+            set_limit(
+                libc::RLIMIT_NPROC,
+                process_limit_for_user,
+                process_limit_for_user,
+            )?;
             become_program_user(uid)
         });
     }

@@ -60,6 +60,38 @@ for name, number, args in [('io_uring_setup', 425, (1, None)), ('userfaultfd', 3
 print('hostname', socket.gethostname())
 ";
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_holds_no_capability_and_runs_under_our_seccomp_profile_and_no_new_privs() {
+    for runtime in sandbox_runtimes() {
+        let stack = stack_for(&runtime, &["python"]).await;
+        let run = stack
+            .client()
+            .run_and_wait(&request("python", STATUS_PROGRAM))
+            .await
+            .expect("run");
+        assert_eq!(run.verdict, Some(Verdict::Ok), "{runtime}: {run:#?}");
+        let expected = [
+            "seccomp mode 2",
+            "no_new_privs 1",
+            "ambient 0",
+            "CapInh 0000000000000000",
+            "CapPrm 0000000000000000",
+            "CapEff 0000000000000000",
+            "CapBnd 0000000000000000",
+            "io_uring_setup EPERM",
+            "userfaultfd EPERM",
+            "keyctl EPERM",
+            "hostname sandbox",
+        ];
+        assert_eq!(
+            run.stdout().lines().collect::<Vec<_>>(),
+            expected,
+            "{runtime}"
+        );
+        stack.stop().await;
+    }
+}
+
 const TAMPER_C: &str = r#"#include <stdio.h>
 #include <string.h>
 #include <unistd.h>

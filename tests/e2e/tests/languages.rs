@@ -148,9 +148,8 @@ fn documented_ids(doc: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_catalog_language_runs_hello_world_echoes_stdin_and_fails_as_it_should() {
-    let catalog = Catalog::builtin();
+/// Proves every catalog language under one OCI runtime and measures it.
+async fn prove_catalog(catalog: &Catalog, runtime: &str) -> BTreeMap<String, Measured> {
     let stack = TestStack::start_with(StackOptions {
         languages: catalog
             .languages
@@ -158,6 +157,7 @@ async fn every_catalog_language_runs_hello_world_echoes_stdin_and_fails_as_it_sh
             .map(|language| language.id.clone())
             .collect(),
         warm_per_language: 1,
+        runtime: runtime.to_owned(),
         ..Default::default()
     })
     .await;
@@ -167,7 +167,7 @@ async fn every_catalog_language_runs_hello_world_echoes_stdin_and_fails_as_it_sh
         let info = served
             .iter()
             .find(|language| language.id == spec.id)
-            .unwrap_or_else(|| panic!("{} is served", spec.id));
+            .unwrap_or_else(|| panic!("{} is served under {runtime}", spec.id));
         assert!(
             info.version
                 .chars()
@@ -184,12 +184,25 @@ async fn every_catalog_language_runs_hello_world_echoes_stdin_and_fails_as_it_sh
         }
     });
     // As many at a time as the executor has slots.
-    let measured: BTreeMap<String, Measured> = futures::stream::iter(checks)
+    let measured = futures::stream::iter(checks)
         .buffer_unordered(2)
         .collect()
         .await;
     stack.stop().await;
+    measured
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_catalog_language_runs_hello_world_echoes_stdin_and_fails_as_it_should() {
+    let catalog = Catalog::builtin();
+    let mut documented = None;
+    // Every language under every runtime; the table is measured under runc, the default.
+    for runtime in coderun_e2e::sandbox_runtimes() {
+        eprintln!("--- every language under {runtime}");
+        let measured = prove_catalog(&catalog, &runtime).await;
+        documented.get_or_insert(measured);
+    }
+    let measured = documented.expect("runc is always among the runtimes");
     let doc = table(&catalog, &measured);
     if std::env::var("CODERUN_UPDATE_DOCS").as_deref() == Ok("1") {
         std::fs::write(DOC_PATH, &doc).expect("write docs/languages.md");

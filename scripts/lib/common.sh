@@ -36,6 +36,19 @@ ensure_commands() {
 ensure_system_packages() {
   ensure_commands dockerd:docker.io nats-server:nats-server redis-server:redis-server \
     debootstrap:debootstrap curl:curl shellcheck:shellcheck runsc:runsc
+  ensure_patched_runc
+}
+
+# runc before Debian's 1.1.5+ds1-1+deb12u1 lacks the fix for CVE-2024-21626 (a leaked fd lets a
+# container reach the host): upgrade it to the distribution's current build.
+ensure_patched_runc() {
+  local version
+  version="$(dpkg-query -W -f '${Version}' runc 2>/dev/null || true)"
+  if [ -n "$version" ] && dpkg --compare-versions "$version" lt "1.1.5+ds1-1+deb12u1"; then
+    log "upgrading runc $version (no fix for CVE-2024-21626)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade runc
+  fi
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

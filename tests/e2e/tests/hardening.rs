@@ -459,3 +459,27 @@ async fn a_runs_container_is_named_for_it_and_keeps_no_log() {
         stack.stop().await;
     }
 }
+
+#[test]
+fn the_engines_runc_has_the_fd_leak_fix() {
+    let output = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.RuncCommit.ID}}"])
+        .output()
+        .expect("docker info");
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    // Debian backported the CVE-2024-21626 fix as 1.1.5+ds1-1+deb12u1; upstream has it from 1.1.12.
+    let debian_fixed = version
+        .strip_prefix("1.1.5+ds1-1+deb12u")
+        .and_then(|update| update.parse::<u32>().ok())
+        .is_some_and(|update| update >= 1);
+    let upstream: Vec<u32> = version
+        .split(['.', '+', '-', ' '])
+        .take(3)
+        .map_while(|part| part.parse().ok())
+        .collect();
+    let upstream_fixed = upstream.len() == 3 && upstream > vec![1, 1, 11];
+    assert!(
+        debian_fixed || upstream_fixed,
+        "runc {version:?} lacks the CVE-2024-21626 fix"
+    );
+}

@@ -277,3 +277,15 @@ pub fn sandbox_runtimes() -> Vec<String> {
     }
     runtimes
 }
+
+/// The problem+json body of an error answer, checking its content type.
+pub fn problem_of(response: &coderun_client::RawResponse) -> coderun_schema::problem::Problem {
+    assert_eq!(
+        response.content_type.as_deref(),
+        Some("application/problem+json"),
+        "status {} body {}",
+        response.status,
+        String::from_utf8_lossy(&response.body)
+    );
+    serde_json::from_slice(&response.body).expect("a problem body")
+}

@@ -2,21 +2,9 @@
 //! cannot be run still ends — as `internal_error`, never stuck.
 
 use coderun_client::{ClientError, RawResponse};
-use coderun_e2e::{StackOptions, TestStack, TENANT_B_KEY};
-use coderun_schema::problem::Problem;
+use coderun_e2e::{problem_of, StackOptions, TestStack, TENANT_B_KEY};
 use coderun_schema::run::{RunRequest, RunStatus, Verdict};
 use reqwest::Method;
-
-fn problem_of(response: &RawResponse) -> Problem {
-    assert_eq!(
-        response.content_type.as_deref(),
-        Some("application/problem+json"),
-        "status {} body {}",
-        response.status,
-        String::from_utf8_lossy(&response.body)
-    );
-    serde_json::from_slice(&response.body).expect("a problem body")
-}
 
 async fn post_runs(
     client: &coderun_client::Client,

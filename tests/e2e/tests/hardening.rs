@@ -197,7 +197,7 @@ held = 0
 while libc.inotify_init() >= 0:
     held += 1
 print(os.getuid(), held, flush=True)
-time.sleep(4)
+time.sleep(8)
 ";
 
 /// Needs one inotify instance.
@@ -213,14 +213,34 @@ async fn concurrent_runs_are_users_of_their_own() {
         let client = stack.client();
         let mut hog = request("python", HOG_INOTIFY);
         hog.limits.run = Some(StageLimitsRequest {
-            wall_ms: Some(8000),
+            wall_ms: Some(20_000),
             ..Default::default()
         });
-        let (hogged, needed) = tokio::join!(client.run_and_wait(&hog), async {
-            // Starts once the hog holds everything its user may hold.
-            tokio::time::sleep(Duration::from_millis(2000)).await;
-            client.run_and_wait(&request("python", NEED_INOTIFY)).await
-        });
+        let hog_id = client
+            .create_run(&hog, &Default::default())
+            .await
+            .expect("hog")
+            .body
+            .id;
+        // The needer starts once the hog runs and has had time to take everything.
+        for _ in 0..400 {
+            let status = client
+                .get_run(&hog_id, None)
+                .await
+                .expect("hog")
+                .body
+                .status;
+            if status == coderun_schema::run::RunStatus::Running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let needed = client.run_and_wait(&request("python", NEED_INOTIFY)).await;
+        let hogged = client
+            .get_run(&hog_id, Some(60_000))
+            .await
+            .map(|reply| reply.body);
         let (hogged, needed) = (hogged.expect("hog"), needed.expect("needer"));
         let hog_line: Vec<&str> = hogged.stdout().split_whitespace().collect();
         let need_line: Vec<&str> = needed.stdout().split_whitespace().collect();
@@ -270,25 +290,37 @@ async fn a_c_fork_bomb_never_ends_as_an_internal_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_flood_is_an_output_limit_even_in_little_memory() {
-    let mut flood = request("bash", "yes & yes >&2\nwait\n");
-    flood.limits = LimitsRequest {
-        compile: None,
-        run: Some(StageLimitsRequest {
-            output_kb: Some(8192),
-            memory_mb: Some(24),
-            ..Default::default()
-        }),
-    };
     for runtime in sandbox_runtimes() {
+        // 16 MiB of output against far less memory (gVisor's own kernel needs some more of it).
+        let memory_mb = if runtime == "runsc" { 64 } else { 24 };
+        let mut flood = request("bash", "yes & yes >&2\nwait\n");
+        flood.limits = LimitsRequest {
+            compile: None,
+            run: Some(StageLimitsRequest {
+                output_kb: Some(8192),
+                memory_mb: Some(memory_mb),
+                ..Default::default()
+            }),
+        };
         let stack = stack_for(&runtime, &["bash"]).await;
-        let run: Run = stack.client().run_and_wait(&flood).await.expect("flood");
-        let stage = run.run.as_ref().expect("stage");
-        assert_eq!(
-            run.verdict,
-            Some(Verdict::OutputLimit),
-            "{runtime}: {:?}",
-            run.error
+        let accepted = stack
+            .client()
+            .create_run(&flood, &Default::default())
+            .await
+            .expect("flood")
+            .body;
+        let run: Run = stack
+            .client()
+            .get_run(&accepted.id, Some(60_000))
+            .await
+            .expect("finished")
+            .body;
+        let summary = format!(
+            "{runtime}: {:?} {:?} {:?}",
+            run.status, run.verdict, run.error
         );
+        let stage = run.run.as_ref().expect(&summary);
+        assert_eq!(run.verdict, Some(Verdict::OutputLimit), "{summary}");
         assert!(
             stage.stdout_truncated || stage.stderr_truncated,
             "{runtime}"

@@ -6,20 +6,8 @@
 use std::time::Instant;
 
 use coderun_client::RawResponse;
-use coderun_e2e::TestStack;
-use coderun_schema::problem::Problem;
+use coderun_e2e::{problem_of, TestStack};
 use reqwest::Method;
-
-fn problem_of(response: &RawResponse) -> Problem {
-    assert_eq!(
-        response.content_type.as_deref(),
-        Some("application/problem+json"),
-        "status {} body {}",
-        response.status,
-        String::from_utf8_lossy(&response.body)
-    );
-    serde_json::from_slice(&response.body).expect("a problem body")
-}
 
 async fn post(client: &coderun_client::Client, body: Vec<u8>) -> RawResponse {
     client

@@ -187,18 +187,6 @@ pub fn run(
     drop(process);
     let child = match spawned {
         Ok(child) => child,
-        Err(error) if error.raw_os_error() == Some(DROP_FAILED) => {
-            finish_threads(
-                writer_release,
-                writer,
-                stdout_reader,
-                stderr_reader,
-                watchdog,
-            );
-            return Err(format!(
-                "failed to make {program} a program user's: refusing to run it"
-            ));
-        }
         Err(error) => {
             finish_threads(
                 writer_release,
@@ -207,7 +195,13 @@ pub fn run(
                 stderr_reader,
                 watchdog,
             );
-            return Ok(not_started(format!("failed to start {program}: {error}")));
+            return if error.raw_os_error() == Some(DROP_FAILED) {
+                Err(format!(
+                    "failed to make {program} a program user's: refusing to run it"
+                ))
+            } else {
+                Ok(not_started(format!("failed to start {program}: {error}")))
+            };
         }
     };
     let _ = start.send((started, meter));

@@ -93,7 +93,10 @@ pub struct RunRequest {
     /// The program's files. Either `files` or `source` must be given. `files` must include the
     /// language's main file (`source_file` in `GET /v1/languages`). C, C++, C# and Java compile
     /// every file with the main file's extension; Go builds the package beside `main.go`; other
-    /// languages follow the main file's imports. Names must not start with `-` or `@`.
+    /// languages follow the main file's imports. Names are plain relative paths: components
+    /// separated by single `/`, none empty, `.` or `..`, each at most 255 bytes and the whole
+    /// at most 1024; no control or bidirectional-formatting characters or backslashes; not
+    /// starting with `-` or `@`; no name twice and none that is also another file's directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<SourceFile>,
     /// Shorthand for one file with the catalog's default name for the language.
@@ -105,7 +108,8 @@ pub struct RunRequest {
     /// Command-line arguments, passed as argv (never through a shell).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Compile once, run once per test.
+    /// Compile once, run once per test. With the limits they are held to per-request budgets:
+    /// tests × (stdout + stderr caps) and compile wall + tests × run wall (422 above them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestCase>,
     #[serde(default)]

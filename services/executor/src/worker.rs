@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::WorkerConfig;
 use crate::container::SandboxSpec;
 use crate::outcome;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxError};
 
 /// A language this executor serves, with what it learned about it at start-up.
 #[derive(Debug, Clone)]
@@ -212,16 +212,25 @@ impl Worker {
             Ok(answer) => outcome::apply(run, &dispatched.job, answer),
             Err(error) => {
                 tracing::error!(%error, "the sandbox failed");
-                if !last_delivery && matches!(error, crate::sandbox::SandboxError::Engine(_)) {
+                if !last_delivery && matches!(error, SandboxError::Engine(_)) {
                     anyhow::bail!("the Docker engine is unavailable: {error}");
                 }
-                if matches!(error, crate::sandbox::SandboxError::OutOfMemory) {
-                    run.verdict = Some(Verdict::MemoryLimit);
-                    run.error = Some("the sandbox ran out of memory as a whole".to_owned());
-                } else {
-                    run.verdict = Some(Verdict::InternalError);
-                    run.error = Some("the sandbox could not run the program".to_owned());
-                }
+                let (verdict, why) = match error {
+                    SandboxError::OutOfMemory => (
+                        Verdict::MemoryLimit,
+                        "the sandbox ran out of memory as a whole",
+                    ),
+                    SandboxError::OutputBudget => (
+                        Verdict::OutputLimit,
+                        "the program's output passed the run's budget",
+                    ),
+                    _ => (
+                        Verdict::InternalError,
+                        "the sandbox could not run the program",
+                    ),
+                };
+                run.verdict = Some(verdict);
+                run.error = Some(why.to_owned());
             }
         }
         run.status = RunStatus::Completed;

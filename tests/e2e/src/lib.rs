@@ -29,6 +29,15 @@ pub fn redis_url() -> String {
     env_or("CODERUN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 }
 
+/// A first program uid no other stack of any test process uses: stacks side by side are like
+/// executors on one host, which must not share users (their process counts would mix).
+pub fn program_uid_base() -> u32 {
+    static STACKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let stack = STACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64;
+    let process = std::process::id() % 4096;
+    200_000 + (process * 64 + stack) * 512
+}
+
 /// The agent binary to mount; a missing one is a set-up error with a clear message.
 pub fn agent_path() -> PathBuf {
     let path = std::env::var_os("CODERUN_TEST_AGENT")
@@ -108,6 +117,7 @@ impl TestStack {
         executor_config.sandbox.runtime = options.runtime.clone();
         executor_config.sandbox.warm_per_language = options.warm_per_language;
         executor_config.sandbox.warm_sizes = options.warm_sizes.clone();
+        executor_config.sandbox.first_program_uid = program_uid_base();
         // Below the largest file a run may write, so filling the disk meets the tmpfs cap.
         executor_config.sandbox.workspace_mb = 32;
         let executor = coderun_executor::Application::build(executor_config)

@@ -345,6 +345,7 @@ async fn the_agent_refuses_to_run_without_exactly_its_privileges() {
             toml::from_str(coderun_executor::config::DEFAULTS).expect("defaults");
         config.sandbox.agent_path = coderun_e2e::agent_path();
         config.sandbox.runtime = runtime.clone();
+        config.sandbox.first_program_uid = coderun_e2e::program_uid_base();
         let prefix = format!(
             "test_{}",
             ulid::Ulid::new().to_string().to_ascii_lowercase()
@@ -486,7 +487,7 @@ async fn a_runs_container_is_named_for_it_and_keeps_no_log() {
         assert_eq!(
             run.stdout(),
             "1\n2\n3\n4\n5\n6\n",
-            "{runtime}: attach still carries it all"
+            "{runtime}: attach still carries it all: {run:#?}"
         );
         stack.stop().await;
     }

@@ -14,10 +14,11 @@ pub const MAX_COMPONENT_BYTES: usize = 255;
 /// The longest file name, in bytes.
 pub const MAX_PATH_BYTES: usize = 1024;
 
-/// Characters that reorder how text is displayed (Trojan Source): a name shown to a person must
-/// read as it is.
+/// Characters that reorder how text is displayed (Trojan Source) or do not show at all: a name
+/// shown to a person must read as it is.
 fn is_bidirectional_formatting(c: char) -> bool {
-    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Why one file name is refused, if it is.
@@ -99,6 +100,8 @@ mod tests {
             "@opts",
             "evil\u{202E}cod.py",
             "a\u{2066}b",
+            "zero\u{200B}width.c",
+            "bom\u{FEFF}.c",
             &long_component,
             &long_path,
         ] {

@@ -196,8 +196,10 @@ impl Sandbox {
         let sandbox = self.clone();
         let removed_id = id.clone();
         self.removals.spawn(async move {
-            sandbox.remove(&removed_id).await;
-            drop(users);
+            if !sandbox.remove(&removed_id).await {
+                // Its processes may live on: their users are never handed out again.
+                std::mem::forget(users);
+            }
         });
         tracing::info!(
             run_id = spec.run_id,
@@ -444,14 +446,18 @@ impl Sandbox {
     }
 
     /// Removes a container, logging (not failing) when the engine refuses.
-    pub async fn remove(&self, id: &str) {
+    pub async fn remove(&self, id: &str) -> bool {
         let options = RemoveContainerOptions {
             force: true,
             v: true,
             link: false,
         };
-        if let Err(error) = self.docker.remove_container(id, Some(options)).await {
-            tracing::error!(container = id, %error, "failed to remove a sandbox container");
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(container = id, %error, "failed to remove a sandbox container");
+                false
+            }
         }
     }
 

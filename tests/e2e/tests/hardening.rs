@@ -54,9 +54,17 @@ print('ambient', sum(libc.prctl(47, 1, cap, 0, 0) == 1 for cap in range(41)))
 fields = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines() if ':' in line)
 for name in ['CapInh', 'CapPrm', 'CapEff', 'CapBnd']:
     print(name, fields.get(name, '?').strip())
+def outcome(result):
+    return 'allowed' if result >= 0 else errno.errorcode.get(ctypes.get_errno())
 for name, number, args in [('io_uring_setup', 425, (1, None)), ('userfaultfd', 323, (0,)), ('keyctl', 250, (0, 0))]:
-    result = libc.syscall(number, *args)
-    print(name, 'allowed' if result >= 0 else errno.errorcode.get(ctypes.get_errno()))
+    print(name, outcome(libc.syscall(number, *args)))
+# A new user namespace, by every door: clone3 (its flags cannot be filtered), unshare.
+clone_args = ctypes.create_string_buffer(88)
+ctypes.c_uint64.from_buffer(clone_args, 0).value = 0x10000000
+ctypes.c_uint64.from_buffer(clone_args, 32).value = 17
+print('clone3 newuser', outcome(libc.syscall(435, clone_args, 88)))
+print('unshare newuser', outcome(libc.syscall(272, 0x10000000)))
+print('vsock', outcome(libc.socket(40, 1, 0)))
 print('hostname', socket.gethostname())
 ";
 
@@ -81,6 +89,9 @@ async fn a_program_holds_no_capability_and_runs_under_our_seccomp_profile_and_no
             "io_uring_setup EPERM",
             "userfaultfd EPERM",
             "keyctl EPERM",
+            "clone3 newuser ENOSYS",
+            "unshare newuser EPERM",
+            "vsock EPERM",
             "hostname sandbox",
         ];
         assert_eq!(
@@ -135,8 +146,15 @@ if sys.stdin.read() == 'tamper':
             print(name, 'refused')
     for path in ['left', '/tmp/left', '/dev/shm/left']:
         open(path, 'w').write('x')
+    # A tree far deeper than PATH_MAX, its top closed to everyone.
+    os.chdir('/tmp')
+    for _ in range(2500):
+        os.mkdir('deep')
+        os.chdir('deep')
+    os.chdir('/tmp')
+    os.chmod('deep', 0)
 else:
-    print('left', [os.path.exists(p) for p in ['left', '/tmp/left', '/dev/shm/left']])
+    print('left', [os.path.exists(p) for p in ['left', '/tmp/left', '/dev/shm/left', '/tmp/deep']])
     print('original')
 ";
 
@@ -183,7 +201,7 @@ async fn a_test_cannot_change_the_program_or_leave_anything_for_the_next() {
             "{runtime}"
         );
         assert_eq!(
-            python.tests[1].stdout, "left [False, False, False]\noriginal\n",
+            python.tests[1].stdout, "left [False, False, False, False]\noriginal\n",
             "{runtime}"
         );
         stack.stop().await;

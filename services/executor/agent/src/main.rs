@@ -9,7 +9,8 @@
 //! - [`host`]: the protocol's lines on stdin and stdout.
 //! - [`privilege`]: the agent's own privileges, and the drop to a program's user.
 //! - [`command`]: one command with its limits, watchdog and output readers.
-//! - [`workspace`]: the files, sealed after compiling and cleared between tests.
+//! - [`workspace`]: the files, sealed after compiling and cleared between tests; [`remove`]:
+//!   removing a user's files however deep they go.
 //! - [`reap`]: killing whatever a program left running.
 //! - [`meter`]: CPU and memory of the whole process tree, from the cgroup.
 //!
@@ -30,6 +31,7 @@ mod host;
 mod meter;
 mod privilege;
 mod reap;
+mod remove;
 mod workspace;
 
 fn main() {

@@ -39,6 +39,16 @@ pub fn check_agent() -> Result<(), String> {
             ));
         }
     }
+    // The workspace rules rest on the kernel refusing a hard link to another user's file (a
+    // test could otherwise keep state in a link the agent does not own). gVisor always refuses.
+    if std::fs::read_to_string("/proc/sys/fs/protected_hardlinks")
+        .is_ok_and(|value| value.trim() == "0")
+    {
+        return Err(
+            "the host allows hard links to other users' files (fs.protected_hardlinks = 0)"
+                .to_owned(),
+        );
+    }
     // SAFETY: prctl with integer arguments touches no memory.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
         return Err(format!(

@@ -19,6 +19,7 @@ use coderun_schema::agent::{AgentFile, WORKSPACE};
 use coderun_schema::file_names::{file_name_problem, file_set_problems};
 
 use crate::privilege::as_user;
+use crate::remove::remove_owned;
 
 /// Directories every program may write to besides the workspace, emptied between users.
 const SCRATCH: [&str; 3] = ["/tmp", "/dev/shm", "/dev/mqueue"];
@@ -67,12 +68,15 @@ pub fn seal(owner: u32) -> Result<(), String> {
 }
 
 fn seal_below(directory: &Path, owner: u32) -> Result<(), String> {
-    let entries = std::fs::read_dir(directory)
+    // Listed whole before descending, so no directory stays open below this one.
+    let paths: Vec<_> = std::fs::read_dir(directory)
+        .and_then(|entries| {
+            entries
+                .map(|entry| entry.map(|entry| entry.path()))
+                .collect()
+        })
         .map_err(|error| format!("failed to list {}: {error}", directory.display()))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|error| format!("failed to list {}: {error}", directory.display()))?
-            .path();
+    for path in paths {
         let metadata = std::fs::symlink_metadata(&path)
             .map_err(|error| format!("failed to inspect {}: {error}", path.display()))?;
         if metadata.uid() != owner || metadata.file_type().is_symlink() {
@@ -110,37 +114,6 @@ fn clear(user: u32, directories: &[&str]) -> Result<(), String> {
         Ok(())
     })
     .map_err(|error| format!("failed to become user {user}: {error}"))?
-}
-
-/// Removes every entry of `directory` that `user` owns, with all it holds.
-fn remove_owned(directory: &Path, user: u32) -> Result<(), String> {
-    let Ok(entries) = std::fs::read_dir(directory) else {
-        // A scratch directory this runtime does not mount.
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match std::fs::symlink_metadata(&path) {
-            Ok(metadata) if metadata.uid() == user => remove_tree(&path, &metadata)?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn remove_tree(path: &Path, metadata: &std::fs::Metadata) -> Result<(), String> {
-    let failed = |error: std::io::Error| format!("failed to remove {}: {error}", path.display());
-    if !metadata.is_dir() {
-        return std::fs::remove_file(path).map_err(failed);
-    }
-    // The user's own directory: open it up whatever mode the program left it with.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
-    for entry in std::fs::read_dir(path).map_err(failed)?.flatten() {
-        let child = entry.path();
-        let child_metadata = std::fs::symlink_metadata(&child).map_err(failed)?;
-        remove_tree(&child, &child_metadata)?;
-    }
-    std::fs::remove_dir(path).map_err(failed)
 }
 
 /// Removes the System V shared memory segments, semaphore sets and message queues `user`

@@ -3,7 +3,8 @@
 //! - [`config`]: the layered configuration.
 //! - [`container`]: the container settings of a sandbox, decided in one place.
 //! - [`sandbox`]: one sandbox's life (take a warm container or create one, feed the agent,
-//!   read its answer, remove it).
+//!   read its answer, remove it); [`containers`]: creating, naming, inspecting and removing
+//!   containers through the engine.
 //! - [`cgroup`]: a running container's limits changed in the host's cgroup files (runsc).
 //! - [`exchange`]: the agent's lines read in linear time; streamed output and its budget.
 //! - [`users`]: the program users of each run in flight.
@@ -19,6 +20,7 @@
 pub mod cgroup;
 pub mod config;
 pub mod container;
+pub mod containers;
 pub mod exchange;
 pub mod heartbeat;
 pub mod outcome;

@@ -4,30 +4,23 @@
 //! inside the container: it only reads the agent's messages.
 //!
 //! The settings themselves are decided in [`crate::container`]; between compile and run the
-//! container's memory and pids limits are changed to the run stage's when they differ.
+//! container's memory and pids limits are changed to the run stage's when they differ. Creating,
+//! naming and removing containers is in [`crate::containers`].
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{
-    AttachContainerOptions, ListContainersOptions, RemoveContainerOptions,
-};
 use bollard::Docker;
 use coderun_schema::agent::{
     AgentCommand, AgentJob, AgentResult, AgentResume, AGENT_PROTOCOL_VERSION,
 };
-use coderun_schema::catalog::{Limits, StageLimits};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::SandboxConfig;
-use crate::container::{
-    container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec, LABEL_POOL,
-    LABEL_PREFIX,
-};
+use crate::container::{container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec};
 use crate::exchange::{AgentLine, LineBuffer, OutputError, Outputs};
 use crate::pool::{ReadyContainer, WarmStore};
 use crate::users::ProgramUsers;
@@ -85,13 +78,14 @@ pub enum SandboxError {
 /// Creates, runs and removes sandbox containers.
 #[derive(Clone)]
 pub struct Sandbox {
-    docker: Docker,
+    pub(crate) docker: Docker,
     settings: SandboxConfig,
-    prefix: String,
+    /// The deployment's name prefix: in container names and labels.
+    pub(crate) prefix: String,
     /// Containers created and started ahead of time (filled by `pool::Warmer`).
     warm: Arc<WarmStore>,
     /// Removals of finished containers, done off the run's path; awaited at shutdown.
-    removals: tokio_util::task::TaskTracker,
+    pub(crate) removals: tokio_util::task::TaskTracker,
     /// The users of the runs in flight.
     users: Arc<ProgramUsers>,
 }
@@ -215,43 +209,6 @@ impl Sandbox {
         }
     }
 
-    /// A new container's name: the deployment's prefix, what it is for (a run id, `warm`),
-    /// and a unique tail. `docker ps --filter name=<run id>` finds a run's container.
-    pub fn container_name(&self, purpose: &str) -> String {
-        let unique = ulid::Ulid::new().to_string().to_ascii_lowercase();
-        format!("{}-{purpose}-{}", self.prefix, &unique[16..])
-    }
-
-    /// Renames a container, logging (not failing) when the engine refuses.
-    async fn rename(&self, id: &str, name: &str) {
-        let options = bollard::query_parameters::RenameContainerOptionsBuilder::new()
-            .name(name)
-            .build();
-        if let Err(error) = self.docker.rename_container(id, options).await {
-            tracing::warn!(container = id, %error, "failed to name a container for its run");
-        }
-    }
-
-    /// The engine's view of a container's state; `None` if it cannot tell.
-    async fn container_state(&self, id: &str) -> Option<bollard::models::ContainerState> {
-        self.docker
-            .inspect_container(
-                id,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-            .ok()?
-            .state
-    }
-
-    /// Whether the engine saw the container's memory cgroup kill it.
-    async fn was_oom_killed(&self, id: &str) -> bool {
-        self.container_state(id)
-            .await
-            .and_then(|state| state.oom_killed)
-            .unwrap_or(false)
-    }
-
     /// A waiting pre-warmed container for `key` that is still running, if any.
     async fn take_warm(&self, key: &str) -> Option<ReadyContainer> {
         while let Some(ready) = self.warm.pop(key) {
@@ -267,51 +224,6 @@ impl Sandbox {
             self.remove(&ready.id).await;
         }
         None
-    }
-
-    /// Creates a container, attaches to its stdio and starts it: its agent then waits for a
-    /// job. Attaching before the start means nothing the agent writes is missed.
-    pub async fn create_ready(
-        &self,
-        body: ContainerCreateBody,
-        name: &str,
-    ) -> Result<ReadyContainer, SandboxError> {
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(name)
-            .build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(SandboxError::Create)?;
-        let id = created.id;
-        let attach = AttachContainerOptions {
-            stdin: true,
-            stdout: true,
-            stderr: true,
-            stream: true,
-            logs: false,
-            detach_keys: None,
-        };
-        let attached = match self.docker.attach_container(&id, Some(attach)).await {
-            Ok(attached) => attached,
-            Err(error) => {
-                self.remove(&id).await;
-                return Err(SandboxError::Attach(error));
-            }
-        };
-        let start = self
-            .docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await;
-        if let Err(error) = start {
-            self.remove(&id).await;
-            return Err(SandboxError::Start(error));
-        }
-        Ok(ReadyContainer { id, attached })
     }
 
     /// Hands the job to the waiting agent and reads its answer. When `stage_change` is set,
@@ -436,117 +348,5 @@ impl Sandbox {
                 false
             }
         }
-    }
-
-    /// Waits for every container removal in flight (at shutdown, and in tests).
-    pub async fn finish_removals(&self) {
-        self.removals.close();
-        self.removals.wait().await;
-        self.removals.reopen();
-    }
-
-    /// Removes a container, logging (not failing) when the engine refuses.
-    pub async fn remove(&self, id: &str) -> bool {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            link: false,
-        };
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(container = id, %error, "failed to remove a sandbox container");
-                false
-            }
-        }
-    }
-
-    /// Removes every sandbox container of this deployment left over by an earlier process.
-    pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![
-                LABEL_POOL.to_owned(),
-                format!("{LABEL_PREFIX}={}", self.prefix),
-            ],
-        )]);
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let orphans = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(SandboxError::Engine)?;
-        for orphan in &orphans {
-            if let Some(id) = &orphan.id {
-                self.remove(id).await;
-            }
-        }
-        Ok(orphans.len())
-    }
-
-    /// The image's id (its content digest), or an error if the engine does not have it.
-    pub async fn image_digest(&self, image: &str) -> Result<String, SandboxError> {
-        let inspected = self
-            .docker
-            .inspect_image(image)
-            .await
-            .map_err(SandboxError::Engine)?;
-        inspected
-            .id
-            .ok_or_else(|| SandboxError::Protocol(format!("image {image} has no id")))
-    }
-
-    /// Runs `argv` in a sandbox of `image` and returns its trimmed stdout (language versions).
-    pub async fn read_version(
-        &self,
-        image: &str,
-        pool: &str,
-        argv: &[String],
-    ) -> Result<String, SandboxError> {
-        let limits = StageLimits {
-            cpu_ms: 10_000,
-            wall_ms: 20_000,
-            memory_mb: 512,
-            pids: 64,
-            output_kb: 16,
-            file_size_kb: 1024,
-        };
-        let job = AgentJob::new(
-            Vec::new(),
-            None,
-            AgentCommand {
-                argv: argv.to_vec(),
-                limits,
-            },
-            vec![Default::default()],
-        );
-        let spec = SandboxSpec {
-            image,
-            pool,
-            run_id: "version",
-            limits: Limits {
-                compile: limits,
-                run: limits,
-            },
-            compiles: false,
-        };
-        let result = self.run(&spec, job, Duration::from_secs(60)).await?;
-        let stage = result.runs.first().ok_or_else(|| {
-            SandboxError::Protocol(result.error.unwrap_or_else(|| "no result".to_owned()))
-        })?;
-        let text = String::from_utf8_lossy(stage.stdout.as_slice())
-            .trim()
-            .to_owned();
-        if stage.exit_code != Some(0) || text.is_empty() {
-            return Err(SandboxError::Protocol(format!(
-                "version command {argv:?} failed: {}",
-                String::from_utf8_lossy(stage.stderr.as_slice()).trim()
-            )));
-        }
-        Ok(text)
     }
 }

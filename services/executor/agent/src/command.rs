@@ -6,7 +6,6 @@
 //! that fills the process limit at once (a fork bomb) cannot keep the agent from watching it.
 
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +18,8 @@ use coderun_schema::agent::{
 };
 use coderun_schema::bytes64::Bytes64;
 
-use crate::privilege::{as_user, become_program_user, DROP_FAILED};
+use crate::pipes::stream_pipes;
+use crate::privilege::{become_program_user, DROP_FAILED};
 use crate::{host, meter, reap};
 
 /// The whole environment of every program: nothing of the host's or Docker's.
@@ -313,51 +313,6 @@ fn take_budget(budget: &AtomicU64, wanted: u64) -> u64 {
         })
         .unwrap_or(0);
     previous.min(wanted)
-}
-
-/// The program's stdin, stdout and stderr pipes: the program's ends and the agent's.
-struct StreamPipes {
-    program: [std::fs::File; 3],
-    stdin: std::fs::File,
-    stdout: std::fs::File,
-    stderr: std::fs::File,
-}
-
-fn stream_pipes(uid: u32) -> std::io::Result<StreamPipes> {
-    let (stdin_read, stdin) = program_pipe(uid)?;
-    let (stdout, stdout_write) = program_pipe(uid)?;
-    let (stderr, stderr_write) = program_pipe(uid)?;
-    Ok(StreamPipes {
-        program: [stdin_read, stdout_write, stderr_write],
-        stdin,
-        stdout,
-        stderr,
-    })
-}
-
-/// A pipe (read end, write end) whose inode belongs to the program's user, so the program can
-/// also open its standard streams by name (`/dev/stdin`, `/proc/self/fd/1`), as many programs
-/// do; a pipe of the agent's (root, mode 0600) could only be used through the inherited fd.
-/// Opening by name needs the fd already or ptrace rights over a holder, so nothing more is
-/// exposed.
-fn program_pipe(uid: u32) -> std::io::Result<(std::fs::File, std::fs::File)> {
-    let mut fds = [0; 2];
-    let created = as_user(uid, || {
-        // SAFETY: pipe2 writes two fds into a valid two-element array.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    })?;
-    created?;
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nothing else.
-    Ok(unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    })
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {

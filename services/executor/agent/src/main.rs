@@ -8,7 +8,8 @@
 //!
 //! - [`host`]: the protocol's lines on stdin and stdout.
 //! - [`privilege`]: the agent's own privileges, and the drop to a program's user.
-//! - [`command`]: one command with its limits, watchdog and output readers.
+//! - [`command`]: one command with its limits, watchdog and output readers; [`pipes`]: its
+//!   standard streams.
 //! - [`workspace`]: the files, sealed after compiling and cleared between tests; [`remove`]:
 //!   removing a user's files however deep they go.
 //! - [`reap`]: killing whatever a program left running.
@@ -29,6 +30,7 @@ use coderun_schema::bytes64::Bytes64;
 mod command;
 mod host;
 mod meter;
+mod pipes;
 mod privilege;
 mod reap;
 mod remove;

@@ -1,0 +1,217 @@
+//! The engine side of sandboxes: creating (attached, then started), naming, inspecting and
+//! removing containers, orphans left by an earlier executor, and the images' digests and
+//! language versions. The run's own path (take a container, exchange with the agent) is in
+//! [`crate::sandbox`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    AttachContainerOptions, ListContainersOptions, RemoveContainerOptions,
+};
+use coderun_schema::agent::{AgentCommand, AgentJob};
+use coderun_schema::catalog::{Limits, StageLimits};
+
+use crate::container::{SandboxSpec, LABEL_POOL, LABEL_PREFIX};
+use crate::pool::ReadyContainer;
+use crate::sandbox::{Sandbox, SandboxError};
+
+impl Sandbox {
+    /// A new container's name: the deployment's prefix, what it is for (a run id, `warm`),
+    /// and a unique tail. `docker ps --filter name=<run id>` finds a run's container.
+    pub fn container_name(&self, purpose: &str) -> String {
+        let unique = ulid::Ulid::new().to_string().to_ascii_lowercase();
+        format!("{}-{purpose}-{}", self.prefix, &unique[16..])
+    }
+
+    /// Renames a container, logging (not failing) when the engine refuses.
+    pub(crate) async fn rename(&self, id: &str, name: &str) {
+        let options = bollard::query_parameters::RenameContainerOptionsBuilder::new()
+            .name(name)
+            .build();
+        if let Err(error) = self.docker.rename_container(id, options).await {
+            tracing::warn!(container = id, %error, "failed to name a container for its run");
+        }
+    }
+
+    /// The engine's view of a container's state; `None` if it cannot tell.
+    pub(crate) async fn container_state(
+        &self,
+        id: &str,
+    ) -> Option<bollard::models::ContainerState> {
+        self.docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .ok()?
+            .state
+    }
+
+    /// Whether the engine saw the container's memory cgroup kill it.
+    pub(crate) async fn was_oom_killed(&self, id: &str) -> bool {
+        self.container_state(id)
+            .await
+            .and_then(|state| state.oom_killed)
+            .unwrap_or(false)
+    }
+
+    /// Creates a container, attaches to its stdio and starts it: its agent then waits for a
+    /// job. Attaching before the start means nothing the agent writes is missed.
+    pub async fn create_ready(
+        &self,
+        body: ContainerCreateBody,
+        name: &str,
+    ) -> Result<ReadyContainer, SandboxError> {
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+            .name(name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(SandboxError::Create)?;
+        let id = created.id;
+        let attach = AttachContainerOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            detach_keys: None,
+        };
+        let attached = match self.docker.attach_container(&id, Some(attach)).await {
+            Ok(attached) => attached,
+            Err(error) => {
+                self.remove(&id).await;
+                return Err(SandboxError::Attach(error));
+            }
+        };
+        let start = self
+            .docker
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await;
+        if let Err(error) = start {
+            self.remove(&id).await;
+            return Err(SandboxError::Start(error));
+        }
+        Ok(ReadyContainer { id, attached })
+    }
+
+    /// Waits for every container removal in flight (at shutdown, and in tests).
+    pub async fn finish_removals(&self) {
+        self.removals.close();
+        self.removals.wait().await;
+        self.removals.reopen();
+    }
+
+    /// Removes a container, logging (not failing) when the engine refuses.
+    pub async fn remove(&self, id: &str) -> bool {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(container = id, %error, "failed to remove a sandbox container");
+                false
+            }
+        }
+    }
+
+    /// Removes every sandbox container of this deployment left over by an earlier process.
+    pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![
+                LABEL_POOL.to_owned(),
+                format!("{LABEL_PREFIX}={}", self.prefix),
+            ],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let orphans = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(SandboxError::Engine)?;
+        for orphan in &orphans {
+            if let Some(id) = &orphan.id {
+                self.remove(id).await;
+            }
+        }
+        Ok(orphans.len())
+    }
+
+    /// The image's id (its content digest), or an error if the engine does not have it.
+    pub async fn image_digest(&self, image: &str) -> Result<String, SandboxError> {
+        let inspected = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(SandboxError::Engine)?;
+        inspected
+            .id
+            .ok_or_else(|| SandboxError::Protocol(format!("image {image} has no id")))
+    }
+
+    /// Runs `argv` in a sandbox of `image` and returns its trimmed stdout (language versions).
+    pub async fn read_version(
+        &self,
+        image: &str,
+        pool: &str,
+        argv: &[String],
+    ) -> Result<String, SandboxError> {
+        let limits = StageLimits {
+            cpu_ms: 10_000,
+            wall_ms: 20_000,
+            memory_mb: 512,
+            pids: 64,
+            output_kb: 16,
+            file_size_kb: 1024,
+        };
+        let job = AgentJob::new(
+            Vec::new(),
+            None,
+            AgentCommand {
+                argv: argv.to_vec(),
+                limits,
+            },
+            vec![Default::default()],
+        );
+        let spec = SandboxSpec {
+            image,
+            pool,
+            run_id: "version",
+            limits: Limits {
+                compile: limits,
+                run: limits,
+            },
+            compiles: false,
+        };
+        let result = self.run(&spec, job, Duration::from_secs(60)).await?;
+        let stage = result.runs.first().ok_or_else(|| {
+            SandboxError::Protocol(result.error.unwrap_or_else(|| "no result".to_owned()))
+        })?;
+        let text = String::from_utf8_lossy(stage.stdout.as_slice())
+            .trim()
+            .to_owned();
+        if stage.exit_code != Some(0) || text.is_empty() {
+            return Err(SandboxError::Protocol(format!(
+                "version command {argv:?} failed: {}",
+                String::from_utf8_lossy(stage.stderr.as_slice()).trim()
+            )));
+        }
+        Ok(text)
+    }
+}

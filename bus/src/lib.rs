@@ -20,20 +20,44 @@ use serde::Serialize;
 
 pub use async_nats;
 
-/// What went wrong talking to NATS.
+/// Why a NATS call failed, kept whole so a log can show the chain ([`describe`]).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// What went wrong talking to NATS. Each variant keeps its cause as its `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("failed to connect to NATS at {url}: {source}")]
+    #[error("failed to connect to NATS at {url}")]
     Connect {
         url: String,
+        #[source]
         source: async_nats::ConnectError,
     },
-    #[error("failed to encode a message: {0}")]
+    #[error("failed to encode a message")]
     Encode(#[from] serde_json::Error),
-    #[error("failed to publish to {subject}: {message}")]
-    Publish { subject: String, message: String },
-    #[error("failed to set up JetStream {what}: {message}")]
-    Setup { what: String, message: String },
+    #[error("failed to publish to {subject}")]
+    Publish {
+        subject: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("failed to set up JetStream {what}")]
+    Setup {
+        what: String,
+        #[source]
+        source: Cause,
+    },
+}
+
+/// An error and every cause below it, `: `-separated, for a log line.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// Where NATS is and which names to use: the `[bus]` section of every service's config.
@@ -67,7 +91,7 @@ impl Bus {
     pub async fn connect_with(config: &BusConfig, client_name: &str) -> Result<Self, BusError> {
         let names = Names::new(config.prefix.clone()).map_err(|message| BusError::Setup {
             what: "names".to_owned(),
-            message,
+            source: message.into(),
         })?;
         Self::connect(&config.url, names, client_name).await
     }
@@ -89,11 +113,11 @@ impl Bus {
             .await
             .map_err(|_| BusError::Setup {
                 what: "connection".to_owned(),
-                message: format!("no answer from NATS at {url} within 10 s"),
+                source: format!("no answer from NATS at {url} within 10 s").into(),
             })?
             .map_err(|error| BusError::Setup {
                 what: "connection".to_owned(),
-                message: error.to_string(),
+                source: error.into(),
             })?;
         let jetstream = jetstream::new(client.clone());
         Ok(Self {
@@ -156,7 +180,7 @@ impl Bus {
             .await
             .map_err(|error| BusError::Setup {
                 what: format!("stream {name}"),
-                message: error.to_string(),
+                source: error.into(),
             })
     }
 
@@ -203,7 +227,7 @@ impl Bus {
             .await
             .map_err(|error| BusError::Setup {
                 what: format!("consumer {name}"),
-                message: error.to_string(),
+                source: error.into(),
             })
     }
 
@@ -219,7 +243,7 @@ impl Bus {
             .await
             .map_err(|error| BusError::Publish {
                 subject,
-                message: error.to_string(),
+                source: error.into(),
             })
     }
 
@@ -246,16 +270,16 @@ impl Bus {
     ) -> Result<(), BusError> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", message_id);
-        let publish_error = |error: &dyn std::fmt::Display| BusError::Publish {
+        let publish_error = |source: Cause| BusError::Publish {
             subject: subject.clone(),
-            message: error.to_string(),
+            source,
         };
         let ack = self
             .jetstream
             .publish_with_headers(subject.clone(), headers, payload.into())
             .await
-            .map_err(|error| publish_error(&error))?;
-        ack.await.map_err(|error| publish_error(&error))?;
+            .map_err(|error| publish_error(error.into()))?;
+        ack.await.map_err(|error| publish_error(error.into()))?;
         Ok(())
     }
 }
@@ -279,5 +303,27 @@ pub async fn decode_or_term<T: DeserializeOwned>(message: &jetstream::Message) -
             let _ = message.ack_with(jetstream::AckKind::Term).await;
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bus_error_keeps_its_cause_for_the_log() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let error = BusError::Publish {
+            subject: "coderun.runs.submit".to_owned(),
+            source: cause.into(),
+        };
+        assert!(
+            std::error::Error::source(&error).is_some(),
+            "the cause is the source"
+        );
+        assert_eq!(
+            describe(&error),
+            "failed to publish to coderun.runs.submit: reset by peer"
+        );
     }
 }

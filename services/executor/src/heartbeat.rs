@@ -45,7 +45,7 @@ impl Heartbeat {
     async fn send(&self, draining: bool) {
         let subject = self.bus.names().executor_heartbeat();
         if let Err(error) = self.bus.publish(subject, &self.message(draining)).await {
-            tracing::warn!(%error, "failed to publish a heartbeat");
+            tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish a heartbeat");
         }
     }
 

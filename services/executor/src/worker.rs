@@ -262,7 +262,7 @@ impl Worker {
         let subject = self.bus.names().run_events(&record.run.id);
         if let Err(error) = self.bus.publish(subject, &event).await {
             // Waiters fall back to reading Redis: an event lost here delays, never loses.
-            tracing::warn!(%error, "failed to publish a run event");
+            tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish a run event");
         }
     }
 }

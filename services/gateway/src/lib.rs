@@ -6,6 +6,7 @@
 //!   [`budget`]: the per-request output and wall-time budgets.
 //! - [`executors`]: live executors from their heartbeats (languages served, versions).
 //! - [`wait`]: waiting for a run to finish without missing its completion.
+//! - [`idempotency`]: `Idempotency-Key`, one run per key and tenant even for concurrent requests.
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
@@ -17,6 +18,7 @@ pub mod budget;
 pub mod config;
 pub mod error;
 pub mod executors;
+pub mod idempotency;
 pub mod routes;
 pub mod validate;
 pub mod wait;

@@ -21,10 +21,7 @@ use coderun_schema::run::{
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::{auth, validate, wait, State};
-
-/// Longest accepted `Idempotency-Key`.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
+use crate::{auth, idempotency, validate, wait, State};
 
 /// A run, answered 200 when it is terminal and 202 while it is not.
 pub struct RunReply(pub Run);
@@ -133,7 +130,7 @@ pub async fn create_run(
     }
 
     let mut run_id = new_run_id();
-    let idempotency_key = idempotency_key(&request)?;
+    let idempotency_key = idempotency::key_of(&request)?;
     if let Some(key) = &idempotency_key {
         let bound = state
             .store
@@ -145,6 +142,8 @@ pub async fn create_run(
             // The same key was used before: answer with that run, never a second one.
             run_id = bound;
             tracing::Span::current().record("run_id", run_id.as_str());
+            // The request that bound the key may not have stored its run yet.
+            idempotency::wait_for_record(&state, &run_id).await?;
             return answer_existing(&state, &tenant.id, &run_id, wait_for).await;
         }
     }
@@ -215,21 +214,6 @@ pub async fn create_run(
         (Some(events), Some(timeout)) => wait_reply(&state, events, timeout, record.run).await,
         _ => Ok(RunReply(record.run)),
     }
-}
-
-fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = request.headers().get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".to_owned()))?;
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-        return Err(ApiError::BadRequest(
-            "Idempotency-Key must be 1 to 255 characters".to_owned(),
-        ));
-    }
-    Ok(Some(key.to_owned()))
 }
 
 async fn answer_existing(

@@ -198,6 +198,30 @@ async fn an_idempotency_key_never_creates_a_second_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_idempotency_key_get_the_same_run() {
+    let stack = TestStack::start().await;
+    let client = stack.client();
+    let program = request("bash", "echo once", "");
+    for round in 0..5 {
+        let options = CreateOptions {
+            idempotency_key: Some(format!("burst-{round}")),
+            ..Default::default()
+        };
+        let replies =
+            futures::future::join_all((0..8).map(|_| client.create_run(&program, &options))).await;
+        let ids: Vec<String> = replies
+            .into_iter()
+            .map(|reply| reply.expect("every duplicate is answered").body.id)
+            .collect();
+        assert!(
+            ids.iter().all(|id| *id == ids[0]),
+            "round {round}: one run for one key, got {ids:?}"
+        );
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn languages_list_what_the_executor_serves_with_real_versions() {
     let stack = TestStack::start().await;
     let languages = stack

@@ -48,18 +48,6 @@ impl StageLimits {
         ]
     }
 
-    /// The field-wise maximum of two sets of limits.
-    pub fn max_with(self, other: Self) -> Self {
-        Self {
-            cpu_ms: self.cpu_ms.max(other.cpu_ms),
-            wall_ms: self.wall_ms.max(other.wall_ms),
-            memory_mb: self.memory_mb.max(other.memory_mb),
-            pids: self.pids.max(other.pids),
-            output_kb: self.output_kb.max(other.output_kb),
-            file_size_kb: self.file_size_kb.max(other.file_size_kb),
-        }
-    }
-
     /// The field-wise minimum of two sets of limits.
     pub fn min(self, other: Self) -> Self {
         Self {

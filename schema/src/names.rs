@@ -38,6 +38,12 @@ impl Names {
         format!("{}.runs.submit", self.prefix)
     }
 
+    /// The pool (the NATS work queue) whose executors run a language's jobs: one per
+    /// language for now; hardened runtimes and architectures may add pools of their own.
+    pub fn pool_of(language: &str) -> String {
+        language.to_owned()
+    }
+
     /// JetStream subject of one executor pool's jobs.
     pub fn jobs(&self, pool: &str) -> String {
         format!("{}.jobs.{pool}", self.prefix)
@@ -109,7 +115,7 @@ mod tests {
     fn production_names_match_the_design() {
         let names = Names::default();
         assert_eq!(names.runs_submit(), "coderun.runs.submit");
-        assert_eq!(names.jobs("python"), "coderun.jobs.python");
+        assert_eq!(names.jobs(&Names::pool_of("python")), "coderun.jobs.python");
         assert_eq!(names.run_events("run_1"), "coderun.runs.events.run_1");
         assert_eq!(names.executor_heartbeat(), "coderun.executors.heartbeat");
         assert_eq!(names.submit_stream(), "CODERUN_SUBMIT");

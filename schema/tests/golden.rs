@@ -2,7 +2,9 @@
 //! deserialising: a newer reader meets older writers during every rolling release. The files in
 //! `fixtures/` are golden — never edit one; add `<name>.v<N+1>.json` for a new version.
 
-use coderun_schema::agent::{AgentJob, AgentResult};
+use coderun_schema::agent::{
+    AgentJob, AgentOutput, AgentPaused, AgentResult, AgentResume, OutputStream,
+};
 use coderun_schema::messages::{
     ExecutorHeartbeat, JobDispatched, JobSubmitted, RunEvent, RunEventKind, RunRecord,
 };
@@ -94,4 +96,26 @@ fn agent_result_v1() {
     let result: AgentResult = read("agent_result.v1.json");
     assert_eq!(result.runs[0].signal, Some(11));
     assert_eq!(result.runs[0].stdout.as_slice(), b"partial");
+}
+
+#[test]
+fn agent_paused_v1() {
+    let paused: AgentPaused = read("agent_paused.v1.json");
+    assert!(paused.paused_after_compile);
+}
+
+#[test]
+fn agent_resume_v1() {
+    let resume: AgentResume = read("agent_resume.v1.json");
+    assert!(resume.proceed);
+}
+
+#[test]
+fn agent_output_v1() {
+    let output: AgentOutput = read("agent_output.v1.json");
+    assert_eq!(
+        (output.test, output.stream),
+        (Some(2), OutputStream::Stderr)
+    );
+    assert_eq!(output.data.as_slice(), b"warning\n");
 }

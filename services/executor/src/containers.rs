@@ -14,8 +14,8 @@ use coderun_schema::agent::{AgentCommand, AgentJob};
 use coderun_schema::catalog::{Limits, StageLimits};
 
 use crate::container::{SandboxSpec, LABEL_POOL, LABEL_PREFIX};
-use crate::pool::ReadyContainer;
 use crate::sandbox::{Sandbox, SandboxError};
+use crate::warm::ReadyContainer;
 
 impl Sandbox {
     /// A new container's name: the deployment's prefix, what it is for (a run id, `warm`),

@@ -199,7 +199,7 @@ mod tests {
 
     fn output(test: Option<u32>, stream: OutputStream, data: &[u8]) -> AgentOutput {
         AgentOutput {
-            v: 1,
+            v: coderun_schema::agent::AGENT_PROTOCOL_VERSION,
             test,
             stream,
             data: coderun_schema::bytes64::Bytes64(data.to_vec()),

@@ -8,7 +8,8 @@
 //! - [`cgroup`]: a running container's limits changed in the host's cgroup files (runsc).
 //! - [`exchange`]: the agent's lines read in linear time; streamed output and its budget.
 //! - [`users`]: the program users of each run in flight.
-//! - [`pool`]: pre-warmed containers per language, refilled in the background.
+//! - [`warm`]: pre-warmed containers per language, refilled in the background. ("Pool" is
+//!   only ever the NATS work queue of a language, `schema::names::Names::pool_of`.)
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
 //! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events.
 //! - [`heartbeat`]: telling the scheduler and gateways what this executor serves.
@@ -24,9 +25,9 @@ pub mod containers;
 pub mod exchange;
 pub mod heartbeat;
 pub mod outcome;
-pub mod pool;
 pub mod sandbox;
 pub mod users;
+pub mod warm;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -106,7 +107,7 @@ impl Application {
     }
 
     /// Pre-warmed containers and the warm/cold counters.
-    pub fn warm_store(&self) -> Arc<crate::pool::WarmStore> {
+    pub fn warm_store(&self) -> Arc<crate::warm::WarmStore> {
         self.worker.sandbox.warm_store()
     }
 
@@ -144,7 +145,7 @@ impl Application {
                 tracker.clone(),
             )));
         }
-        let warmer = crate::pool::Warmer::new(
+        let warmer = crate::warm::Warmer::new(
             self.worker.sandbox.clone(),
             self.worker.languages.values(),
             &self.worker.catalog,
@@ -223,7 +224,7 @@ async fn discover_languages(
             image_digest: digest,
         };
         languages.insert(
-            spec.id.clone(),
+            coderun_schema::names::Names::pool_of(&spec.id),
             PoolLanguage {
                 spec: spec.clone(),
                 served,

@@ -225,7 +225,7 @@ mod tests {
             },
         ];
         let result = AgentResult {
-            v: 1,
+            v: coderun_schema::agent::AGENT_PROTOCOL_VERSION,
             compile: None,
             runs: vec![exited(0, "1\n"), exited(0, "3\n"), exited(1, "")],
             error: None,
@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn failed_compilation_is_a_compile_error_without_runs() {
         let result = AgentResult {
-            v: 1,
+            v: coderun_schema::agent::AGENT_PROTOCOL_VERSION,
             compile: Some(exited(1, "")),
             runs: Vec::new(),
             error: None,

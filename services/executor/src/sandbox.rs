@@ -22,8 +22,8 @@ use tokio::io::AsyncWriteExt;
 use crate::config::SandboxConfig;
 use crate::container::{container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec};
 use crate::exchange::{AgentLine, LineBuffer, OutputError, Outputs};
-use crate::pool::{ReadyContainer, WarmStore};
 use crate::users::ProgramUsers;
+use crate::warm::{ReadyContainer, WarmStore};
 
 /// The longest line the host accepts from an agent (output comes in pieces of 16 KiB; the
 /// answer without its output is small).
@@ -82,7 +82,7 @@ pub struct Sandbox {
     settings: SandboxConfig,
     /// The deployment's name prefix: in container names and labels.
     pub(crate) prefix: String,
-    /// Containers created and started ahead of time (filled by `pool::Warmer`).
+    /// Containers created and started ahead of time (filled by `warm::Warmer`).
     warm: Arc<WarmStore>,
     /// Removals of finished containers, done off the run's path; awaited at shutdown.
     pub(crate) removals: tokio_util::task::TaskTracker,

@@ -44,7 +44,7 @@ pub struct Worker {
     pub store: RunStore,
     pub sandbox: Sandbox,
     pub catalog: Catalog,
-    /// By pool name (the language id).
+    /// By pool name (`Names::pool_of` the language id).
     pub languages: HashMap<String, PoolLanguage>,
     /// Free slots; a permit is held for the whole life of a job. Idle pulls hold none.
     pub slots: Arc<Semaphore>,
@@ -224,10 +224,15 @@ impl Worker {
                         Verdict::OutputLimit,
                         "the program's output passed the run's budget",
                     ),
-                    _ => (
+                    SandboxError::Deadline(_) => (
                         Verdict::InternalError,
-                        "the sandbox could not run the program",
+                        "the sandbox did not finish within its deadline",
                     ),
+                    SandboxError::Protocol(_) => (
+                        Verdict::InternalError,
+                        "the sandbox ended without a valid answer",
+                    ),
+                    _ => (Verdict::InternalError, "the sandbox could not be started"),
                 };
                 run.verdict = Some(verdict);
                 run.error = Some(why.to_owned());

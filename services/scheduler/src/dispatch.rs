@@ -9,14 +9,14 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, AckKind};
 use coderun_bus::{async_nats, Bus};
 use coderun_schema::messages::{JobDispatched, JobSubmitted, VERSION};
+use coderun_schema::names::Names;
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-/// The pool a job goes to. One pool per language for now; hardened runtimes and
-/// architectures will add pools of their own.
+/// The pool a job goes to (the rule is `Names::pool_of`).
 pub fn pool_for(submitted: &JobSubmitted) -> String {
-    submitted.job.language.clone()
+    Names::pool_of(&submitted.job.language)
 }
 
 /// Pulls submissions until `shutdown`; the batch in hand is finished before it returns.

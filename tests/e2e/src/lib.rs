@@ -87,7 +87,7 @@ pub struct TestStack {
     pub base_url: String,
     pub names: Names,
     /// The executor's pre-warmed containers and warm/cold counters.
-    pub warm: std::sync::Arc<coderun_executor::pool::WarmStore>,
+    pub warm: std::sync::Arc<coderun_executor::warm::WarmStore>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }

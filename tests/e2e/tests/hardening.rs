@@ -310,7 +310,7 @@ async fn a_c_fork_bomb_never_ends_as_an_internal_error() {
 async fn an_output_flood_is_an_output_limit_even_in_little_memory() {
     for runtime in sandbox_runtimes() {
         // 16 MiB of output against far less memory (gVisor's own kernel needs some more of it).
-        let memory_mb = if runtime == "runsc" { 64 } else { 24 };
+        let memory_mb = if runtime == "runsc" { 128 } else { 24 };
         let mut flood = request("bash", "yes & yes >&2\nwait\n");
         flood.limits = LimitsRequest {
             compile: None,

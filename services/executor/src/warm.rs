@@ -17,7 +17,7 @@ use crate::container::{container_key, SandboxSpec};
 use crate::sandbox::Sandbox;
 use crate::worker::PoolLanguage;
 
-/// How often the warmer re-checks its pools even when nothing woke it (a container that
+/// How often the warmer re-checks every language even when nothing woke it (a container that
 /// failed to start, an engine that was down).
 const RECHECK: Duration = Duration::from_secs(5);
 
@@ -94,11 +94,11 @@ impl WarmStore {
 pub struct Warmer {
     sandbox: Sandbox,
     /// One per language: the body for its default limits, computed once.
-    pools: Vec<WarmPool>,
+    languages: Vec<WarmLanguage>,
 }
 
 /// What the warmer keeps for one language.
-struct WarmPool {
+struct WarmLanguage {
     language: String,
     body: ContainerCreateBody,
     /// `container_key(&body)`: what a run with the default limits asks for.
@@ -114,12 +114,13 @@ impl Warmer {
         per_language: usize,
         sizes: &std::collections::BTreeMap<String, usize>,
     ) -> Self {
-        let pools = languages
+        let warmed = languages
             .into_iter()
             .map(|language| {
+                let pool = coderun_schema::names::Names::pool_of(&language.spec.id);
                 let spec = SandboxSpec {
                     image: &language.spec.image,
-                    pool: &language.spec.id,
+                    pool: &pool,
                     run_id: "warm",
                     limits: catalog.default_limits(&language.spec),
                     compiles: language.spec.compile.is_some(),
@@ -129,7 +130,7 @@ impl Warmer {
                     .copied()
                     .unwrap_or(per_language);
                 let body = sandbox.container_body(&spec);
-                WarmPool {
+                WarmLanguage {
                     language: language.spec.id.clone(),
                     key: container_key(&body),
                     body,
@@ -137,19 +138,22 @@ impl Warmer {
                 }
             })
             .collect();
-        Self { sandbox, pools }
+        Self {
+            sandbox,
+            languages: warmed,
+        }
     }
 
-    /// Fills every pool now, so the first runs are warm too.
+    /// Fills every language's containers now, so the first runs are warm too.
     pub async fn fill(&self) {
         let store = self.sandbox.warm_store();
-        for pool in &self.pools {
-            while store.count(&pool.key) < pool.size {
+        for warmed in &self.languages {
+            while store.count(&warmed.key) < warmed.size {
                 let name = self.sandbox.container_name("warm");
-                match self.sandbox.create_ready(pool.body.clone(), &name).await {
-                    Ok(ready) => store.push(pool.key.clone(), ready),
+                match self.sandbox.create_ready(warmed.body.clone(), &name).await {
+                    Ok(ready) => store.push(warmed.key.clone(), ready),
                     Err(error) => {
-                        let language = &pool.language;
+                        let language = &warmed.language;
                         tracing::warn!(%language, %error, "failed to pre-warm a container");
                         break;
                     }

@@ -11,13 +11,15 @@
 //! - [`warm`]: pre-warmed containers per language, refilled in the background. ("Pool" is
 //!   only ever the NATS work queue of a language, `schema::names::Names::pool_of`.)
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
-//! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events.
+//! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events;
+//!   [`agent_job`]: the agent's job it builds for a run.
 //! - [`heartbeat`]: telling the scheduler and gateways what this executor serves.
 //! - [`Application`]: wiring, start-up checks, and a graceful drain on shutdown.
 //!
 //! Architecture invariant: only the executor talks to Docker, and it never decides who goes
 //! first — it takes what the scheduler put in its pools' queues.
 
+pub mod agent_job;
 pub mod cgroup;
 pub mod config;
 pub mod container;

@@ -15,6 +15,14 @@ use coderun_schema::catalog::{Limits, StageLimits};
 
 use crate::config::SandboxConfig;
 
+/// Whether `runtime` is gVisor, which differs from runc in four ways this executor handles: its
+/// host cgroup counts its own tasks (`host_pids_limit`, and the agent counts processes), it
+/// cannot update a running container (limits go through `crate::cgroup`), and it answers every
+/// seccomp refusal with EPERM (`seccomp_profile`).
+pub fn is_gvisor(runtime: &str) -> bool {
+    runtime == "runsc"
+}
+
 /// The seccomp profile of every sandbox (see `seccomp/README.md`): an allowlist, so a system
 /// call no language needs (io_uring, userfaultfd, keyctl, bpf, perf_event_open, namespaces,
 /// mounts, ptrace, …) fails with EPERM.
@@ -42,7 +50,7 @@ pub fn seccomp_profile(runtime: &str) -> &'static str {
         }
         profile.to_string()
     });
-    if runtime == "runsc" {
+    if is_gvisor(runtime) {
         &UNDER_RUNSC
     } else {
         SECCOMP_PROFILE
@@ -104,7 +112,7 @@ const RUNSC_OWN_TASKS: u64 = 64;
 /// tasks and several per sandboxed process, so it is only a ceiling; the agent counts the
 /// program's processes itself there (`AgentJob::count_processes`).
 pub fn host_pids_limit(runtime: &str, pids: u64) -> i64 {
-    let host_tasks = if runtime == "runsc" {
+    let host_tasks = if is_gvisor(runtime) {
         pids.saturating_mul(RUNSC_TASKS_PER_PROCESS)
             .saturating_add(RUNSC_OWN_TASKS)
     } else {

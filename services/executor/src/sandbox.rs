@@ -20,7 +20,9 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::SandboxConfig;
-use crate::container::{container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec};
+use crate::container::{
+    container_body, container_key, host_pids_limit, is_gvisor, memory_bytes, SandboxSpec,
+};
 use crate::exchange::{AgentLine, LineBuffer, OutputError, Outputs};
 use crate::users::ProgramUsers;
 use crate::warm::{ReadyContainer, WarmStore};
@@ -158,11 +160,11 @@ impl Sandbox {
         let stage_change = spec.stage_change().map(|limits| ContainerLimits {
             memory: memory_bytes(&limits),
             pids: host_pids_limit(runtime, limits.pids),
-            through_cgroup: runtime == "runsc",
+            through_cgroup: is_gvisor(runtime),
         });
         job.pause_after_compile = stage_change.is_some();
         // gVisor's cgroup counts its own tasks, not the program's processes: the agent does.
-        job.count_processes = runtime == "runsc";
+        job.count_processes = is_gvisor(runtime);
         // Users of this run's own, kept until its container is gone.
         let users = self.users.lease();
         job.compile_uid = users.compile_uid;

@@ -6,6 +6,7 @@
 //! found with [`tenant_of`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -32,7 +33,8 @@ impl TenantConfig {
 /// The key → tenant table.
 #[derive(Debug, Clone, Default)]
 pub struct Tenants {
-    by_key_hash: HashMap<String, Tenant>,
+    /// One shared tenant per configuration, under each of its keys' hashes.
+    by_key_hash: HashMap<String, Arc<Tenant>>,
 }
 
 /// Hex SHA-256 of a key, as stored in the configuration.
@@ -44,15 +46,16 @@ impl Tenants {
     pub fn new(configs: &[TenantConfig]) -> Self {
         let mut by_key_hash = HashMap::new();
         for config in configs {
+            let tenant = Arc::new(config.clone());
             for hash in &config.key_sha256 {
-                by_key_hash.insert(hash.to_ascii_lowercase(), config.clone());
+                by_key_hash.insert(hash.to_ascii_lowercase(), tenant.clone());
             }
         }
         Self { by_key_hash }
     }
 
     /// The tenant of the request's key (`Authorization: Bearer` or `X-Api-Key`).
-    pub fn authenticate(&self, request: &HttpRequest) -> Result<&Tenant, ApiError> {
+    pub fn authenticate(&self, request: &HttpRequest) -> Result<&Arc<Tenant>, ApiError> {
         let headers = request.headers();
         let bearer = headers
             .get(actix_web::http::header::AUTHORIZATION)
@@ -74,14 +77,14 @@ impl Tenants {
     }
 
     /// The tenant of a raw key.
-    pub fn find(&self, key: &str) -> Option<&Tenant> {
+    pub fn find(&self, key: &str) -> Option<&Arc<Tenant>> {
         self.by_key_hash.get(&hash_key(key))
     }
 }
 
 /// The tenant [`require_key`] authenticated a request as.
 #[derive(Debug, Clone)]
-struct Authenticated(Tenant);
+struct Authenticated(Arc<Tenant>);
 
 /// Middleware: answers 401 at once unless the request carries a known key, and records the
 /// key's tenant for the handler.
@@ -105,7 +108,7 @@ pub async fn require_key(
 }
 
 /// The tenant the request was authenticated as (by [`require_key`]).
-pub fn tenant_of(request: &HttpRequest) -> Result<Tenant, ApiError> {
+pub fn tenant_of(request: &HttpRequest) -> Result<Arc<Tenant>, ApiError> {
     request
         .extensions()
         .get::<Authenticated>()

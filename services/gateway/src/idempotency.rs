@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use anyhow::Context as _;
+use coderun_schema::messages::RunRecord;
 
 use crate::error::ApiError;
+use crate::routes::read_run;
 use crate::State;
 
 /// Longest accepted `Idempotency-Key`.
@@ -33,19 +34,14 @@ pub fn key_of(request: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// request that bound the key stores it next (or, failing, releases the key).
 const BOUND_RUN_WAIT: Duration = Duration::from_secs(5);
 
-/// Waits until run `run_id` is stored, or `BOUND_RUN_WAIT` passes.
-pub async fn wait_for_record(state: &State, run_id: &str) -> Result<(), ApiError> {
+/// The run `run_id` once it is stored, or `None` if `BOUND_RUN_WAIT` passes first.
+pub async fn wait_for_record(state: &State, run_id: &str) -> Result<Option<RunRecord>, ApiError> {
     let deadline = tokio::time::Instant::now() + BOUND_RUN_WAIT;
     let mut pause = Duration::from_millis(2);
     loop {
-        let stored = state
-            .store
-            .get(run_id)
-            .await
-            .context("failed to read the run")
-            .map_err(ApiError::Unavailable)?;
+        let stored = read_run(state, run_id).await?;
         if stored.is_some() || tokio::time::Instant::now() >= deadline {
-            return Ok(());
+            return Ok(stored);
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));

@@ -143,8 +143,8 @@ pub async fn create_run(
             run_id = bound;
             tracing::Span::current().record("run_id", run_id.as_str());
             // The request that bound the key may not have stored its run yet.
-            idempotency::wait_for_record(&state, &run_id).await?;
-            return answer_existing(&state, &tenant.id, &run_id, wait_for).await;
+            let stored = idempotency::wait_for_record(&state, &run_id).await?;
+            return answer_record(&state, own_run(stored, &tenant.id)?, wait_for).await;
         }
     }
     tracing::Span::current().record("run_id", run_id.as_str());
@@ -222,10 +222,19 @@ async fn answer_existing(
     run_id: &str,
     wait_for: Option<Duration>,
 ) -> Result<RunReply, ApiError> {
-    let record = load_own_run(state, tenant, run_id).await?;
+    let record = own_run(read_run(state, run_id).await?, tenant)?;
+    answer_record(state, record, wait_for).await
+}
+
+/// Answers a stored run: as it stands, or once it is terminal when `wait_for` is given.
+async fn answer_record(
+    state: &State,
+    record: RunRecord,
+    wait_for: Option<Duration>,
+) -> Result<RunReply, ApiError> {
     match wait_for {
         Some(timeout) if !record.run.status.is_terminal() => {
-            let events = wait::subscribe(&state.bus, run_id)
+            let events = wait::subscribe(&state.bus, &record.run.id)
                 .await
                 .map_err(ApiError::Unavailable)?;
             wait_reply(state, events, timeout, record.run).await
@@ -247,15 +256,20 @@ async fn wait_reply(
     Ok(RunReply(latest.map(|record| record.run).unwrap_or(current)))
 }
 
-async fn load_own_run(state: &State, tenant: &str, run_id: &str) -> Result<RunRecord, ApiError> {
-    let record = state
+/// A run record as stored, if it is.
+pub(crate) async fn read_run(state: &State, run_id: &str) -> Result<Option<RunRecord>, ApiError> {
+    state
         .store
         .get(run_id)
         .await
         .context("failed to read the run")
-        .map_err(ApiError::Unavailable)?;
+        .map_err(ApiError::Unavailable)
+}
+
+/// The record if it is the tenant's: another tenant's run is indistinguishable from a missing
+/// one.
+fn own_run(record: Option<RunRecord>, tenant: &str) -> Result<RunRecord, ApiError> {
     match record {
-        // Another tenant's run is indistinguishable from a missing one.
         Some(record) if record.tenant == tenant => Ok(record),
         _ => Err(ApiError::NotFound),
     }

@@ -17,6 +17,10 @@ use crate::container::{SandboxSpec, LABEL_POOL, LABEL_PREFIX};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::warm::ReadyContainer;
 
+/// Tries at removing a container before it is given up (the waits between them: 0.2, 0.6,
+/// 1.8, 5.4 s).
+const REMOVE_ATTEMPTS: u32 = 5;
+
 impl Sandbox {
     /// A new container's name: the deployment's prefix, what it is for (a run id, `warm`),
     /// and a unique tail. `docker ps --filter name=<run id>` finds a run's container.
@@ -110,20 +114,37 @@ impl Sandbox {
         self.removals.reopen();
     }
 
-    /// Removes a container, logging (not failing) when the engine refuses.
+    /// Removes a container, trying again when the engine refuses (a gVisor sandbox being torn
+    /// down can refuse for a while); false, logged, if it still stands after the last try. A
+    /// container the engine no longer knows counts as removed.
     pub async fn remove(&self, id: &str) -> bool {
         let options = RemoveContainerOptions {
             force: true,
             v: true,
             link: false,
         };
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(container = id, %error, "failed to remove a sandbox container");
-                false
+        let mut pause = Duration::from_millis(200);
+        for attempt in 1..=REMOVE_ATTEMPTS {
+            match self
+                .docker
+                .remove_container(id, Some(options.clone()))
+                .await
+            {
+                Ok(())
+                | Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return true,
+                Err(error) if attempt == REMOVE_ATTEMPTS => {
+                    tracing::error!(container = id, %error, "failed to remove a sandbox container");
+                }
+                Err(error) => {
+                    tracing::warn!(container = id, %error, attempt, "removing a sandbox container failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 3;
+                }
             }
         }
+        false
     }
 
     /// Removes every sandbox container of this deployment left over by an earlier process.

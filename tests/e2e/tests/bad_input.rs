@@ -230,9 +230,24 @@ async fn a_sandbox_killed_from_outside_ends_the_run_as_internal_error() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(running, "the run started");
-    // The run's container is the one of this stack not waiting in the warm pool.
-    let busy = stack.containers_outside_warm_pool(false);
-    assert_eq!(busy.len(), 1, "one busy sandbox: {busy:?}");
+    // The run's container carries its run id in its name once the run has taken it (the run is
+    // marked running a moment before): wait for that, not for a duration.
+    let mut busy = Vec::new();
+    for _ in 0..200 {
+        let listed = std::process::Command::new("docker")
+            .args(["ps", "-q", "--no-trunc", "--filter", &format!("name={id}")])
+            .output()
+            .expect("docker ps");
+        busy = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if !busy.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(busy.len(), 1, "one sandbox for the run: {busy:?}");
     let killed = std::process::Command::new("docker")
         .args(["kill", &busy[0]])
         .status()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops the four services scripts/up.sh started (by their pid files). NATS, Redis and dockerd
+# Stops the three services scripts/up.sh started (by their pid files). NATS, Redis and dockerd
 # are left running; they are shared with the test suite.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh

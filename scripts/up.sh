@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Brings up the whole coderun stack on this machine: installs what is missing (Docker Engine,
-# nats-server, redis-server, debootstrap), starts dockerd, NATS with JetStream and Redis on
-# loopback, builds the language images, the agent and the four services, starts the services,
-# and prints how to call the API. Safe to run again: it reuses what already runs.
+# nats-server, redis-server, debootstrap, curl, shellcheck, runsc; an unpatched runc is
+# upgraded), starts dockerd, NATS with JetStream and Redis on loopback, builds the language
+# images, the agent and the four services, starts three of them (scheduler, executor, gateway;
+# the prober is built but not started), and prints how to call the API. Safe to run again: it
+# reuses what already runs.
 # Stop the services with scripts/down.sh.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh

@@ -1,71 +1,33 @@
 //! What every coderun service binary does before and around its real work, so each `main.rs`
-//! stays a few lines: telemetry → config → build → run until a signal.
+//! stays a few lines: arguments → telemetry → config → build → run until a signal.
 //!
-//! - [`load_config`]: the layered configuration of STYLE.md: the service's committed defaults,
-//!   then an optional file (`--config PATH` or `CODERUN_<SERVICE>_CONFIG`), then environment
-//!   variables `CODERUN_<SERVICE>__SECTION__KEY`. Unknown keys are refused by the service's
-//!   `deny_unknown_fields` config types, so a typo is an error, not a silently ignored value.
+//! - [`ConfigArgs`]: the `--config PATH` argument, flattened into each binary's clap parser
+//!   (which also gives `--help` and `--version`).
+//! - [`config`]: the layered configuration: the service's committed defaults, then an
+//!   optional file (`--config PATH` or `CODERUN_<SERVICE>_CONFIG`), then environment variables
+//!   `CODERUN_<SERVICE>__SECTION__KEY`. Unknown keys are refused by the services'
+//!   `deny_unknown_fields` config types, and unknown `CODERUN_*` variables are warned about, so
+//!   a typo is found, not silently ignored.
 //! - [`init_tracing`]: pretty logs locally, JSON when `CODERUN_LOG_FORMAT=json`.
 //! - [`shutdown_on_signal`]: a token cancelled on SIGTERM or SIGINT. Only binaries call it.
 //!
 //! Architecture invariant: no service logic lives here.
+
+pub mod config;
 
 use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-/// Exit code for configuration errors.
-pub const EXIT_BAD_CONFIG: i32 = 2;
+pub use crate::config::{load_config, unknown_variables, EXIT_BAD_CONFIG};
 
-/// Loads `T` from the committed defaults (TOML text), an optional file, and the environment.
-///
-/// `service` is the upper-case service name used in variable names (`GATEWAY`).
-pub fn load_config<T: DeserializeOwned>(
-    service: &str,
-    defaults: &str,
-    file: Option<PathBuf>,
-    list_keys: &[&str],
-) -> Result<T, String> {
-    let prefix = format!("CODERUN_{service}");
-    let file = file.or_else(|| std::env::var_os(format!("{prefix}_CONFIG")).map(PathBuf::from));
-    let mut builder = config::Config::builder()
-        .add_source(config::File::from_str(defaults, config::FileFormat::Toml));
-    if let Some(path) = &file {
-        builder = builder.add_source(config::File::from(path.as_path()).required(true));
-    }
-    let mut environment = config::Environment::with_prefix(&prefix)
-        .prefix_separator("__")
-        .separator("__")
-        .try_parsing(true);
-    if !list_keys.is_empty() {
-        environment = environment.list_separator(",");
-        for key in list_keys {
-            environment = environment.with_list_parse_key(key);
-        }
-    }
-    builder = builder.add_source(environment);
-    let built = builder
-        .build()
-        .map_err(|error| format!("failed to read the configuration: {error}"))?;
-    built
-        .try_deserialize()
-        .map_err(|error| format!("invalid configuration: {error}"))
-}
-
-/// The `--config PATH` argument, if given.
-pub fn config_path_from_args() -> Result<Option<PathBuf>, String> {
-    let mut args = std::env::args().skip(1);
-    let mut path = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => {
-                path = Some(PathBuf::from(args.next().ok_or("--config needs a path")?));
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(path)
+/// The arguments every service takes; binaries flatten it into their own clap parser.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// A TOML file layered over the committed defaults (environment variables still win).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`), JSON when
@@ -103,11 +65,35 @@ pub fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-/// Parses `--config` and loads `C`; a configuration error prints one clear line and exits
-/// with [`EXIT_BAD_CONFIG`]. `list_keys` are keys whose environment value is a comma list.
-pub fn load_or_exit<C: DeserializeOwned>(service: &str, defaults: &str, list_keys: &[&str]) -> C {
-    let loaded = config_path_from_args()
-        .and_then(|file| load_config::<C>(service, defaults, file, list_keys));
+/// Loads `C` from the defaults, `args.config` and the process environment, then checks it with
+/// `validate`. Unknown `CODERUN_*` variables are logged as warnings (call [`init_tracing`]
+/// first). Any error prints one clear line and exits with [`EXIT_BAD_CONFIG`], before the
+/// service connects to anything. `list_keys` are keys whose environment value is a comma list.
+pub fn load_or_exit<C: DeserializeOwned>(
+    service: &str,
+    defaults: &str,
+    list_keys: &[&str],
+    args: &ConfigArgs,
+    validate: impl FnOnce(&C) -> Result<(), String>,
+) -> C {
+    let environment: Vec<(String, String)> = std::env::vars().collect();
+    for name in unknown_variables(environment.iter().map(|(name, _)| name.as_str())) {
+        tracing::warn!(
+            variable = %name,
+            "unknown CODERUN_ variable ignored (a typo?)"
+        );
+    }
+    let loaded = load_config::<C>(
+        service,
+        defaults,
+        args.config.clone(),
+        list_keys,
+        environment,
+    )
+    .and_then(|config| {
+        validate(&config).map_err(|message| format!("invalid configuration: {message}"))?;
+        Ok(config)
+    });
     match loaded {
         Ok(config) => config,
         Err(message) => {
@@ -117,10 +103,35 @@ pub fn load_or_exit<C: DeserializeOwned>(service: &str, defaults: &str, list_key
     }
 }
 
-/// Exits with [`EXIT_BAD_CONFIG`] and one clear line when a loaded configuration is invalid.
-pub fn exit_if_invalid(service: &str, validation: Result<(), String>) {
-    if let Err(message) = validation {
-        eprintln!("coderun-{service}: invalid configuration: {message}");
-        std::process::exit(EXIT_BAD_CONFIG);
+/// For the services' tests of their binaries: runs `binary` with `args` and only the given
+/// `CODERUN_*` variables (the caller's own are removed), and returns what it did. A binary that
+/// does not exit within `limit` is killed, which the caller sees as no exit code.
+pub fn run_binary(
+    binary: &str,
+    args: &[&str],
+    variables: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> std::io::Result<std::process::Output> {
+    let mut command = std::process::Command::new(binary);
+    command.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CODERUN_") {
+            command.env_remove(name);
+        }
     }
+    command
+        .envs(variables.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn()?;
+    let started = std::time::Instant::now();
+    while child.try_wait()?.is_none() && started.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if child.try_wait()?.is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output()
 }

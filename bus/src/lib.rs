@@ -64,15 +64,21 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
-    /// NATS server URL.
+    /// NATS server URL (`nats://host:port`); the server must have JetStream enabled. The
+    /// connection is retried in the background if NATS restarts later.
     pub url: String,
-    /// Prefix of every subject, stream and key (production: `coderun`).
+    /// Prefix of every NATS subject and stream name, every Redis key and every sandbox
+    /// container's name (production: `coderun`), so deployments, or tests, can share one
+    /// NATS, Redis and Docker without seeing each other's work. Letters, digits, `_` and `-`
+    /// only; every service of a deployment must use the same one.
     pub prefix: String,
 }
 
-/// How long a consumer waits for an acknowledgement before redelivering.
+/// How a durable consumer redelivers: set from a service's config when the consumer is
+/// created (an existing consumer keeps the settings it was created with).
 #[derive(Debug, Clone, Copy)]
 pub struct ConsumerSettings {
+    /// How long a delivered message may go unacknowledged before it is delivered again.
     pub ack_wait: Duration,
     /// After this many deliveries the message is no longer redelivered.
     pub max_deliver: i64,

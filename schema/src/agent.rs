@@ -1,8 +1,10 @@
 //! The protocol between the executor and the agent inside each sandbox.
 //!
 //! The executor writes one [`AgentJob`] as a JSON line to the container's stdin; the agent
-//! answers with one [`AgentResult`] as a JSON line on its stdout, then exits. The host never
-//! touches a path inside the container: this message is all it reads.
+//! streams each command's output as [`AgentOutput`] lines on its stdout while it runs, pauses
+//! after compiling when the job asks ([`AgentPaused`], answered by an [`AgentResume`] line),
+//! and ends with one [`AgentResult`] line, then exits. The host never touches a path inside the
+//! container: these lines are all it reads.
 
 use serde::{Deserialize, Serialize};
 

@@ -93,8 +93,9 @@ pub enum RunEventKind {
     Completed,
 }
 
-/// executor (or gateway, or scheduler) → whoever listens, on `<prefix>.runs.events.<id>`
-/// (core NATS): progress of one run. A `completed` event carries the final run.
+/// executor → whoever listens (the gateway's waiting requests), on `<prefix>.runs.events.<id>`
+/// (core NATS): progress of one run. Only `running` and `completed` are sent so far; a
+/// `completed` event carries the final run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunEvent {
     #[serde(default = "current_version")]
@@ -121,8 +122,9 @@ pub struct ServedLanguage {
     pub image_digest: String,
 }
 
-/// executor → scheduler and gateways on `<prefix>.executors.heartbeat` (core NATS), every
-/// couple of seconds: this executor is alive and has this much room.
+/// executor → gateways on `<prefix>.executors.heartbeat` (core NATS), every couple of seconds
+/// (`worker.heartbeat_interval_ms`): this executor is alive, serves these languages and has this
+/// much room. The scheduler does not follow them (yet).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorHeartbeat {
     #[serde(default = "current_version")]
@@ -135,7 +137,8 @@ pub struct ExecutorHeartbeat {
     pub slots_total: u32,
     pub slots_free: u32,
     pub draining: bool,
-    /// How long a receiver may trust this heartbeat without hearing another.
+    /// How long a receiver may trust this heartbeat without hearing another, in milliseconds
+    /// (three heartbeat intervals); 0 leaves it to the receiver.
     pub ttl_ms: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub sent_at: OffsetDateTime,

@@ -1,5 +1,6 @@
 //! The public HTTP bodies: what a client sends ([`RunRequest`]) and what it gets back
-//! ([`Run`]), plus the small bodies around them. Field names and meanings are fixed by API.md.
+//! ([`Run`]), plus the small bodies around them. Field names and meanings are fixed by the
+//! HTTP contract (docs/api.md).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

@@ -29,9 +29,12 @@ pub enum StoreError {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Redis URL.
+    /// Redis URL (`redis://host:port`, optionally with a database number). The connection
+    /// reconnects by itself when Redis comes back.
     pub url: String,
-    /// Seconds a run record (and an idempotency key) lives.
+    /// How long a run record, and an idempotency key bound to a run, lives in Redis, in
+    /// seconds: it is set when the gateway creates the record or binds the key, and updates
+    /// keep it. Records are not kept for the long term; after this a run answers 404.
     pub run_ttl_secs: u64,
 }
 
@@ -72,9 +75,17 @@ impl RunStore {
     /// Connects; the connection reconnects by itself when Redis comes back.
     pub async fn connect(url: &str, names: Names, ttl: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
+        // A lost connection is made again in the background, and every command waits for that
+        // attempt. The library's default backoff waits a second, then up to a minute between
+        // tries (its `factor` multiplies each wait), so a Redis back after two seconds was
+        // not used for a minute or more: tries a second apart at most, three of them, and a
+        // command after a failed attempt starts a new one.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(5))
-            .set_response_timeout(Duration::from_secs(5));
+            .set_response_timeout(Duration::from_secs(5))
+            .set_factor(2)
+            .set_max_delay(1000)
+            .set_number_of_retries(3);
         let connection = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
             connection,

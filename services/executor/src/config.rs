@@ -14,43 +14,93 @@ pub const DEFAULTS: &str = include_str!("../config/default.toml");
 /// Keys whose environment value is a comma-separated list.
 pub const LIST_KEYS: &[&str] = &["worker.languages"];
 
+/// The executor's whole configuration: one field per section of `config/default.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[bus]`: the NATS server the executor pulls its pools' jobs from and sends heartbeats
+    /// and run events to.
     pub bus: BusConfig,
+    /// `[store]`: the Redis server holding the run records the executor moves to `running`
+    /// and then to their result.
     pub store: StoreConfig,
+    /// `[worker]`: what this executor serves, how many runs at once, and how it deals with
+    /// NATS (heartbeats, acknowledgements, redeliveries, the drain at shutdown).
     pub worker: WorkerConfig,
+    /// `[sandbox]`: the containers runs execute in.
     pub sandbox: SandboxConfig,
 }
 
+/// The `[worker]` section: pulling jobs, slots, heartbeats and shutdown.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
+    /// This executor's id: in its heartbeats (the gateway tracks live executors by it) and as
+    /// its NATS client name. Empty means a new random `executor-<ulid>` at every start.
     pub id: String,
+    /// Runs at once (at least 1), each in its own container: the size of the semaphore every
+    /// pool's pulls share, and `slots_total` in heartbeats. Size it to the host's CPUs and
+    /// memory.
     pub slots: u32,
+    /// Catalog ids of the languages to serve. Empty means every catalog language whose image
+    /// is present (the others are skipped); a language named here whose image is missing
+    /// stops the executor at start. In the environment, a comma-separated list.
     pub languages: Vec<String>,
+    /// Time between two heartbeats, in milliseconds (at least 100). Each heartbeat says it
+    /// may be trusted for three intervals (`ttl_ms`), so a receiver forgets an executor that
+    /// missed three in a row.
     pub heartbeat_interval_ms: u64,
+    /// How long a pulled job may go unacknowledged before NATS delivers it again, in seconds.
+    /// A job in hand is reported in progress every third of it, so only a job whose executor
+    /// died comes back.
     pub ack_wait_secs: u64,
+    /// Deliveries of one job before NATS stops redelivering it (at least 1). The executor
+    /// does not hand a job back on its last delivery: a failure then ends the run as
+    /// `internal_error`, so no run stays `running`.
     pub max_deliver: i64,
+    /// On SIGTERM or SIGINT, how long the executor waits for the jobs in hand to finish after
+    /// it stops pulling, in seconds. Jobs still unfinished then are not acknowledged, so NATS
+    /// delivers them again.
     pub drain_timeout_secs: u64,
 }
 
+/// The `[sandbox]` section: how each run's container is made.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
+    /// Host path of the static agent binary (a file that must exist), bind-mounted read-only
+    /// into every container as its PID 1: the agent is what runs and measures the programs.
     pub agent_path: PathBuf,
+    /// The OCI runtime of every pool without an entry in `runtimes`: `runc` or `runsc`
+    /// (gVisor, a stronger boundary at some cost in speed).
     pub runtime: String,
-    /// Per-pool (language id) overrides of `runtime`, for hardened pools.
+    /// Per-pool (language id) overrides of `runtime`, for hardened pools; every key must be a
+    /// catalog id and every value `runc` or `runsc`.
     pub runtimes: std::collections::BTreeMap<String, String>,
+    /// Size of each of the two tmpfs mounts, `/workspace` and `/tmp`, in MiB: the most a run
+    /// can write to disk (in memory) there.
     pub workspace_mb: u64,
+    /// CPUs the whole container may use, the agent included (fractions allowed; above 0 and
+    /// at most 64), so one run cannot starve the others on the host.
     pub cpus: f64,
+    /// Containers kept created and started ahead of time per language, with the language's
+    /// default limits, so that a run with those limits skips creating and starting one; 0
+    /// turns pre-warming off.
     pub warm_per_language: usize,
-    /// Per-language overrides of `warm_per_language`, by catalog id.
+    /// Per-language overrides of `warm_per_language`, by catalog id (every key must be one).
     pub warm_sizes: std::collections::BTreeMap<String, usize>,
+    /// Seconds added to a job's wall limits summed (compile + each test's run) to make the
+    /// host's own deadline for the sandbox: the agent enforces each command's wall limit, and
+    /// this deadline only catches a sandbox that stops answering (the run then ends
+    /// `internal_error` and its container is removed).
     pub host_margin_secs: u64,
-    /// The first of the uids programs run as: two per run in flight (compile, run).
+    /// The first of the uids programs run as (1000 to 4000000000): each run in flight leases
+    /// the lowest free pair, `first_program_uid + 2n` to compile and `+ 2n + 1` to run, so no
+    /// two concurrent runs share a user. Choose a range no host account uses.
     pub first_program_uid: u32,
-    /// The most output one run may send back, in MiB, whatever its limits say.
+    /// The most output one run may send back, in MiB (stdout and stderr of every stage
+    /// together, at least 1), whatever its limits add up to: it bounds what the executor
+    /// holds for one run.
     pub max_output_mb: u64,
 }
 
@@ -82,9 +132,10 @@ impl Config {
         }
         let catalog = coderun_schema::catalog::Catalog::builtin();
         let per_pool = [
+            ("worker.languages", self.worker.languages.iter().collect()),
             (
                 "sandbox.runtimes",
-                self.sandbox.runtimes.keys().collect::<Vec<_>>(),
+                self.sandbox.runtimes.keys().collect::<Vec<&String>>(),
             ),
             (
                 "sandbox.warm_sizes",
@@ -113,6 +164,7 @@ impl Config {
         Ok(())
     }
 
+    /// `worker.heartbeat_interval_ms` as a duration.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.worker.heartbeat_interval_ms)
     }

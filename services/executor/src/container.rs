@@ -15,10 +15,10 @@ use coderun_schema::catalog::{Limits, StageLimits};
 
 use crate::config::SandboxConfig;
 
-/// Whether `runtime` is gVisor, which differs from runc in four ways this executor handles: its
-/// host cgroup counts its own tasks (`host_pids_limit`, and the agent counts processes), it
-/// cannot update a running container (limits go through `crate::cgroup`), and it answers every
-/// seccomp refusal with EPERM (`seccomp_profile`).
+/// Whether `runtime` is gVisor, which differs from runc in three ways this executor handles in
+/// four places: its host cgroup counts its own tasks (`host_pids_limit`, and the agent counts
+/// processes), it cannot update a running container (limits go through `crate::cgroup`), and it
+/// answers every seccomp refusal with EPERM (`seccomp_profile`).
 pub fn is_gvisor(runtime: &str) -> bool {
     runtime == "runsc"
 }
@@ -76,8 +76,10 @@ pub struct SandboxSpec<'a> {
     pub image: &'a str,
     pub pool: &'a str,
     pub run_id: &'a str,
-    /// The container is sized for the larger of the compile and run limits (for the run
-    /// limits alone when nothing is compiled).
+    /// The job's limits. The container starts with the first stage's memory and pids limits
+    /// (the compile stage's, or the run stage's when nothing is compiled) and is changed to
+    /// the run stage's between the stages when they differ; its fsize ulimit is the larger of
+    /// the two stages'.
     pub limits: Limits,
     /// Whether the job has a compile stage.
     pub compiles: bool,
@@ -125,7 +127,8 @@ pub fn memory_bytes(limits: &StageLimits) -> i64 {
     i64::try_from(limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
 }
 
-/// The container settings for one run: everything DESIGN.md asks of a sandbox.
+/// The container settings for one run: everything a sandbox must be (ARCHITECTURE.md, "The
+/// sandbox").
 pub fn container_body(
     settings: &SandboxConfig,
     prefix: &str,
@@ -150,8 +153,9 @@ pub fn container_body(
         image: Some(spec.image.to_owned()),
         entrypoint: Some(vec![AGENT_MOUNT.to_owned()]),
         cmd: Some(Vec::new()),
-        // The agent runs as root with AGENT_CAPABILITIES only, and drops to
-        // PROGRAM_USER for every command it runs (see the agent's drop_to_program_user).
+        // The agent runs as root with AGENT_CAPABILITIES only, and drops to the run's
+        // compile or run user for every command it runs (see the agent's
+        // become_program_user).
         user: Some(AGENT_USER.to_owned()),
         // No working_dir: Docker would create it root-owned over the tmpfs. The agent
         // changes into the workspace itself.

@@ -12,8 +12,9 @@
 //!   only ever the NATS work queue of a language, `schema::names::Names::pool_of`.)
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
 //! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events;
-//!   [`agent_job`]: the agent's job it builds for a run.
-//! - [`heartbeat`]: telling the scheduler and gateways what this executor serves.
+//!   [`agent_job`]: the agent's job it builds for a run; [`persist`]: record reads and writes
+//!   retried with backoff while Redis is away.
+//! - [`heartbeat`]: telling the gateways what this executor serves.
 //! - [`Application`]: wiring, start-up checks, and a graceful drain on shutdown.
 //!
 //! Architecture invariant: only the executor talks to Docker, and it never decides who goes
@@ -27,6 +28,7 @@ pub mod containers;
 pub mod exchange;
 pub mod heartbeat;
 pub mod outcome;
+pub mod persist;
 pub mod sandbox;
 pub mod users;
 pub mod warm;
@@ -100,6 +102,7 @@ impl Application {
             busy: Arc::default(),
             settings: config.worker.clone(),
             host_margin: Duration::from_secs(config.sandbox.host_margin_secs),
+            abandon: CancellationToken::new(),
         };
         Ok(Self {
             worker: Arc::new(worker),
@@ -137,15 +140,10 @@ impl Application {
             ack_wait: Duration::from_secs(self.config.worker.ack_wait_secs),
             max_deliver: self.config.worker.max_deliver,
         };
-        let mut pullers = Vec::new();
+        let mut consumers = Vec::new();
         for pool in self.worker.languages.keys() {
             let consumer = self.worker.bus.pool_consumer(pool, settings).await?;
-            pullers.push(tokio::spawn(self.worker.clone().pull(
-                pool.clone(),
-                consumer,
-                shutdown.clone(),
-                tracker.clone(),
-            )));
+            consumers.push((pool.clone(), consumer));
         }
         let warmer = crate::warm::Warmer::new(
             self.worker.sandbox.clone(),
@@ -154,8 +152,19 @@ impl Application {
             self.config.sandbox.warm_per_language,
             &self.config.sandbox.warm_sizes,
         );
-        // Warm before serving, so the first runs are warm too.
+        // Warm before pulling, so the first runs are warm too.
         warmer.fill().await;
+        let pullers: Vec<_> = consumers
+            .into_iter()
+            .map(|(pool, consumer)| {
+                tokio::spawn(self.worker.clone().pull(
+                    pool,
+                    consumer,
+                    shutdown.clone(),
+                    tracker.clone(),
+                ))
+            })
+            .collect();
         let warmer_stop = CancellationToken::new();
         let warmer = tokio::spawn(warmer.run(warmer_stop.clone()));
         let heartbeat = Heartbeat {
@@ -184,6 +193,9 @@ impl Application {
             tracing::warn!(
                 "runs still in flight after the drain timeout; NATS will redeliver them"
             );
+            // Jobs still waiting for Redis hand themselves back to NATS now.
+            self.worker.abandon.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         }
         // Only now: runs in flight may still have been taking warm containers.
         warmer_stop.cancel();
@@ -232,11 +244,6 @@ async fn discover_languages(
                 served,
             },
         );
-    }
-    for id in wanted {
-        if catalog.find(id).is_none_or(|spec| &spec.id != id) {
-            anyhow::bail!("worker.languages names `{id}`, which is not a catalog id");
-        }
     }
     Ok(languages)
 }

@@ -46,8 +46,8 @@ fn encode(bytes: &[u8], encoding: Encoding) -> String {
     }
 }
 
-/// Output equality as API.md defines it: trailing whitespace of each line and trailing empty
-/// lines do not count.
+/// Output equality as the HTTP contract (docs/api.md) defines it: trailing whitespace of each
+/// line and trailing empty lines do not count.
 pub fn same_output(actual: &[u8], expected: &[u8]) -> bool {
     fn normalise(bytes: &[u8]) -> Vec<&[u8]> {
         let mut lines: Vec<&[u8]> = bytes

@@ -2,9 +2,16 @@
 //! pools, one sandbox per job.
 //!
 //! A job's life here: decode → load the run record → mark it `running` (event) → run the
-//! sandbox, acknowledging progress so NATS does not redeliver a long run → write the final run
-//! → publish `completed` → ack. A run whose sandbox fails ends as `internal_error`; a record
-//! that cannot be written is not acked, so the job comes back.
+//! sandbox → write the final run → publish `completed` → ack, acknowledging progress all along
+//! so NATS does not redeliver a job in hand. A run whose sandbox fails as a whole ends as
+//! `memory_limit` (the container ran out of memory), `output_limit` (the run's output budget
+//! was passed) or `internal_error`.
+//!
+//! Redis being away never loses a run: every read and write of the record is retried with
+//! backoff ([`crate::persist`]) for as long as the executor lives, the job kept in progress
+//! meanwhile. Only when the drain at shutdown times out is a job given up: handed back to NATS
+//! (NAK) if it has deliveries left. A job that fails on its last delivery is not dropped
+//! either: its run is made final (`internal_error`) before the job is acknowledged.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +23,7 @@ use coderun_bus::{async_nats, Bus};
 use coderun_schema::catalog::{Catalog, LanguageSpec};
 use coderun_schema::messages::{JobDispatched, RunEvent, RunEventKind, RunRecord, ServedLanguage};
 use coderun_schema::run::{RunStatus, Verdict};
-use coderun_store::{RunStore, UpdateOutcome};
+use coderun_store::{RunStore, StoreError, UpdateOutcome};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -51,6 +58,8 @@ pub struct Worker {
     pub settings: WorkerConfig,
     /// Added to a job's summed wall limits for the host-side deadline.
     pub host_margin: Duration,
+    /// Cancelled when the drain at shutdown times out: jobs still waiting for Redis give up.
+    pub abandon: CancellationToken,
 }
 
 impl Worker {
@@ -136,7 +145,15 @@ impl Worker {
             .info()
             .map(|info| info.delivered >= self.settings.max_deliver)
             .unwrap_or(false);
-        match self.execute(&message, &mut dispatched, last_delivery).await {
+        let progress = keep_alive(&message, self.progress_every());
+        let mut outcome = self.execute(&mut dispatched, last_delivery).await;
+        if let (Err(error), true) = (&outcome, last_delivery) {
+            // No delivery is left to try again: the run is made final here, never left behind.
+            tracing::error!(error = %format!("{error:#}"), "job failed on its last delivery");
+            outcome = self.give_up(&dispatched.run_id).await;
+        }
+        progress.cancel();
+        match outcome {
             Ok(()) => {
                 if let Err(error) = message.double_ack().await {
                     tracing::warn!(%error, "failed to acknowledge a finished job");
@@ -153,17 +170,13 @@ impl Worker {
 
     async fn execute(
         &self,
-        message: &jetstream::Message,
         dispatched: &mut JobDispatched,
         last_delivery: bool,
     ) -> anyhow::Result<()> {
-        use anyhow::Context as _;
         let run_id = &dispatched.run_id;
         let Some(mut record) = self
-            .store
-            .get(run_id)
-            .await
-            .context("failed to read the run")?
+            .persist("read the run", || self.store.get(run_id))
+            .await?
         else {
             tracing::warn!("the run record is gone (expired?); dropping the job");
             return Ok(());
@@ -180,13 +193,10 @@ impl Worker {
         record.run.started_at = Some(started_at);
         record.run.version = Some(language.served.version.clone());
         record.run.queue_ms = Some(millis_between(record.run.created_at, started_at));
-        if self
-            .store
-            .update(&record)
-            .await
-            .context("failed to mark the run running")?
-            == UpdateOutcome::AlreadyTerminal
-        {
+        let marked = self
+            .persist("mark the run running", || self.store.update(&record))
+            .await?;
+        if marked != UpdateOutcome::Updated {
             return Ok(());
         }
         self.publish_event(&record, RunEventKind::Running).await;
@@ -201,9 +211,7 @@ impl Worker {
             limits: dispatched.job.limits,
             compiles: language.spec.compile.is_some(),
         };
-        let progress = keep_alive(message, self.progress_every());
         let result = self.sandbox.run(&spec, agent_job, deadline).await;
-        progress.cancel();
 
         let run = &mut record.run;
         match &result {
@@ -213,38 +221,53 @@ impl Worker {
                 if !last_delivery && matches!(error, SandboxError::Engine(_)) {
                     anyhow::bail!("the Docker engine is unavailable: {error}");
                 }
-                let (verdict, why) = match error {
-                    SandboxError::OutOfMemory => (
-                        Verdict::MemoryLimit,
-                        "the sandbox ran out of memory as a whole",
-                    ),
-                    SandboxError::OutputBudget => (
-                        Verdict::OutputLimit,
-                        "the program's output passed the run's budget",
-                    ),
-                    SandboxError::Deadline(_) => (
-                        Verdict::InternalError,
-                        "the sandbox did not finish within its deadline",
-                    ),
-                    SandboxError::Protocol(_) => (
-                        Verdict::InternalError,
-                        "the sandbox ended without a valid answer",
-                    ),
-                    _ => (Verdict::InternalError, "the sandbox could not be started"),
-                };
+                let (verdict, why) = failure_verdict(error);
                 run.verdict = Some(verdict);
                 run.error = Some(why.to_owned());
             }
         }
-        run.status = RunStatus::Completed;
-        run.finished_at = Some(OffsetDateTime::now_utc());
-        self.store
-            .update(&record)
-            .await
-            .context("failed to store the result")?;
-        tracing::info!(verdict = ?record.run.verdict, "run finished");
-        self.publish_event(&record, RunEventKind::Completed).await;
+        self.finish(&mut record).await
+    }
+
+    /// Makes the run final (`completed`, `finished_at` now), stores it (retrying while Redis is
+    /// away) and publishes the `completed` event.
+    async fn finish(&self, record: &mut RunRecord) -> anyhow::Result<()> {
+        record.run.status = RunStatus::Completed;
+        record.run.finished_at = Some(OffsetDateTime::now_utc());
+        let stored = self
+            .persist("store the result", || self.store.update(record))
+            .await?;
+        if stored == UpdateOutcome::Updated {
+            tracing::info!(verdict = ?record.run.verdict, "run finished");
+            self.publish_event(record, RunEventKind::Completed).await;
+        }
         Ok(())
+    }
+
+    /// Ends a run whose job cannot be tried again as `internal_error`, unless it is final.
+    async fn give_up(&self, run_id: &str) -> anyhow::Result<()> {
+        let Some(mut record) = self
+            .persist("read the run", || self.store.get(run_id))
+            .await?
+        else {
+            return Ok(());
+        };
+        if record.run.status.is_terminal() {
+            return Ok(());
+        }
+        record.run.verdict = Some(Verdict::InternalError);
+        record.run.error = Some("the run could not be executed".to_owned());
+        self.finish(&mut record).await
+    }
+
+    /// Runs a store operation until it succeeds, waiting longer after each failure, until the
+    /// executor abandons its jobs. A corrupt record is not waited for.
+    async fn persist<T, F, Fut>(&self, what: &str, operation: F) -> anyhow::Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        crate::persist::retrying(what, &self.abandon, operation).await
     }
 
     fn deadline(&self, dispatched: &JobDispatched) -> Duration {
@@ -267,6 +290,29 @@ impl Worker {
             // Waiters fall back to reading Redis: an event lost here delays, never loses.
             tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish a run event");
         }
+    }
+}
+
+/// The verdict and the reason given for a sandbox that failed as a whole.
+fn failure_verdict(error: &SandboxError) -> (Verdict, &'static str) {
+    match error {
+        SandboxError::OutOfMemory => (
+            Verdict::MemoryLimit,
+            "the sandbox ran out of memory as a whole",
+        ),
+        SandboxError::OutputBudget => (
+            Verdict::OutputLimit,
+            "the program's output passed the run's budget",
+        ),
+        SandboxError::Deadline(_) => (
+            Verdict::InternalError,
+            "the sandbox did not finish within its deadline",
+        ),
+        SandboxError::Protocol(_) => (
+            Verdict::InternalError,
+            "the sandbox ended without a valid answer",
+        ),
+        _ => (Verdict::InternalError, "the sandbox could not be started"),
     }
 }
 

@@ -13,51 +13,89 @@ pub const DEFAULTS: &str = include_str!("../config/default.toml");
 /// Keys whose environment value is a comma-separated list.
 pub const LIST_KEYS: &[&str] = &[];
 
+/// The gateway's whole configuration: one field per section of `config/default.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[http]`: where the API listens and how large a request body may be.
     pub http: HttpConfig,
+    /// `[bus]`: the NATS server the gateway publishes submissions to and follows executor
+    /// heartbeats and run events on.
     pub bus: BusConfig,
+    /// `[store]`: the Redis server that holds run records and idempotency keys.
     pub store: StoreConfig,
+    /// `[runs]`: what one request may ask for, and how long a client may wait for its run.
     pub runs: RunsConfig,
+    /// `[[tenants]]`: who may call the API, by API key, and the most each may ask for. Empty
+    /// in the committed defaults; `validate` refuses to start with none.
     pub tenants: Vec<TenantConfig>,
 }
 
+/// The `[http]` section: the listener and the HTTP server's own limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
+    /// Address (IP or host name) to bind; the committed default is loopback only.
     pub host: String,
+    /// TCP port to bind; 0 lets the system pick a free one (the tests do, then read it back
+    /// with `Application::port`).
     pub port: u16,
+    /// Largest JSON request body, in bytes: a larger one is refused with 413 before it is
+    /// parsed, so no request can make the gateway buffer more than this.
     pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 means one per available core.
     pub workers: usize,
 }
 
+/// The `[runs]` section: the size of what one request may submit, its per-request budgets,
+/// and how long a client may wait for its run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunsConfig {
+    /// The most source one request may carry, in bytes: the decoded sizes of all its files
+    /// summed (413 above it). Bounds what one run carries through NATS and Redis.
     pub max_source_bytes: usize,
+    /// The most stdin one execution may get, in bytes: the request's `stdin`, or each test's
+    /// (413 above it).
     pub max_stdin_bytes: usize,
+    /// The most entries `files` may have (422 above it).
     pub max_files: usize,
+    /// The most command-line arguments a request may give (422 above it); each argument is
+    /// also held to 4096 bytes.
     pub max_args: usize,
+    /// The most entries `tests` may have (422 above it).
     pub max_tests: usize,
-    /// Output one request may ask for in all: tests × (stdout + stderr caps), in KiB.
+    /// Output one request may ask for in all: executions × (stdout + stderr caps), in KiB
+    /// (422 above it), so no request can make an executor hold more.
     pub max_output_kb: u64,
-    /// Wall time one request may ask for in all: compile + tests × run wall, in ms.
+    /// Wall time one request may ask for in all: compile wall (for a compiled language) +
+    /// executions × run wall, in ms (422 above it), so no request can hold a slot for longer.
     pub max_wall_ms: u64,
+    /// How long `?wait=true` waits for the run to finish when the request gives no
+    /// `timeout_ms`, in ms. At most `max_wait_ms`.
     pub default_wait_ms: u64,
+    /// The longest wait a client may ask for with `timeout_ms` or `wait_ms`, in ms (422
+    /// above it), so a request never holds a connection open for longer.
     pub max_wait_ms: u64,
+    /// How long an executor heartbeat that carries no `ttl_ms` (or 0) counts as alive, in
+    /// seconds; a heartbeat's own `ttl_ms` wins when it has one. Decides which languages the
+    /// gateway serves (`GET /v1/languages`, and 503 for a language no live executor serves).
     pub heartbeat_ttl_secs: u64,
 }
 
-/// One tenant: who a key belongs to and what it may ask for.
+/// One `[[tenants]]` table: who a key belongs to and what it may ask for.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
-    /// Stable tenant id; runs are visible only to it.
+    /// Stable tenant id, stored in each of its run records and idempotency keys; runs are
+    /// visible only to it (another tenant's run answers 404). Must not be empty.
     pub id: String,
-    /// Hex SHA-256 of each API key of this tenant (keys themselves are never stored).
+    /// Hex SHA-256 (64 hex digits, either case) of each API key of this tenant, at least one;
+    /// several allow a key to be rotated. The keys themselves are never stored.
     pub key_sha256: Vec<String>,
-    /// The tenant's own maximum limits, below the catalog's; unset fields take the catalog's.
+    /// The tenant's own maximum limits per stage (same units as a request's `limits`): a
+    /// request above them is refused with 422. They only lower the catalog's maximum, never
+    /// raise it; fields left out take the catalog's.
     #[serde(default)]
     pub max_limits: LimitsRequest,
 }

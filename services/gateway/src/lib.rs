@@ -7,12 +7,14 @@
 //! - [`executors`]: live executors from their heartbeats (languages served, versions).
 //! - [`wait`]: waiting for a run to finish without missing its completion.
 //! - [`idempotency`]: `Idempotency-Key`, one run per key and tenant even for concurrent requests.
+//! - [`accept`]: a valid run stored and queued (or the run its idempotency key names).
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
 //! Architecture invariant: the gateway never talks to Docker and never decides scheduling; it
 //! validates, records (Redis), queues (NATS) and reports.
 
+pub mod accept;
 pub mod auth;
 pub mod budget;
 pub mod config;

@@ -12,16 +12,14 @@ use anyhow::Context as _;
 use apistos::paths::{MediaType, Response, Responses};
 use apistos::reference_or::ReferenceOr;
 use apistos::{api_operation, ApiComponent};
-use coderun_schema::messages::{JobSubmitted, RunRecord, VERSION};
+use coderun_schema::messages::RunRecord;
 use coderun_schema::problem::FieldError;
 use coderun_schema::run::{
-    CreateRunQuery, GetRunQuery, Health, LanguageInfo, LanguageList, Run, RunRequest, RunStatus,
-    Verdict,
+    CreateRunQuery, GetRunQuery, Health, LanguageInfo, LanguageList, Run, RunRequest,
 };
-use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::{auth, idempotency, validate, wait, State};
+use crate::{accept, auth, idempotency, validate, wait, State};
 
 /// A run, answered 200 when it is terminal and 202 while it is not.
 pub struct RunReply(pub Run);
@@ -86,10 +84,6 @@ impl ApiComponent for RunReply {
     }
 }
 
-fn new_run_id() -> String {
-    format!("run_{}", ulid::Ulid::new())
-}
-
 /// Create a run
 ///
 /// Validates the request against the language catalog and the tenant's limits, stores the
@@ -129,91 +123,8 @@ pub async fn create_run(
         return Err(ApiError::NoCapacity(job.language));
     }
 
-    let mut run_id = new_run_id();
     let idempotency_key = idempotency::key_of(&request)?;
-    if let Some(key) = &idempotency_key {
-        let bound = state
-            .store
-            .bind_idempotency_key(&tenant.id, key, &run_id)
-            .await
-            .context("failed to bind the idempotency key")
-            .map_err(ApiError::Unavailable)?;
-        if bound != run_id {
-            // The same key was used before: answer with that run, never a second one.
-            run_id = bound;
-            tracing::Span::current().record("run_id", run_id.as_str());
-            // The request that bound the key may not have stored its run yet.
-            let stored = idempotency::wait_for_record(&state, &run_id).await?;
-            return answer_record(&state, own_run(stored, &tenant.id)?, wait_for).await;
-        }
-    }
-    tracing::Span::current().record("run_id", run_id.as_str());
-
-    let now = OffsetDateTime::now_utc();
-    let submitted = JobSubmitted {
-        v: VERSION,
-        run_id: run_id.clone(),
-        tenant: tenant.id.clone(),
-        job,
-        submitted_at: now,
-    };
-    // Encoded once: measured against the server's limit, then published as it is.
-    let payload = serde_json::to_vec(&submitted).context("failed to encode the run")?;
-    let max_message = state.bus.max_message_bytes();
-    if payload.len() > max_message {
-        return Err(ApiError::TooLarge(format!(
-            "the run takes {} bytes once encoded; at most {max_message} are accepted",
-            payload.len()
-        )));
-    }
-    let record = RunRecord {
-        v: VERSION,
-        tenant: tenant.id.clone(),
-        run: Run::queued(run_id.clone(), submitted.job.language.clone(), now),
-        submission: Some(submitted),
-    };
-    let accepted = async {
-        state
-            .store
-            .create(&record)
-            .await
-            .context("failed to store the run")?;
-        // Subscribed before publishing: the run cannot finish unseen.
-        let events = match wait_for {
-            Some(_) => Some(wait::subscribe(&state.bus, &run_id).await?),
-            None => None,
-        };
-        state
-            .bus
-            .publish_durable_encoded(state.bus.names().runs_submit(), payload, &run_id)
-            .await
-            .context("failed to queue the run")?;
-        anyhow::Ok(events)
-    }
-    .await;
-    let events = match accepted {
-        Ok(events) => events,
-        Err(error) => {
-            // The client is told the run was not accepted; make sure nothing waits for it.
-            let mut failed = record;
-            failed.run.status = RunStatus::Completed;
-            failed.run.verdict = Some(Verdict::InternalError);
-            failed.run.finished_at = Some(OffsetDateTime::now_utc());
-            failed.run.error = Some("the run could not be queued".to_owned());
-            if let Err(cleanup) = state.store.update(&failed).await {
-                tracing::error!(%cleanup, "failed to close a run that could not be queued");
-            }
-            if let Some(key) = &idempotency_key {
-                let _ = state.store.release_idempotency_key(&tenant.id, key).await;
-            }
-            return Err(ApiError::Unavailable(error));
-        }
-    };
-    tracing::info!("run queued");
-    match (events, wait_for) {
-        (Some(events), Some(timeout)) => wait_reply(&state, events, timeout, record.run).await,
-        _ => Ok(RunReply(record.run)),
-    }
+    accept::accept(&state, &tenant.id, job, idempotency_key, wait_for).await
 }
 
 async fn answer_existing(
@@ -227,7 +138,7 @@ async fn answer_existing(
 }
 
 /// Answers a stored run: as it stands, or once it is terminal when `wait_for` is given.
-async fn answer_record(
+pub(crate) async fn answer_record(
     state: &State,
     record: RunRecord,
     wait_for: Option<Duration>,
@@ -244,7 +155,7 @@ async fn answer_record(
 }
 
 /// Waits for the run to finish and answers its latest state (`current` if it vanished).
-async fn wait_reply(
+pub(crate) async fn wait_reply(
     state: &State,
     events: async_nats::Subscriber,
     timeout: Duration,
@@ -268,7 +179,7 @@ pub(crate) async fn read_run(state: &State, run_id: &str) -> Result<Option<RunRe
 
 /// The record if it is the tenant's: another tenant's run is indistinguishable from a missing
 /// one.
-fn own_run(record: Option<RunRecord>, tenant: &str) -> Result<RunRecord, ApiError> {
+pub(crate) fn own_run(record: Option<RunRecord>, tenant: &str) -> Result<RunRecord, ApiError> {
     match record {
         Some(record) if record.tenant == tenant => Ok(record),
         _ => Err(ApiError::NotFound),

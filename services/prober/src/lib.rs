@@ -2,8 +2,9 @@
 //!
 //! Status: a first slice. [`check_hello_worlds`] runs every served language's hello-world
 //! through the API and compares the output; `coderun-prober --once` runs it and exits non-zero
-//! on failure. The periodic loop, the verdict checks, and the CloudWatch and Prometheus
-//! metrics are not built yet.
+//! on failure, and without `--once` the prober runs it every `probe.interval_secs` and logs
+//! the results. The verdict checks and the CloudWatch and Prometheus metrics are not built
+//! yet.
 //!
 //! Architecture invariant: the prober uses nothing but the public API, through `client/`.
 
@@ -15,16 +16,56 @@ use serde::Deserialize;
 /// Committed defaults.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
+/// The prober's whole configuration: one field per section of `config/default.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[target]`: the deployment the prober checks, reached through its public API only.
     pub target: TargetConfig,
+    /// `[probe]`: how often the checks run.
+    pub probe: ProbeConfig,
 }
 
+/// The `[probe]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Seconds between two rounds of checks when the prober runs without `--once` (at least
+    /// 1): how late a failure may be noticed.
+    pub interval_secs: u64,
+}
+
+impl Config {
+    /// Checks what serde cannot: a usable base URL, a key, an interval.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = url::Url::parse(&self.target.base_url)
+            .map_err(|error| format!("target.base_url is not a URL: {error}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("target.base_url must be an http or https URL".to_owned());
+        }
+        if self.target.api_key.is_empty() {
+            return Err(
+                "target.api_key is empty: set CODERUN_PROBER__TARGET__API_KEY to a tenant's key"
+                    .to_owned(),
+            );
+        }
+        if self.probe.interval_secs == 0 {
+            return Err("probe.interval_secs must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// The `[target]` section: which gateway to call, and as whom.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
+    /// The gateway's base URL (scheme, host and port; the API's paths are joined to it), the
+    /// same address a client would use.
     pub base_url: String,
+    /// The API key the prober sends as `Authorization: Bearer`, best a tenant of its own so
+    /// its runs are told apart from clients'. Required: without one every check would fail
+    /// with 401, so the prober refuses to start.
     pub api_key: String,
 }
 

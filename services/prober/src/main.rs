@@ -1,31 +1,63 @@
+use std::time::Duration;
+
+use clap::Parser;
 use coderun_client::Client;
-use coderun_prober::{check_hello_worlds, Config, DEFAULTS};
+use coderun_prober::{check_hello_worlds, CheckResult, Config, DEFAULTS};
+
+/// coderun prober: synthetic checks through the public API.
+#[derive(Parser)]
+#[command(name = "coderun-prober", version, about)]
+struct Args {
+    #[command(flatten)]
+    boot: coderun_boot::ConfigArgs,
+    /// Run every check once, print one line per check, and exit 1 if any failed (a release
+    /// gate); without it, the checks run every `probe.interval_secs` until SIGTERM.
+    #[arg(long)]
+    once: bool,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
     coderun_boot::init_tracing();
-    let once = std::env::args().skip(1).any(|arg| arg == "--once");
-    if !once {
-        eprintln!("coderun-prober: only --once is implemented so far (the periodic loop and metrics are not built yet)");
-        std::process::exit(coderun_boot::EXIT_BAD_CONFIG);
-    }
     let config: Config =
-        coderun_boot::load_config("PROBER", DEFAULTS, None, &[]).unwrap_or_else(|message| {
-            eprintln!("coderun-prober: {message}");
-            std::process::exit(coderun_boot::EXIT_BAD_CONFIG);
-        });
+        coderun_boot::load_or_exit("PROBER", DEFAULTS, &[], &args.boot, Config::validate);
     let client = Client::new(&config.target.base_url, &config.target.api_key)?;
-    let results = check_hello_worlds(&client).await?;
-    let failed = results.iter().filter(|result| !result.passed).count();
-    for result in &results {
-        let mark = if result.passed { "pass" } else { "FAIL" };
-        println!(
-            "{mark} {} ({} ms): {}",
-            result.name, result.millis, result.detail
-        );
+    if args.once {
+        let results = check_hello_worlds(&client).await?;
+        for result in &results {
+            let mark = if result.passed { "pass" } else { "FAIL" };
+            println!(
+                "{mark} {} ({} ms): {}",
+                result.name, result.millis, result.detail
+            );
+        }
+        if results.is_empty() || results.iter().any(|result| !result.passed) {
+            std::process::exit(1);
+        }
+        return Ok(());
     }
-    if results.is_empty() || failed > 0 {
-        std::process::exit(1);
+    let shutdown = coderun_boot::shutdown_on_signal();
+    let mut ticker = tokio::time::interval(Duration::from_secs(config.probe.interval_secs));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = ticker.tick() => log_round(check_hello_worlds(&client).await),
+        }
     }
-    Ok(())
+}
+
+fn log_round(round: anyhow::Result<Vec<CheckResult>>) {
+    match round {
+        Ok(results) => {
+            for result in results {
+                if result.passed {
+                    tracing::info!(check = %result.name, millis = result.millis as u64, "pass");
+                } else {
+                    tracing::error!(check = %result.name, detail = %result.detail, "FAIL");
+                }
+            }
+        }
+        Err(error) => tracing::error!(error = %format!("{error:#}"), "the checks could not run"),
+    }
 }

@@ -9,22 +9,36 @@ pub const DEFAULTS: &str = include_str!("../config/default.toml");
 /// Keys whose environment value is a comma-separated list.
 pub const LIST_KEYS: &[&str] = &[];
 
+/// The scheduler's whole configuration: one field per section of `config/default.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[bus]`: the NATS server whose submit stream the scheduler pulls and whose jobs stream
+    /// it publishes to.
     pub bus: BusConfig,
+    /// `[submit]`: how the scheduler pulls accepted runs from the submit stream.
     pub submit: SubmitConfig,
 }
 
+/// The `[submit]` section: the scheduler's durable consumer on the submit stream.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitConfig {
+    /// The most submissions fetched in one pull (a count, at least 1); the scheduler
+    /// dispatches them one by one before it pulls again. Larger batches mean fewer round trips
+    /// to NATS.
     pub batch: usize,
+    /// How long a submission may stay unacknowledged before NATS delivers it again, in
+    /// seconds: the time after which the work of a scheduler that died comes back. A
+    /// submission is acknowledged only once its job is stored in the jobs stream.
     pub ack_wait_secs: u64,
+    /// Deliveries of one submission before NATS stops redelivering it (at least 1). Nothing
+    /// marks the run then: it stays `queued` until its record expires.
     pub max_deliver: i64,
 }
 
 impl Config {
+    /// Checks what serde cannot: the ranges of `submit.batch` and `submit.max_deliver`.
     pub fn validate(&self) -> Result<(), String> {
         if self.submit.batch == 0 {
             return Err("submit.batch must be at least 1".to_owned());

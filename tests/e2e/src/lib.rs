@@ -4,6 +4,12 @@
 //!
 //! Environment: `CODERUN_TEST_NATS_URL`, `CODERUN_TEST_REDIS_URL` (loopback defaults) and
 //! `CODERUN_TEST_AGENT`, the static agent binary (scripts/test.sh builds it).
+//!
+//! A stack removes what it leaves behind when dropped, also when its test panics
+//! ([`cleanup`]); [`private_redis`] gives a test a Redis of its own to crash.
+
+pub mod cleanup;
+pub mod private_redis;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,6 +71,10 @@ pub struct StackOptions {
     pub warm_per_language: usize,
     /// Per-language overrides of `warm_per_language`.
     pub warm_sizes: std::collections::BTreeMap<String, usize>,
+    /// The Redis of the gateway and executor (a test's [`private_redis::PrivateRedis`]).
+    pub redis_url: String,
+    /// Deliveries of a job before NATS gives it up (`worker.max_deliver`).
+    pub max_deliver: i64,
 }
 
 impl Default for StackOptions {
@@ -78,6 +88,12 @@ impl Default for StackOptions {
             runtime: "runc".to_owned(),
             warm_per_language: 2,
             warm_sizes: Default::default(),
+            redis_url: redis_url(),
+            max_deliver: coderun_boot_defaults::<coderun_executor::config::Config>(
+                coderun_executor::config::DEFAULTS,
+            )
+            .worker
+            .max_deliver,
         }
     }
 }
@@ -88,6 +104,7 @@ pub struct TestStack {
     pub names: Names,
     /// The executor's pre-warmed containers and warm/cold counters.
     pub warm: std::sync::Arc<coderun_executor::warm::WarmStore>,
+    redis_url: String,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -109,8 +126,9 @@ impl TestStack {
             coderun_boot_defaults(coderun_executor::config::DEFAULTS);
         executor_config.bus.url = nats_url();
         executor_config.bus.prefix = prefix.clone();
-        executor_config.store.url = redis_url();
+        executor_config.store.url = options.redis_url.clone();
         executor_config.worker.slots = options.slots;
+        executor_config.worker.max_deliver = options.max_deliver;
         executor_config.worker.languages = options.languages.clone();
         executor_config.worker.heartbeat_interval_ms = 500;
         executor_config.sandbox.agent_path = options.agent_path.clone();
@@ -139,7 +157,7 @@ impl TestStack {
         gateway_config.http.workers = 2;
         gateway_config.bus.url = nats_url();
         gateway_config.bus.prefix = prefix.clone();
-        gateway_config.store.url = redis_url();
+        gateway_config.store.url = options.redis_url.clone();
         gateway_config.tenants = vec![
             tenant("tenant-a", TENANT_A_KEY),
             tenant("tenant-b", TENANT_B_KEY),
@@ -158,6 +176,7 @@ impl TestStack {
             base_url,
             names,
             warm,
+            redis_url: options.redis_url,
             shutdown,
             tasks,
         };
@@ -189,22 +208,23 @@ impl TestStack {
 
     /// Ids of this stack's sandbox containers: every one, or only the running ones.
     pub fn containers(&self, including_stopped: bool) -> Vec<String> {
-        let mut command = std::process::Command::new("docker");
-        command.args(["ps", "-q", "--no-trunc"]);
-        if including_stopped {
-            command.arg("-a");
-        }
-        let output = command
-            .arg("--filter")
-            .arg(format!("label=coderun.prefix={}", self.names.prefix()))
+        cleanup::containers_of(self.names.prefix(), including_stopped)
+    }
+
+    /// Ids of the running containers of one run: a sandbox carries its run's id in its name
+    /// from the moment the run takes it (shortly after the run is marked `running`).
+    pub fn containers_of_run(&self, run_id: &str) -> Vec<String> {
+        let listed = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                &format!("name={run_id}"),
+            ])
             .output()
             .expect("docker ps runs");
-        assert!(
-            output.status.success(),
-            "docker ps: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
+        String::from_utf8_lossy(&listed.stdout)
             .lines()
             .map(str::to_owned)
             .collect()
@@ -219,8 +239,9 @@ impl TestStack {
             .collect()
     }
 
-    /// Stops the services (draining runs in flight), checks that no sandbox container of this
-    /// stack is left (warm ones included), and deletes the test's streams.
+    /// Stops the services (draining runs in flight) and checks that no sandbox container of
+    /// this stack is left (warm ones included); dropping the stack then removes its keys and
+    /// streams.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         for task in std::mem::take(&mut self.tasks) {
@@ -235,11 +256,17 @@ impl TestStack {
             left.is_empty(),
             "sandbox containers left after the executor stopped: {left:?}"
         );
-        if let Ok(client) = async_nats::connect(nats_url()).await {
-            let jetstream = async_nats::jetstream::new(client);
-            let _ = jetstream.delete_stream(self.names.submit_stream()).await;
-            let _ = jetstream.delete_stream(self.names.jobs_stream()).await;
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        // After `stop` there is nothing to stop; after a panic the services are stopped here.
+        self.shutdown.cancel();
+        for task in &self.tasks {
+            task.abort();
         }
+        cleanup::remove_everything(&self.names, &nats_url(), &self.redis_url);
     }
 }
 
@@ -286,6 +313,25 @@ pub fn sandbox_runtimes() -> Vec<String> {
         runtimes.push("runsc".to_owned());
     }
     runtimes
+}
+
+/// Calls `probe` until it answers `Some`, or `limit` passes (then `None`): tests wait for a
+/// condition, never for a duration.
+pub async fn wait_until<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if started.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The problem+json body of an error answer, checking its content type.

@@ -2,9 +2,10 @@
 //! cannot be run still ends — as `internal_error`, never stuck.
 
 use coderun_client::{ClientError, RawResponse};
-use coderun_e2e::{problem_of, StackOptions, TestStack, TENANT_B_KEY};
+use coderun_e2e::{problem_of, wait_until, StackOptions, TestStack, TENANT_B_KEY};
 use coderun_schema::run::{RunRequest, RunStatus, Verdict};
 use reqwest::Method;
+use std::time::Duration;
 
 async fn post_runs(
     client: &coderun_client::Client,
@@ -220,33 +221,12 @@ async fn a_sandbox_killed_from_outside_ends_the_run_as_internal_error() {
         .await
         .expect("accepted");
     let id = accepted.body.id;
-    let mut running = false;
-    for _ in 0..100 {
-        let run = client.get_run(&id, None).await.expect("get").body;
-        if run.status == RunStatus::Running {
-            running = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(running, "the run started");
-    // The run's container carries its run id in its name once the run has taken it (the run is
-    // marked running a moment before): wait for that, not for a duration.
-    let mut busy = Vec::new();
-    for _ in 0..200 {
-        let listed = std::process::Command::new("docker")
-            .args(["ps", "-q", "--no-trunc", "--filter", &format!("name={id}")])
-            .output()
-            .expect("docker ps");
-        busy = String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        if !busy.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let busy = wait_until(Duration::from_secs(30), || async {
+        let busy = stack.containers_of_run(&id);
+        (!busy.is_empty()).then_some(busy)
+    })
+    .await
+    .expect("the run takes a sandbox");
     assert_eq!(busy.len(), 1, "one sandbox for the run: {busy:?}");
     let killed = std::process::Command::new("docker")
         .args(["kill", &busy[0]])

@@ -1,0 +1,150 @@
+//! Run records written while Redis may be away: a store operation is retried with backoff
+//! until it succeeds, so a finished run's result is never dropped because Redis blinked.
+//!
+//! The wait between attempts doubles from [`FIRST_WAIT`] up to [`LONGEST_WAIT`]. Retrying
+//! stops only when the executor abandons its jobs (the drain at shutdown timed out); the job is
+//! then handed back to NATS by its caller.
+//!
+//! Architecture invariant: this module knows nothing of runs, only of store errors and time.
+
+use std::future::Future;
+use std::time::Duration;
+
+use coderun_store::StoreError;
+use tokio_util::sync::CancellationToken;
+
+/// The wait after the first failure.
+pub const FIRST_WAIT: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(2);
+/// An attempt that has not answered by then counts as failed (a connection being re-made
+/// must not hold a result back for ever).
+pub const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
+
+/// The wait after `failures` failed attempts (1 for the first).
+pub fn wait_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_WAIT.saturating_mul(1 << doublings).min(LONGEST_WAIT)
+}
+
+/// Runs `operation` until it succeeds or `abandon` is cancelled. A Redis error is waited out;
+/// a record that cannot be decoded is not (it will not mend itself) and fails at once.
+pub async fn retrying<T, F, Fut>(
+    what: &str,
+    abandon: &CancellationToken,
+    operation: F,
+) -> anyhow::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut failures = 0u32;
+    loop {
+        let attempt = tokio::time::timeout(ATTEMPT_LIMIT, operation()).await;
+        let error = match attempt {
+            Err(_) => format!("no answer within {} s", ATTEMPT_LIMIT.as_secs()),
+            Ok(Ok(value)) => {
+                if failures > 0 {
+                    tracing::info!(failures, "Redis answered again: {what} done");
+                }
+                return Ok(value);
+            }
+            Ok(Err(error @ StoreError::Corrupt(_))) => {
+                return Err(anyhow::Error::new(error).context(format!("failed to {what}")))
+            }
+            Ok(Err(error)) => error.to_string(),
+        };
+        failures += 1;
+        let wait = wait_after(failures);
+        tracing::warn!(
+            failures,
+            wait_ms = wait.as_millis() as u64,
+            error = %error,
+            "failed to {what}; trying again"
+        );
+        tokio::select! {
+            _ = abandon.cancelled() => {
+                return Err(anyhow::anyhow!(
+                    "failed to {what} before the executor gave up its jobs: {error}"
+                ));
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn redis_down() -> StoreError {
+        StoreError::Redis(redis::RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )))
+    }
+
+    #[test]
+    fn waits_double_up_to_the_longest_wait() {
+        assert_eq!(wait_after(1), Duration::from_millis(100));
+        assert_eq!(wait_after(2), Duration::from_millis(200));
+        assert_eq!(wait_after(4), Duration::from_millis(800));
+        assert_eq!(wait_after(5), Duration::from_millis(1600));
+        assert_eq!(wait_after(6), LONGEST_WAIT);
+        assert_eq!(wait_after(u32::MAX), LONGEST_WAIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_operation_is_tried_until_redis_answers() {
+        let attempts = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let value = retrying("store the result", &CancellationToken::new(), || async {
+            if attempts.fetch_add(1, Ordering::SeqCst) < 7 {
+                Err(redis_down())
+            } else {
+                Ok(42)
+            }
+        })
+        .await
+        .expect("succeeds once Redis answers");
+        assert_eq!(value, 42);
+        assert_eq!(attempts.load(Ordering::SeqCst), 8);
+        // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 2 + 2 seconds of waiting (the clock is paused).
+        assert_eq!(started.elapsed(), Duration::from_millis(7100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abandoning_ends_the_retries_with_the_cause() {
+        let abandon = CancellationToken::new();
+        let attempts = AtomicU32::new(0);
+        let stop = abandon.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            stop.cancel();
+        });
+        let error = retrying("store the result", &abandon, || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(redis_down())
+        })
+        .await
+        .expect_err("gives up when abandoned");
+        assert!(attempts.load(Ordering::SeqCst) > 10);
+        let chain = format!("{error:#}");
+        assert!(chain.contains("failed to store the result"), "{chain}");
+        assert!(chain.contains("refused"), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_is_not_retried() {
+        let attempts = AtomicU32::new(0);
+        let error = retrying("read the run", &CancellationToken::new(), || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            let corrupt = serde_json::from_str::<u32>("not json").expect_err("invalid");
+            Err::<(), _>(StoreError::Corrupt(corrupt))
+        })
+        .await
+        .expect_err("fails at once");
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+        assert!(format!("{error:#}").contains("not valid"));
+    }
+}

@@ -1,0 +1,123 @@
+//! Accepting a valid run: the sequence that makes "accepted" mean "stored and queued".
+//!
+//! 1. A new run id; the submission encoded once and measured against the NATS server's
+//!    message limit (413 above it), before anything is stored or bound.
+//! 2. With an `Idempotency-Key`: the key bound to the new id, atomically. A key bound already
+//!    answers with the run it names (waiting for that run to be stored), never a second run.
+//! 3. The run record (`queued`) written to Redis; with `wait`, the run's events subscribed.
+//! 4. The submission published to the submit stream and acknowledged by it.
+//!
+//! If 3 or 4 fails, the client gets 503, the record is closed as `internal_error` and the key
+//! released, so nothing waits for a run that was never queued.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use coderun_schema::messages::{Job, JobSubmitted, RunRecord, VERSION};
+use coderun_schema::run::{Run, RunStatus, Verdict};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::routes::{answer_record, own_run, wait_reply, RunReply};
+use crate::{idempotency, wait, State};
+
+fn new_run_id() -> String {
+    format!("run_{}", ulid::Ulid::new())
+}
+
+/// Stores and queues `job` for `tenant`, or answers the run `idempotency_key` already names.
+pub async fn accept(
+    state: &State,
+    tenant: &str,
+    job: Job,
+    idempotency_key: Option<String>,
+    wait_for: Option<Duration>,
+) -> Result<RunReply, ApiError> {
+    let run_id = new_run_id();
+    let now = OffsetDateTime::now_utc();
+    let submitted = JobSubmitted {
+        v: VERSION,
+        run_id: run_id.clone(),
+        tenant: tenant.to_owned(),
+        job,
+        submitted_at: now,
+    };
+    // Encoded once: measured against the server's limit, then published as it is.
+    let payload = serde_json::to_vec(&submitted).context("failed to encode the run")?;
+    let max_message = state.bus.max_message_bytes();
+    if payload.len() > max_message {
+        return Err(ApiError::TooLarge(format!(
+            "the run takes {} bytes once encoded; at most {max_message} are accepted",
+            payload.len()
+        )));
+    }
+
+    if let Some(key) = &idempotency_key {
+        let bound = state
+            .store
+            .bind_idempotency_key(tenant, key, &run_id)
+            .await
+            .context("failed to bind the idempotency key")
+            .map_err(ApiError::Unavailable)?;
+        if bound != run_id {
+            // The same key was used before: answer with that run, never a second one.
+            tracing::Span::current().record("run_id", bound.as_str());
+            // The request that bound the key may not have stored its run yet.
+            let stored = idempotency::wait_for_record(state, &bound).await?;
+            return answer_record(state, own_run(stored, tenant)?, wait_for).await;
+        }
+    }
+    tracing::Span::current().record("run_id", run_id.as_str());
+
+    let record = RunRecord {
+        v: VERSION,
+        tenant: tenant.to_owned(),
+        run: Run::queued(run_id.clone(), submitted.job.language.clone(), now),
+        submission: Some(submitted),
+    };
+    let accepted = async {
+        state
+            .store
+            .create(&record)
+            .await
+            .context("failed to store the run")?;
+        // Subscribed before publishing: the run cannot finish unseen.
+        let events = match wait_for {
+            Some(_) => Some(wait::subscribe(&state.bus, &run_id).await?),
+            None => None,
+        };
+        state
+            .bus
+            .publish_durable_encoded(state.bus.names().runs_submit(), payload, &run_id)
+            .await
+            .context("failed to queue the run")?;
+        anyhow::Ok(events)
+    }
+    .await;
+    let events = match accepted {
+        Ok(events) => events,
+        Err(error) => {
+            close_unqueued(state, record, tenant, idempotency_key.as_deref()).await;
+            return Err(ApiError::Unavailable(error));
+        }
+    };
+    tracing::info!("run queued");
+    match (events, wait_for) {
+        (Some(events), Some(timeout)) => wait_reply(state, events, timeout, record.run).await,
+        _ => Ok(RunReply(record.run)),
+    }
+}
+
+/// The client is told the run was not accepted: make sure nothing waits for it.
+async fn close_unqueued(state: &State, mut failed: RunRecord, tenant: &str, key: Option<&str>) {
+    failed.run.status = RunStatus::Completed;
+    failed.run.verdict = Some(Verdict::InternalError);
+    failed.run.finished_at = Some(OffsetDateTime::now_utc());
+    failed.run.error = Some("the run could not be queued".to_owned());
+    if let Err(cleanup) = state.store.update(&failed).await {
+        tracing::error!(%cleanup, "failed to close a run that could not be queued");
+    }
+    if let Some(key) = key {
+        let _ = state.store.release_idempotency_key(tenant, key).await;
+    }
+}

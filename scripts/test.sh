@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real components: installs what is missing, starts dockerd,
 # NATS with JetStream and Redis on loopback, builds the language images and the static agent,
-# then checks formatting, lints (clippy -D warnings, shellcheck) and runs every test.
+# then checks formatting, lints (clippy -D warnings, shellcheck), unused dependencies
+# (cargo-machete) and runs every test.
 # Regenerate the committed OpenAPI document with CODERUN_UPDATE_OPENAPI=1 scripts/test.sh.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -23,6 +24,9 @@ log "shellcheck"
 shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo machete (unused dependencies)"
+ensure_cargo_tool cargo-machete 0.9.2
+cargo machete
 log "cargo test"
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT

@@ -158,7 +158,6 @@ pub enum CatalogError {
 impl Catalog {
     /// The catalog compiled into this binary.
     pub fn builtin() -> Self {
-        #[allow(clippy::expect_used)]
         Self::parse(BUILTIN_CATALOG).expect("the committed catalog is valid: a unit test proves it")
     }
 

@@ -134,3 +134,13 @@ build_agent() {
     cargo build --release --locked -q -p coderun-agent --target "$triple") >&2
   echo "$CARGO_TARGET_DIR/$triple/release/coderun-agent"
 }
+
+# Installs a cargo subcommand from crates.io at a pinned version, when it is missing or older.
+ensure_cargo_tool() {
+  local crate="$1" version="$2"
+  if ! "$crate" --version 2>/dev/null | grep -qF "$version" \
+    && ! cargo "${crate#cargo-}" --version 2>/dev/null | grep -qF "$version"; then
+    log "installing $crate $version"
+    cargo install --locked --quiet "$crate" --version "$version"
+  fi
+}

@@ -133,7 +133,6 @@ impl Config {
     /// The committed defaults with no tenants, for unit tests.
     #[cfg(test)]
     pub fn defaults_for_tests() -> Self {
-        #[allow(clippy::expect_used)]
         toml::from_str(DEFAULTS).expect("committed defaults parse")
     }
 }

@@ -126,7 +126,6 @@ pub fn as_user<T>(uid: libc::uid_t, work: impl FnOnce() -> T) -> std::io::Result
     set_thread_euid(uid)?;
     let result = work();
     // Without its uid the agent could not stop or measure what it runs: give up whole.
-    #[allow(clippy::expect_used)]
     set_thread_euid(0).expect("the agent takes back its own uid");
     Ok(result)
 }

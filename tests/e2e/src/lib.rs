@@ -299,20 +299,45 @@ pub fn docker_runtimes() -> Vec<String> {
         .collect()
 }
 
-/// The runtimes the sandbox tests cover: runc always; runsc (gVisor) too when
-/// `CODERUN_TEST_RUNSC=1`, which then fails if the engine lacks it. `scripts/test.sh` (and so
-/// CI) sets it unless told `CODERUN_TEST_RUNSC=0`.
+/// The runtimes the sandbox tests cover: runc always, and runsc (gVisor) too.
+///
+/// runsc is required under CI (`CI=true`) and when `CODERUN_TEST_RUNSC=1` (`scripts/test.sh`
+/// sets it unless told `CODERUN_TEST_RUNSC=0`): without it in the engine, the test fails.
+/// Elsewhere a missing runsc, or `CODERUN_TEST_RUNSC=0`, is a skip printed on stderr, never a
+/// silent pass.
 pub fn sandbox_runtimes() -> Vec<String> {
+    let setting = std::env::var("CODERUN_TEST_RUNSC").unwrap_or_default();
+    let under_ci = std::env::var("CI").as_deref() == Ok("true");
+    let available = docker_runtimes();
+    let has_runsc = available.iter().any(|runtime| runtime == "runsc");
+    assert!(
+        !(under_ci && setting == "0"),
+        "CI=true but CODERUN_TEST_RUNSC=0: CI runs every sandbox test under runsc too"
+    );
+    assert!(
+        has_runsc || !(under_ci || setting == "1"),
+        "runsc is required (CI={under_ci}, CODERUN_TEST_RUNSC={setting:?}) but the Docker \
+         engine has no runsc runtime (has {available:?})"
+    );
     let mut runtimes = vec!["runc".to_owned()];
-    if std::env::var("CODERUN_TEST_RUNSC").as_deref() == Ok("1") {
-        let available = docker_runtimes();
-        assert!(
-            available.iter().any(|runtime| runtime == "runsc"),
-            "CODERUN_TEST_RUNSC=1 but the Docker engine has no runsc runtime (has {available:?})"
-        );
+    if setting == "0" {
+        eprintln!("SKIPPED under runsc: CODERUN_TEST_RUNSC=0 (this test ran under runc only)");
+    } else if !has_runsc {
+        eprintln!("SKIPPED under runsc: the Docker engine has no runsc runtime (runc only)");
+    } else {
         runtimes.push("runsc".to_owned());
     }
     runtimes
+}
+
+/// Runs `command` inside a running sandbox container (as the container's own user) and says
+/// whether it succeeded: for tests to observe or signal a program from outside.
+pub fn exec_in(container: &str, command: &[&str]) -> bool {
+    std::process::Command::new("docker")
+        .args(["exec", container])
+        .args(command)
+        .output()
+        .is_ok_and(|output| output.status.success())
 }
 
 /// Calls `probe` until it answers `Some`, or `limit` passes (then `None`): tests wait for a

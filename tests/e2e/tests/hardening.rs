@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use coderun_e2e::{sandbox_runtimes, StackOptions, TestStack};
+use coderun_e2e::{exec_in, sandbox_runtimes, wait_until, StackOptions, TestStack};
 use coderun_executor::container::{container_key, SandboxSpec};
 use coderun_executor::sandbox::Sandbox;
 use coderun_schema::agent::{AgentCommand, AgentFile, AgentJob};
@@ -208,14 +208,18 @@ async fn a_test_cannot_change_the_program_or_leave_anything_for_the_next() {
     }
 }
 
-/// Holds every inotify instance its user may have, then sleeps.
+/// Holds every inotify instance its user may have, says so with `/tmp/holding`, and keeps
+/// them until the test creates `/tmp/release`. (A directory, made without a descriptor: under
+/// gVisor, which sets no per-user limit, the loop ends only when the descriptors run out.)
 const HOG_INOTIFY: &str = "import ctypes, os, time
 libc = ctypes.CDLL(None, use_errno=True)
 held = 0
 while libc.inotify_init() >= 0:
     held += 1
 print(os.getuid(), held, flush=True)
-time.sleep(8)
+os.mkdir('/tmp/holding')
+while not os.path.exists('/tmp/release'):
+    time.sleep(0.05)
 ";
 
 /// Needs one inotify instance.
@@ -240,21 +244,17 @@ async fn concurrent_runs_are_users_of_their_own() {
             .expect("hog")
             .body
             .id;
-        // The needer starts once the hog runs and has had time to take everything.
-        for _ in 0..400 {
-            let status = client
-                .get_run(&hog_id, None)
-                .await
-                .expect("hog")
-                .body
-                .status;
-            if status == coderun_schema::run::RunStatus::Running {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The needer starts once the hog holds everything (its sandbox has `/tmp/holding`),
+        // and the hog lets go only once the needer is done.
+        let hog_box = wait_until(Duration::from_secs(60), || async {
+            let boxes = stack.containers_of_run(&hog_id);
+            let sandbox = boxes.first()?;
+            exec_in(sandbox, &["test", "-e", "/tmp/holding"]).then(|| sandbox.clone())
+        })
+        .await
+        .unwrap_or_else(|| panic!("{runtime}: the hog never held its instances"));
         let needed = client.run_and_wait(&request("python", NEED_INOTIFY)).await;
+        assert!(exec_in(&hog_box, &["touch", "/tmp/release"]), "{runtime}");
         let hogged = client
             .get_run(&hog_id, Some(60_000))
             .await

@@ -1,0 +1,173 @@
+//! Run records in a real Redis (`CODERUN_TEST_REDIS_URL`, loopback by default), under a prefix
+//! of the test's own: a terminal record is final whoever writes after it, updates keep the
+//! record's lifetime, and an idempotency key names one run.
+
+use std::time::Duration;
+
+use coderun_schema::messages::{RunRecord, VERSION};
+use coderun_schema::names::Names;
+use coderun_schema::run::{Run, RunStatus, Verdict};
+use coderun_store::{RunStore, UpdateOutcome};
+
+fn redis_url() -> String {
+    std::env::var("CODERUN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+async fn store(test: &str) -> RunStore {
+    let prefix = format!("test_store_{test}_{}", std::process::id());
+    let names = Names::new(prefix).expect("a valid prefix");
+    RunStore::connect(&redis_url(), names, Duration::from_secs(600))
+        .await
+        .expect("Redis is up (scripts/test.sh starts it)")
+}
+
+fn record(id: &str) -> RunRecord {
+    RunRecord {
+        v: VERSION,
+        tenant: "acme".to_owned(),
+        run: Run::queued(
+            id.to_owned(),
+            "python".to_owned(),
+            time::OffsetDateTime::now_utc(),
+        ),
+        submission: None,
+    }
+}
+
+fn with_status(mut record: RunRecord, status: RunStatus, verdict: Option<Verdict>) -> RunRecord {
+    record.run.status = status;
+    record.run.verdict = verdict;
+    record
+}
+
+async fn ttl_of(store_url: &str, key: &str) -> i64 {
+    let client = redis::Client::open(store_url).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    redis::cmd("TTL")
+        .arg(key)
+        .query_async(&mut connection)
+        .await
+        .expect("TTL")
+}
+
+#[tokio::test]
+async fn a_completed_record_is_final_whoever_writes_after_it() {
+    let store = store("final").await;
+    let queued = record("run_final");
+    assert!(store.create(&queued).await.expect("create"));
+    assert!(
+        !store.create(&queued).await.expect("create again"),
+        "never replaced"
+    );
+
+    let running = with_status(queued.clone(), RunStatus::Running, None);
+    assert_eq!(
+        store.update(&running).await.expect("update"),
+        UpdateOutcome::Updated
+    );
+    let done = with_status(queued.clone(), RunStatus::Completed, Some(Verdict::Ok));
+    assert_eq!(
+        store.update(&done).await.expect("update"),
+        UpdateOutcome::Updated
+    );
+
+    // A late executor (a redelivery) and a late failure both leave the result alone.
+    for late in [
+        running.clone(),
+        with_status(
+            queued.clone(),
+            RunStatus::Completed,
+            Some(Verdict::InternalError),
+        ),
+    ] {
+        assert_eq!(
+            store.update(&late).await.expect("update"),
+            UpdateOutcome::AlreadyTerminal
+        );
+    }
+    let stored = store.get("run_final").await.expect("get").expect("stored");
+    assert_eq!(stored.run.status, RunStatus::Completed);
+    assert_eq!(stored.run.verdict, Some(Verdict::Ok));
+}
+
+#[tokio::test]
+async fn a_cancelled_record_is_final_too_and_a_missing_one_is_not_created() {
+    let store = store("cancelled").await;
+    let queued = record("run_cancelled");
+    store.create(&queued).await.expect("create");
+    let cancelled = with_status(
+        queued.clone(),
+        RunStatus::Cancelled,
+        Some(Verdict::Cancelled),
+    );
+    assert_eq!(
+        store.update(&cancelled).await.expect("update"),
+        UpdateOutcome::Updated
+    );
+    let finished = with_status(queued, RunStatus::Completed, Some(Verdict::Ok));
+    assert_eq!(
+        store.update(&finished).await.expect("update"),
+        UpdateOutcome::AlreadyTerminal
+    );
+
+    let never = record("run_never_created");
+    assert_eq!(
+        store.update(&never).await.expect("update"),
+        UpdateOutcome::Missing
+    );
+    assert!(store.get("run_never_created").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn updates_keep_the_records_lifetime() {
+    let store = store("ttl").await;
+    let queued = record("run_ttl");
+    store.create(&queued).await.expect("create");
+    let key = Names::new(format!("test_store_ttl_{}", std::process::id()))
+        .expect("prefix")
+        .run_key("run_ttl");
+    let before = ttl_of(&redis_url(), &key).await;
+    assert!(
+        (590..=600).contains(&before),
+        "created with its TTL: {before}"
+    );
+    let running = with_status(queued, RunStatus::Running, None);
+    store.update(&running).await.expect("update");
+    let after = ttl_of(&redis_url(), &key).await;
+    assert!(
+        after > 0 && after <= before,
+        "KEEPTTL: {before} then {after}"
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_names_the_first_run_until_released() {
+    let store = store("idempotency").await;
+    let first = store
+        .bind_idempotency_key("acme", "k1", "run_a")
+        .await
+        .expect("bind");
+    assert_eq!(first, "run_a");
+    let second = store
+        .bind_idempotency_key("acme", "k1", "run_b")
+        .await
+        .expect("bind");
+    assert_eq!(second, "run_a", "the key keeps its first run");
+    let other_tenant = store
+        .bind_idempotency_key("globex", "k1", "run_c")
+        .await
+        .expect("bind");
+    assert_eq!(other_tenant, "run_c", "keys are per tenant");
+    store
+        .release_idempotency_key("acme", "k1")
+        .await
+        .expect("release");
+    let again = store
+        .bind_idempotency_key("acme", "k1", "run_d")
+        .await
+        .expect("bind");
+    assert_eq!(again, "run_d");
+}

@@ -211,7 +211,8 @@ pub struct Run {
     /// Milliseconds between creation and the start of execution.
     #[serde(default)]
     pub queue_ms: Option<u64>,
-    /// Why a run ended as `internal_error`, in words that reveal nothing internal.
+    /// Why the run ended without a stage's own verdict (`internal_error`, or a sandbox stopped
+    /// as a whole for memory or output), in words that reveal nothing internal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -49,3 +49,39 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Config {
+        toml::from_str(DEFAULTS).expect("the committed defaults fit the config type")
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_the_smallest_values_too() {
+        assert_eq!(defaults().validate(), Ok(()));
+        let mut smallest = defaults();
+        smallest.submit.batch = 1;
+        smallest.submit.max_deliver = 1;
+        assert_eq!(smallest.validate(), Ok(()));
+    }
+
+    #[test]
+    fn an_empty_batch_or_no_delivery_is_refused_by_name() {
+        let mut config = defaults();
+        config.submit.batch = 0;
+        assert_eq!(
+            config.validate(),
+            Err("submit.batch must be at least 1".to_owned())
+        );
+        for max_deliver in [0, -1] {
+            let mut config = defaults();
+            config.submit.max_deliver = max_deliver;
+            assert_eq!(
+                config.validate(),
+                Err("submit.max_deliver must be at least 1".to_owned())
+            );
+        }
+    }
+}

@@ -261,8 +261,27 @@ impl TestStack {
 
 impl Drop for TestStack {
     fn drop(&mut self) {
-        // After `stop` there is nothing to stop; after a panic the services are stopped here.
+        // After `stop` there is nothing left to stop. After a panic the services are told to
+        // stop and given time to drain (the executor removes its containers, warm ones too),
+        // as long as the runtime still drives them; whatever is left is removed regardless.
         self.shutdown.cancel();
+        let drain = || {
+            let started = std::time::Instant::now();
+            while !self.tasks.iter().all(|task| task.is_finished())
+                && started.elapsed() < Duration::from_secs(30)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        // On a runtime worker, hand its queued tasks to the others while this thread waits.
+        let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if on_worker && !self.tasks.is_empty() {
+            tokio::task::block_in_place(drain);
+        } else {
+            drain();
+        }
         for task in &self.tasks {
             task.abort();
         }
@@ -328,6 +347,20 @@ pub fn sandbox_runtimes() -> Vec<String> {
         runtimes.push("runsc".to_owned());
     }
     runtimes
+}
+
+/// A language's default limits in the catalog: tests read them, never repeat them.
+pub fn default_limits(language: &str) -> coderun_schema::catalog::Limits {
+    let catalog = coderun_schema::catalog::Catalog::builtin();
+    let spec = catalog.find(language).expect("a catalog language");
+    catalog.default_limits(spec)
+}
+
+/// A language's maximum limits in the catalog.
+pub fn max_limits(language: &str) -> coderun_schema::catalog::Limits {
+    let catalog = coderun_schema::catalog::Catalog::builtin();
+    let spec = catalog.find(language).expect("a catalog language");
+    catalog.max_limits(spec)
 }
 
 /// Runs `command` inside a running sandbox container (as the container's own user) and says

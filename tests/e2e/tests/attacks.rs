@@ -101,7 +101,10 @@ fn attacks() -> Vec<Attack> {
         },
         Attack {
             name: "file over the size limit",
-            request: bash("exec head -c 2000000 /dev/zero > big\n"),
+            request: bash(&format!(
+                "exec head -c {} /dev/zero > big\n",
+                coderun_e2e::default_limits("bash").run.file_size_kb * 1024 + 1
+            )),
             check: |run, _runtime| {
                 verdict_is(run, &[Verdict::RuntimeError]);
                 assert_eq!(run.run.as_ref().and_then(|s| s.signal.clone()).as_deref(), Some("SIGXFSZ"), "{run:#?}");
@@ -114,7 +117,8 @@ fn attacks() -> Vec<Attack> {
                 verdict_is(run, &[Verdict::OutputLimit]);
                 let stage = run.run.as_ref().expect("stage");
                 assert!(stage.stdout_truncated);
-                assert_eq!(stage.stdout.len(), 64 * 1024, "exactly the cap is kept");
+                let cap = coderun_e2e::default_limits("bash").run.output_kb as usize * 1024;
+                assert_eq!(stage.stdout.len(), cap, "exactly the cap is kept");
             },
         },
         Attack {
@@ -124,7 +128,8 @@ fn attacks() -> Vec<Attack> {
                 verdict_is(run, &[Verdict::OutputLimit]);
                 let stage = run.run.as_ref().expect("stage");
                 assert!(stage.stderr_truncated && !stage.stdout_truncated);
-                assert_eq!(stage.stderr.len(), 64 * 1024);
+                let cap = coderun_e2e::default_limits("bash").run.output_kb as usize * 1024;
+                assert_eq!(stage.stderr.len(), cap);
             },
         },
         Attack {

@@ -78,12 +78,11 @@ async fn malformed_unauthenticated_invalid_and_oversized_requests_get_problems()
     assert_eq!(unknown_field.status, 422);
     assert!(String::from_utf8_lossy(&unknown_field.body).contains("stdn"));
 
-    let bad_limits = post_runs(
-        &client,
-        json,
-        br#"{"language":"python","source":"1","limits":{"run":{"memory_mb":999999}}}"#,
-    )
-    .await;
+    let over_max = coderun_e2e::max_limits("python").run.memory_mb + 1;
+    let bad_limits = format!(
+        r#"{{"language":"python","source":"1","limits":{{"run":{{"memory_mb":{over_max}}}}}}}"#
+    );
+    let bad_limits = post_runs(&client, json, bad_limits.as_bytes()).await;
     assert_eq!(bad_limits.status, 422);
     assert_eq!(
         problem_of(&bad_limits).errors[0].field,

@@ -309,13 +309,16 @@ async fn a_c_fork_bomb_never_ends_as_an_internal_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_flood_is_an_output_limit_even_in_little_memory() {
     for runtime in sandbox_runtimes() {
-        // 16 MiB of output against far less memory (gVisor's own kernel needs some more of it).
+        // Both streams at the largest cap (16 MiB at the catalog's 8 MiB) against far less
+        // memory (gVisor's own kernel needs some more of it).
+        let output_kb = coderun_e2e::max_limits("bash").run.output_kb;
+        let cap = output_kb as usize * 1024;
         let memory_mb = if runtime == "runsc" { 128 } else { 24 };
         let mut flood = request("bash", "yes & yes >&2\nwait\n");
         flood.limits = LimitsRequest {
             compile: None,
             run: Some(StageLimitsRequest {
-                output_kb: Some(8192),
+                output_kb: Some(output_kb),
                 memory_mb: Some(memory_mb),
                 ..Default::default()
             }),
@@ -343,10 +346,10 @@ async fn an_output_flood_is_an_output_limit_even_in_little_memory() {
             stage.stdout_truncated || stage.stderr_truncated,
             "{runtime}"
         );
-        assert!(stage.stdout.len() <= 8 * 1024 * 1024 && stage.stderr.len() <= 8 * 1024 * 1024);
+        assert!(stage.stdout.len() <= cap && stage.stderr.len() <= cap);
         assert_eq!(
             stage.stdout.len().max(stage.stderr.len()),
-            8 * 1024 * 1024,
+            cap,
             "{runtime}: a stream is kept up to its cap"
         );
         stack.stop().await;

@@ -104,14 +104,15 @@ async fn requests_over_the_output_or_wall_budget_are_refused_up_front() {
             .collect()
     };
     // Each limit is within its maximum; the totals are not.
+    let max = coderun_e2e::max_limits("bash").run;
     let flood = serde_json::json!({"language": "bash", "source": "yes", "tests": tests(100),
-        "limits": {"run": {"output_kb": 8192}}});
+        "limits": {"run": {"output_kb": max.output_kb}}});
     let refused = post(&client, serde_json::to_vec(&flood).expect("json")).await;
     assert_eq!(refused.status, 422);
     assert_eq!(fields(&refused), ["tests", "limits.run.output_kb"]);
 
     let sleepers = serde_json::json!({"language": "bash", "source": "sleep 60", "tests": tests(100),
-        "limits": {"run": {"wall_ms": 60000}}});
+        "limits": {"run": {"wall_ms": max.wall_ms}}});
     let refused = post(&client, serde_json::to_vec(&sleepers).expect("json")).await;
     assert_eq!(refused.status, 422);
     assert_eq!(fields(&refused), ["tests", "limits.run.wall_ms"]);
@@ -120,7 +121,7 @@ async fn requests_over_the_output_or_wall_budget_are_refused_up_front() {
 
     // One run at the maximum output fits the budget, and 100 tests at the defaults do.
     let one = serde_json::json!({"language": "bash", "source": "echo ok",
-        "limits": {"run": {"output_kb": 8192}}});
+        "limits": {"run": {"output_kb": max.output_kb}}});
     let run = client
         .run_and_wait(&serde_json::from_value(one).expect("request"))
         .await

@@ -14,7 +14,10 @@ use coderun_schema::run::{Run, RunStatus, StageResult};
 fn bytes_travel_as_base64_and_keep_every_byte() {
     let binary = Bytes64::from(vec![0, 159, 255, b'\n']);
     assert_eq!((binary.len(), binary.is_empty()), (4, false));
-    assert_eq!((Bytes64::default().len(), Bytes64::default().is_empty()), (0, true));
+    assert_eq!(
+        (Bytes64::default().len(), Bytes64::default().is_empty()),
+        (0, true)
+    );
     let json = serde_json::to_string(&binary).expect("serialises");
     assert_eq!(json, "\"AJ//Cg==\"");
     assert_eq!(

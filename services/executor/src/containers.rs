@@ -1,7 +1,6 @@
 //! The engine side of sandboxes: creating (attached, then started), naming, inspecting and
-//! removing containers, orphans left by an earlier executor, and the images' digests and
-//! language versions. The run's own path (take a container, exchange with the agent) is in
-//! [`crate::sandbox`].
+//! removing containers, orphans left by an earlier executor, and the images' digests. The
+//! run's own path (take a container, exchange with the agent) is in [`crate::sandbox`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,10 +9,8 @@ use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
-use coderun_schema::agent::{AgentCommand, AgentJob};
-use coderun_schema::catalog::{Limits, StageLimits};
 
-use crate::container::{SandboxSpec, LABEL_POOL, LABEL_PREFIX};
+use crate::container::{LABEL_POOL, LABEL_PREFIX};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::warm::ReadyContainer;
 
@@ -184,55 +181,5 @@ impl Sandbox {
         inspected
             .id
             .ok_or_else(|| SandboxError::Protocol(format!("image {image} has no id")))
-    }
-
-    /// Runs `argv` in a sandbox of `image` and returns its trimmed stdout (language versions).
-    pub async fn read_version(
-        &self,
-        image: &str,
-        pool: &str,
-        argv: &[String],
-    ) -> Result<String, SandboxError> {
-        let limits = StageLimits {
-            cpu_ms: 10_000,
-            wall_ms: 20_000,
-            memory_mb: 512,
-            pids: 64,
-            output_kb: 16,
-            file_size_kb: 1024,
-        };
-        let job = AgentJob::new(
-            Vec::new(),
-            None,
-            AgentCommand {
-                argv: argv.to_vec(),
-                limits,
-            },
-            vec![Default::default()],
-        );
-        let spec = SandboxSpec {
-            image,
-            pool,
-            run_id: "version",
-            limits: Limits {
-                compile: limits,
-                run: limits,
-            },
-            compiles: false,
-        };
-        let result = self.run(&spec, job, Duration::from_secs(60)).await?;
-        let stage = result.runs.first().ok_or_else(|| {
-            SandboxError::Protocol(result.error.unwrap_or_else(|| "no result".to_owned()))
-        })?;
-        let text = String::from_utf8_lossy(stage.stdout.as_slice())
-            .trim()
-            .to_owned();
-        if stage.exit_code != Some(0) || text.is_empty() {
-            return Err(SandboxError::Protocol(format!(
-                "version command {argv:?} failed: {}",
-                String::from_utf8_lossy(stage.stderr.as_slice()).trim()
-            )));
-        }
-        Ok(text)
     }
 }

@@ -14,6 +14,8 @@
 //! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events;
 //!   [`agent_job`]: the agent's job it builds for a run; [`persist`]: record reads and writes
 //!   retried with backoff while Redis is away.
+//! - [`languages`]: the languages this executor serves, each image's digest and the version
+//!   read from it.
 //! - [`heartbeat`]: telling the gateways what this executor serves.
 //! - [`Application`]: wiring, start-up checks, and a graceful drain on shutdown.
 //!
@@ -27,6 +29,7 @@ pub mod container;
 pub mod containers;
 pub mod exchange;
 pub mod heartbeat;
+pub mod languages;
 pub mod outcome;
 pub mod persist;
 pub mod sandbox;
@@ -34,7 +37,6 @@ pub mod users;
 pub mod warm;
 pub mod worker;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +52,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::heartbeat::Heartbeat;
 use crate::sandbox::Sandbox;
-use crate::worker::{PoolLanguage, Worker};
+use crate::worker::Worker;
 
 /// A built executor, ready to run.
 pub struct Application {
@@ -88,7 +90,7 @@ impl Application {
             );
         }
         let catalog = Catalog::builtin();
-        let languages = discover_languages(&sandbox, &catalog, &config.worker.languages).await?;
+        let languages = languages::discover(&sandbox, &catalog, &config.worker.languages).await?;
         if languages.is_empty() {
             anyhow::bail!("no language image is available: build them with scripts/images.sh");
         }
@@ -204,46 +206,4 @@ impl Application {
         tracing::info!("executor stopped");
         Ok(())
     }
-}
-
-/// Every language to serve, with its image digest and version read from the image.
-async fn discover_languages(
-    sandbox: &Sandbox,
-    catalog: &Catalog,
-    wanted: &[String],
-) -> anyhow::Result<HashMap<String, PoolLanguage>> {
-    let mut languages = HashMap::new();
-    for spec in &catalog.languages {
-        let explicitly_wanted = wanted.iter().any(|id| id == &spec.id);
-        if !wanted.is_empty() && !explicitly_wanted {
-            continue;
-        }
-        let digest = match sandbox.image_digest(&spec.image).await {
-            Ok(digest) => digest,
-            Err(error) if !explicitly_wanted => {
-                tracing::info!(language = %spec.id, %error, "image not available; not serving it");
-                continue;
-            }
-            Err(error) => {
-                return Err(error).with_context(|| format!("image {} of {}", spec.image, spec.id))
-            }
-        };
-        let version = sandbox
-            .read_version(&spec.image, &spec.id, &spec.version)
-            .await
-            .with_context(|| format!("failed to read the version of {}", spec.id))?;
-        let served = ServedLanguage {
-            id: spec.id.clone(),
-            version,
-            image_digest: digest,
-        };
-        languages.insert(
-            coderun_schema::names::Names::pool_of(&spec.id),
-            PoolLanguage {
-                spec: spec.clone(),
-                served,
-            },
-        );
-    }
-    Ok(languages)
 }

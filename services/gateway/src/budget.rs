@@ -110,4 +110,41 @@ mod tests {
             ["tests", "limits.run.wall_ms"]
         );
     }
+
+    #[test]
+    fn a_request_exactly_at_a_budget_fits_and_one_more_does_not() {
+        let settings = crate::config::Config::defaults_for_tests().runs;
+        let half = settings.max_output_kb / 2;
+        assert!(over_budget(asked(1, half, 1_000), &settings).is_empty());
+        assert_eq!(
+            fields(&over_budget(asked(1, half + 1, 1_000), &settings)),
+            ["tests", "limits.run.output_kb"]
+        );
+        let compile_ms = Catalog::builtin().limits.default.compile.wall_ms;
+        let run_ms = settings.max_wall_ms - compile_ms;
+        assert!(over_budget(asked(1, 64, run_ms), &settings).is_empty());
+        assert_eq!(
+            fields(&over_budget(asked(1, 64, run_ms + 1), &settings)),
+            ["tests", "limits.run.wall_ms"]
+        );
+    }
+
+    #[test]
+    fn compile_time_counts_only_where_there_is_a_compile_stage_and_tests_only_when_listed() {
+        let settings = crate::config::Config::defaults_for_tests().runs;
+        let interpreted = Asked {
+            compiles: false,
+            explicit_tests: false,
+            ..asked(1, 64, settings.max_wall_ms)
+        };
+        assert!(over_budget(interpreted, &settings).is_empty());
+        let compiled = Asked {
+            explicit_tests: false,
+            ..asked(1, 64, settings.max_wall_ms)
+        };
+        assert_eq!(
+            fields(&over_budget(compiled, &settings)),
+            ["limits.run.wall_ms"]
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! Unit tests of [`super`]: requests resolved against the real catalog and defaults.
 use super::*;
-use coderun_schema::run::{SourceFile, StageLimitsRequest};
+use coderun_schema::run::{SourceFile, StageLimitsRequest, TestCase};
 
 fn settings() -> RunsConfig {
     crate::config::Config::defaults_for_tests().runs
@@ -192,4 +192,108 @@ fn base64_is_decoded_and_checked() {
         field_errors(resolve_default(&request).expect_err("bad")),
         vec!["source"]
     );
+}
+
+fn python_files(count: usize) -> RunRequest {
+    let mut files = vec![SourceFile {
+        name: "main.py".to_owned(),
+        content: "import helper0".to_owned(),
+    }];
+    files.extend((1..count).map(|index| SourceFile {
+        name: format!("helper{index}.py"),
+        content: String::new(),
+    }));
+    RunRequest {
+        language: "python".to_owned(),
+        files,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn counts_may_reach_their_maximum_but_not_pass_it() {
+    let settings = settings();
+    assert!(resolve_default(&python_files(settings.max_files)).is_ok());
+    let refused = resolve_default(&python_files(settings.max_files + 1)).expect_err("too many");
+    assert_eq!(field_errors(refused), vec!["files"]);
+
+    let mut request = python("print(1)");
+    request.args = vec!["a".to_owned(); settings.max_args];
+    assert!(resolve_default(&request).is_ok());
+    request.args.push("a".to_owned());
+    assert_eq!(
+        field_errors(resolve_default(&request).expect_err("too many")),
+        vec!["args"]
+    );
+
+    let mut request = python("print(1)");
+    request.tests = vec![TestCase::default(); settings.max_tests];
+    assert!(resolve_default(&request).is_ok());
+    request.tests.push(TestCase::default());
+    assert_eq!(
+        field_errors(resolve_default(&request).expect_err("too many")),
+        vec!["tests"]
+    );
+}
+
+#[test]
+fn an_argument_may_be_4096_bytes_without_nul() {
+    let mut request = python("print(1)");
+    request.args = vec!["x".repeat(MAX_ARG), "ok".to_owned()];
+    assert!(resolve_default(&request).is_ok());
+    request.args = vec!["ok".to_owned(), "x".repeat(MAX_ARG + 1), "a\0b".to_owned()];
+    assert_eq!(
+        field_errors(resolve_default(&request).expect_err("refused")),
+        vec!["args[1]", "args[2]"]
+    );
+}
+
+#[test]
+fn stdin_goes_in_the_tests_when_there_are_tests() {
+    let mut request = python("print(input())");
+    request.stdin = "top level\n".to_owned();
+    let job = resolve_default(&request).expect("stdin without tests");
+    assert_eq!(job.tests.len(), 1);
+    assert_eq!(job.tests[0].stdin.as_slice(), b"top level\n");
+    request.tests = vec![TestCase::default()];
+    assert_eq!(
+        field_errors(resolve_default(&request).expect_err("both")),
+        vec!["stdin"]
+    );
+}
+
+#[test]
+fn a_callback_is_an_absolute_http_url() {
+    let mut request = python("print(1)");
+    for good in ["https://example.com/hook", "http://127.0.0.1:9000/x"] {
+        request.callback_url = Some(good.to_owned());
+        assert!(resolve_default(&request).is_ok(), "{good}");
+    }
+    for bad in [
+        "ftp://example.com/hook",
+        "mailto:ops@example.com",
+        "/relative",
+        "not a url",
+    ] {
+        request.callback_url = Some(bad.to_owned());
+        assert_eq!(
+            field_errors(resolve_default(&request).expect_err(bad)),
+            vec!["callback_url"],
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn sizes_may_reach_their_maximum_but_not_pass_it() {
+    let settings = settings();
+    assert!(resolve_default(&python(&"x".repeat(settings.max_source_bytes))).is_ok());
+    let mut request = python("print(1)");
+    request.stdin = "x".repeat(settings.max_stdin_bytes);
+    assert!(resolve_default(&request).is_ok());
+    request.stdin.push('x');
+    assert!(matches!(
+        resolve_default(&request),
+        Err(ApiError::TooLarge(_))
+    ));
 }

@@ -114,8 +114,9 @@ async fn an_infinite_loop_ends_at_the_wall_limit() {
     let round_trip = started.elapsed();
     assert_eq!(run.verdict, Some(Verdict::TimeLimit), "{run:?}");
     let stage = run.run.as_ref().expect("run stage");
+    // Killed at the limit, not at some later clean-up (the margin is for a loaded machine).
     assert!(
-        stage.wall_ms >= 1000 && stage.wall_ms <= 1300,
+        stage.wall_ms >= 1000 && stage.wall_ms < 3000,
         "killed at the limit: {stage:?}"
     );
     assert_eq!(stage.signal.as_deref(), Some("SIGKILL"));

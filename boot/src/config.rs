@@ -18,8 +18,9 @@ pub const SERVICES: [&str; 4] = ["GATEWAY", "SCHEDULER", "EXECUTOR", "PROBER"];
 
 /// Variables that are not a service's configuration but are read by coderun all the same:
 /// the log format of every service, and those of the scripts and the test suite.
-const OTHER_VARIABLES: [&str; 7] = [
+const OTHER_VARIABLES: [&str; 8] = [
     "CODERUN_LOG_FORMAT",
+    "CODERUN_GATEWAY_PORT",
     "CODERUN_STATE_DIR",
     "CODERUN_NATS_PORT",
     "CODERUN_REDIS_PORT",

@@ -74,6 +74,17 @@ pub struct BusConfig {
     pub prefix: String,
 }
 
+impl BusConfig {
+    /// Checks what serde cannot: a prefix that makes valid subject, stream and key names.
+    pub fn validate(&self) -> Result<(), String> {
+        Names::new(self.prefix.clone()).map_err(|problem| format!("bus.prefix: {problem}"))?;
+        if self.url.is_empty() {
+            return Err("bus.url must name the NATS server".to_owned());
+        }
+        Ok(())
+    }
+}
+
 /// How a durable consumer redelivers: set from a service's config when the consumer is
 /// created (an existing consumer keeps the settings it was created with).
 #[derive(Debug, Clone, Copy)]

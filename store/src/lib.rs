@@ -25,6 +25,29 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
 }
 
+impl StoreError {
+    /// Whether Redis may answer if asked again: it is unreachable, slow, restarting, or failing
+    /// over. An error in what was asked (a wrong type, a script error) or a record that cannot
+    /// be decoded fails again however often it is retried.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Redis(error) = self else {
+            return false;
+        };
+        error.is_io_error()
+            || error.is_connection_refusal()
+            || error.is_connection_dropped()
+            || error.is_timeout()
+            || matches!(
+                error.kind(),
+                redis::ErrorKind::BusyLoadingError
+                    | redis::ErrorKind::TryAgain
+                    | redis::ErrorKind::MasterDown
+                    | redis::ErrorKind::ReadOnly
+                    | redis::ErrorKind::ClusterDown
+            )
+    }
+}
+
 /// Where Redis is and how long records live: the `[store]` section of services' configs.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +59,19 @@ pub struct StoreConfig {
     /// seconds: it is set when the gateway creates the record or binds the key, and updates
     /// keep it. Records are not kept for the long term; after this a run answers 404.
     pub run_ttl_secs: u64,
+}
+
+impl StoreConfig {
+    /// Checks what serde cannot: a record must live a while.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.run_ttl_secs == 0 {
+            return Err("store.run_ttl_secs must be at least 1".to_owned());
+        }
+        if self.url.is_empty() {
+            return Err("store.url must name the Redis server".to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of [`RunStore::update`].
@@ -76,14 +112,13 @@ impl RunStore {
     pub async fn connect(url: &str, names: Names, ttl: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
         // A lost connection is made again in the background, and every command waits for that
-        // attempt. The library's default backoff waits a second, then up to a minute between
-        // tries (its `factor` multiplies each wait), so a Redis back after two seconds was
-        // not used for a minute or more: tries a second apart at most, three of them, and a
-        // command after a failed attempt starts a new one.
+        // attempt. The library's default backoff waits one to two seconds, then a minute or
+        // two between tries, so a Redis back after two seconds went unused for minutes: here
+        // every wait is one to two seconds (jitter), four tries at most, and a command after a
+        // failed attempt starts a new one.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(5))
             .set_response_timeout(Duration::from_secs(5))
-            .set_factor(2)
             .set_max_delay(1000)
             .set_number_of_retries(3);
         let connection = ConnectionManager::new_with_config(client, config).await?;

@@ -56,7 +56,9 @@ pub struct WorkerConfig {
     pub ack_wait_secs: u64,
     /// Deliveries of one job before NATS stops redelivering it (at least 1). The executor
     /// does not hand a job back on its last delivery: a failure then ends the run as
-    /// `internal_error`, so no run stays `running`.
+    /// `internal_error` (once Redis answers). Only an executor that dies, or whose drain
+    /// times out, on a job's last delivery leaves its run `running`; the scheduler's sweeper
+    /// (not built yet) is what ends those.
     pub max_deliver: i64,
     /// On SIGTERM or SIGINT, how long the executor waits for the jobs in hand to finish after
     /// it stops pulling, in seconds. Jobs still unfinished then are not acknowledged, so NATS
@@ -107,6 +109,8 @@ pub struct SandboxConfig {
 impl Config {
     /// Checks what serde cannot: ranges and files that must exist.
     pub fn validate(&self) -> Result<(), String> {
+        self.bus.validate()?;
+        self.store.validate()?;
         if self.worker.slots == 0 {
             return Err("worker.slots must be at least 1".to_owned());
         }

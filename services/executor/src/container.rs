@@ -128,7 +128,7 @@ pub fn memory_bytes(limits: &StageLimits) -> i64 {
 }
 
 /// The container settings for one run: everything a sandbox must be (ARCHITECTURE.md, "The
-/// sandbox").
+/// sandbox today").
 pub fn container_body(
     settings: &SandboxConfig,
     prefix: &str,

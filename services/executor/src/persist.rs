@@ -27,8 +27,9 @@ pub fn wait_after(failures: u32) -> Duration {
     FIRST_WAIT.saturating_mul(1 << doublings).min(LONGEST_WAIT)
 }
 
-/// Runs `operation` until it succeeds or `abandon` is cancelled. A Redis error is waited out;
-/// a record that cannot be decoded is not (it will not mend itself) and fails at once.
+/// Runs `operation` until it succeeds or `abandon` is cancelled. An error that may pass
+/// ([`StoreError::is_transient`]) is waited out; any other (a record that cannot be decoded, a command
+/// Redis refuses) fails at once.
 pub async fn retrying<T, F, Fut>(
     what: &str,
     abandon: &CancellationToken,
@@ -40,7 +41,12 @@ where
 {
     let mut failures = 0u32;
     loop {
-        let attempt = tokio::time::timeout(ATTEMPT_LIMIT, operation()).await;
+        let attempt = tokio::select! {
+            _ = abandon.cancelled() => {
+                anyhow::bail!("gave up trying to {what}: the executor is abandoning its jobs");
+            }
+            attempt = tokio::time::timeout(ATTEMPT_LIMIT, operation()) => attempt,
+        };
         let error = match attempt {
             Err(_) => format!("no answer within {} s", ATTEMPT_LIMIT.as_secs()),
             Ok(Ok(value)) => {
@@ -49,7 +55,7 @@ where
                 }
                 return Ok(value);
             }
-            Ok(Err(error @ StoreError::Corrupt(_))) => {
+            Ok(Err(error)) if !error.is_transient() => {
                 return Err(anyhow::Error::new(error).context(format!("failed to {what}")))
             }
             Ok(Err(error)) => error.to_string(),
@@ -64,9 +70,7 @@ where
         );
         tokio::select! {
             _ = abandon.cancelled() => {
-                return Err(anyhow::anyhow!(
-                    "failed to {what} before the executor gave up its jobs: {error}"
-                ));
+                anyhow::bail!("failed to {what} before the executor gave up its jobs: {error}");
             }
             _ = tokio::time::sleep(wait) => {}
         }
@@ -132,6 +136,45 @@ mod tests {
         let chain = format!("{error:#}");
         assert!(chain.contains("failed to store the result"), "{chain}");
         assert!(chain.contains("refused"), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn a_command_redis_refuses_is_not_retried() {
+        let attempts = AtomicU32::new(0);
+        let error = retrying("store the result", &CancellationToken::new(), || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            let refused = redis::RedisError::from((
+                redis::ErrorKind::TypeError,
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            ));
+            Err::<(), _>(StoreError::Redis(refused))
+        })
+        .await
+        .expect_err("fails at once");
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+        assert!(format!("{error:#}").contains("WRONGTYPE"), "{error:#}");
+        let loading = redis::RedisError::from((redis::ErrorKind::BusyLoadingError, "LOADING"));
+        assert!(StoreError::Redis(loading).is_transient());
+        assert!(redis_down().is_transient());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_in_flight_is_dropped_when_the_jobs_are_abandoned() {
+        let abandon = CancellationToken::new();
+        let stop = abandon.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stop.cancel();
+        });
+        let started = tokio::time::Instant::now();
+        let error = retrying("store the result", &abandon, || async {
+            // Redis that never answers: the attempt would last ATTEMPT_LIMIT.
+            std::future::pending::<Result<(), StoreError>>().await
+        })
+        .await
+        .expect_err("abandoned");
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert!(format!("{error:#}").contains("abandoning"));
     }
 
     #[tokio::test]

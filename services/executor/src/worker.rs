@@ -237,7 +237,17 @@ impl Worker {
         let stored = self
             .persist("store the result", || self.store.update(record))
             .await?;
-        if stored == UpdateOutcome::Updated {
+        // An attempt that timed out may still have been applied: the retry then finds the
+        // record final, and it is ours if it ended at this very instant.
+        let ours = match stored {
+            UpdateOutcome::Updated => true,
+            UpdateOutcome::AlreadyTerminal => self
+                .persist("read the run back", || self.store.get(&record.run.id))
+                .await?
+                .is_some_and(|stored| stored.run.finished_at == record.run.finished_at),
+            UpdateOutcome::Missing => false,
+        };
+        if ours {
             tracing::info!(verdict = ?record.run.verdict, "run finished");
             self.publish_event(record, RunEventKind::Completed).await;
         }

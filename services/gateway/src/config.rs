@@ -103,6 +103,8 @@ pub struct TenantConfig {
 impl Config {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), String> {
+        self.bus.validate()?;
+        self.store.validate()?;
         if self.tenants.is_empty() {
             return Err("no tenants are configured: every request would be refused (add [[tenants]] to the config file)".to_owned());
         }

@@ -38,8 +38,10 @@ pub struct SubmitConfig {
 }
 
 impl Config {
-    /// Checks what serde cannot: the ranges of `submit.batch` and `submit.max_deliver`.
+    /// Checks what serde cannot: the bus prefix and the ranges of `submit.batch` and
+    /// `submit.max_deliver`.
     pub fn validate(&self) -> Result<(), String> {
+        self.bus.validate()?;
         if self.submit.batch == 0 {
             return Err("submit.batch must be at least 1".to_owned());
         }

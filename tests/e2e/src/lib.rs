@@ -131,6 +131,8 @@ impl TestStack {
         executor_config.worker.max_deliver = options.max_deliver;
         executor_config.worker.languages = options.languages.clone();
         executor_config.worker.heartbeat_interval_ms = 500;
+        // Within the 30 s a dropped stack waits for its services to drain.
+        executor_config.worker.drain_timeout_secs = 20;
         executor_config.sandbox.agent_path = options.agent_path.clone();
         executor_config.sandbox.runtime = options.runtime.clone();
         executor_config.sandbox.warm_per_language = options.warm_per_language;
@@ -244,13 +246,15 @@ impl TestStack {
     /// streams.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        for task in std::mem::take(&mut self.tasks) {
+        // Awaited in place: if one fails, `Drop` still finds the others to stop.
+        for task in &mut self.tasks {
             let outcome = tokio::time::timeout(Duration::from_secs(90), task).await;
             match outcome {
                 Ok(Ok(Ok(()))) => {}
                 other => panic!("a service did not stop cleanly: {other:?}"),
             }
         }
+        self.tasks.clear();
         let left = self.containers(true);
         assert!(
             left.is_empty(),

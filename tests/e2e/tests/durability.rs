@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use coderun_e2e::private_redis::PrivateRedis;
-use coderun_e2e::{wait_until, StackOptions, TestStack};
+use coderun_e2e::{exec_in, wait_until, StackOptions, TestStack};
 use coderun_schema::run::{RunRequest, RunStatus, Verdict};
 
 /// How long Redis stays down after the sandbox is gone: the executor tries to write the
@@ -29,7 +29,11 @@ async fn a_result_written_while_redis_is_down_arrives_once_it_is_back() {
     let client = stack.client();
     let request = RunRequest {
         language: "bash".to_owned(),
-        source: Some("read -r name\nsleep 1\necho \"hello $name\"\n".to_owned()),
+        // Ends only once the test has crashed Redis and says so with /tmp/go.
+        source: Some(
+            "read -r name\nwhile [ ! -e /tmp/go ]; do sleep 0.05; done\necho \"hello $name\"\n"
+                .to_owned(),
+        ),
         stdin: "redis\n".to_owned(),
         ..Default::default()
     };
@@ -39,13 +43,18 @@ async fn a_result_written_while_redis_is_down_arrives_once_it_is_back() {
         .expect("the run is accepted");
     let id = created.body.id.clone();
 
-    // Crash Redis once the program runs, and keep it down until its sandbox is gone.
-    wait_until(Duration::from_secs(60), || async {
-        (!stack.containers_of_run(&id).is_empty()).then_some(())
+    // Crash Redis while the program runs, let it finish, and keep Redis down until its
+    // sandbox is gone.
+    let sandbox = wait_until(Duration::from_secs(60), || async {
+        stack.containers_of_run(&id).into_iter().next()
     })
     .await
     .expect("the run takes a sandbox");
     redis.crash();
+    assert!(
+        exec_in(&sandbox, &["touch", "/tmp/go"]),
+        "the program is told to finish"
+    );
     wait_until(Duration::from_secs(60), || async {
         stack.containers_of_run(&id).is_empty().then_some(())
     })

@@ -235,7 +235,7 @@ async fn concurrent_runs_are_users_of_their_own() {
         let client = stack.client();
         let mut hog = request("python", HOG_INOTIFY);
         hog.limits.run = Some(StageLimitsRequest {
-            wall_ms: Some(20_000),
+            wall_ms: coderun_e2e::max_limits("python").run.wall_ms.into(),
             ..Default::default()
         });
         let hog_id = client

@@ -1,0 +1,107 @@
+//! What the end-to-end tests share besides the stack: the OCI runtimes to cover, the
+//! catalog's limits, running a command in a sandbox, waiting for a condition, and reading a
+//! problem answer.
+
+use std::time::Duration;
+
+/// The OCI runtimes the Docker engine has, from `docker info`.
+pub fn docker_runtimes() -> Vec<String> {
+    let output = std::process::Command::new("docker")
+        .args([
+            "info",
+            "--format",
+            "{{range $name, $_ := .Runtimes}}{{$name}} {{end}}",
+        ])
+        .output()
+        .expect("docker info runs");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The runtimes the sandbox tests cover: runc always, and runsc (gVisor) too.
+///
+/// runsc is required under CI (`CI=true`) and when `CODERUN_TEST_RUNSC=1` (`scripts/test.sh`
+/// sets it unless told `CODERUN_TEST_RUNSC=0`): without it in the engine, the test fails.
+/// Elsewhere a missing runsc, or `CODERUN_TEST_RUNSC=0`, is a skip printed on stderr, never a
+/// silent pass.
+pub fn sandbox_runtimes() -> Vec<String> {
+    let setting = std::env::var("CODERUN_TEST_RUNSC").unwrap_or_default();
+    let under_ci = std::env::var("CI").as_deref() == Ok("true");
+    let available = docker_runtimes();
+    let has_runsc = available.iter().any(|runtime| runtime == "runsc");
+    assert!(
+        !(under_ci && setting == "0"),
+        "CI=true but CODERUN_TEST_RUNSC=0: CI runs every sandbox test under runsc too"
+    );
+    assert!(
+        has_runsc || !(under_ci || setting == "1"),
+        "runsc is required (CI={under_ci}, CODERUN_TEST_RUNSC={setting:?}) but the Docker \
+         engine has no runsc runtime (has {available:?})"
+    );
+    let mut runtimes = vec!["runc".to_owned()];
+    if setting == "0" {
+        eprintln!("SKIPPED under runsc: CODERUN_TEST_RUNSC=0 (this test ran under runc only)");
+    } else if !has_runsc {
+        eprintln!("SKIPPED under runsc: the Docker engine has no runsc runtime (runc only)");
+    } else {
+        runtimes.push("runsc".to_owned());
+    }
+    runtimes
+}
+
+/// A language's default limits in the catalog: tests read them, never repeat them.
+pub fn default_limits(language: &str) -> coderun_schema::catalog::Limits {
+    let catalog = coderun_schema::catalog::Catalog::builtin();
+    let spec = catalog.find(language).expect("a catalog language");
+    catalog.default_limits(spec)
+}
+
+/// A language's maximum limits in the catalog.
+pub fn max_limits(language: &str) -> coderun_schema::catalog::Limits {
+    let catalog = coderun_schema::catalog::Catalog::builtin();
+    let spec = catalog.find(language).expect("a catalog language");
+    catalog.max_limits(spec)
+}
+
+/// Runs `command` inside a running sandbox container (as the container's own user) and says
+/// whether it succeeded: for tests to observe or signal a program from outside.
+pub fn exec_in(container: &str, command: &[&str]) -> bool {
+    std::process::Command::new("docker")
+        .args(["exec", container])
+        .args(command)
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// Calls `probe` until it answers `Some`, or `limit` passes (then `None`): tests wait for a
+/// condition, never for a duration.
+pub async fn wait_until<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if started.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The problem+json body of an error answer, checking its content type.
+pub fn problem_of(response: &coderun_client::RawResponse) -> coderun_schema::problem::Problem {
+    assert_eq!(
+        response.content_type.as_deref(),
+        Some("application/problem+json"),
+        "status {} body {}",
+        response.status,
+        String::from_utf8_lossy(&response.body)
+    );
+    serde_json::from_slice(&response.body).expect("a problem body")
+}

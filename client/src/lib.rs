@@ -154,6 +154,12 @@ impl Client {
         decode(self.http.get(url).send().await?).await
     }
 
+    /// `POST /v1/runs/{id}/cancel`: the run, `cancelled` (a 409 problem if it had finished).
+    pub async fn cancel_run(&self, id: &str) -> Result<Reply<Run>, ClientError> {
+        let url = self.url(&format!("/v1/runs/{id}/cancel"))?;
+        decode(self.http.post(url).send().await?).await
+    }
+
     /// `GET /v1/languages`.
     pub async fn languages(&self) -> Result<LanguageList, ClientError> {
         let url = self.url("/v1/languages")?;

@@ -112,6 +112,18 @@ pub struct RunEvent {
     pub run: Option<Run>,
 }
 
+/// gateway → executors on `<prefix>.runs.cancel.<id>` (core NATS): the run was cancelled (its
+/// record is already final, `cancelled`); the executor running it kills its sandbox. Nobody
+/// listening is fine: a queued run's executor finds the record final and never starts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequested {
+    #[serde(default = "current_version")]
+    pub v: u32,
+    pub run_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
 /// One language an executor serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServedLanguage {

@@ -59,6 +59,16 @@ impl Names {
         format!("{}.runs.events.{run_id}", self.prefix)
     }
 
+    /// Core NATS subject of a request to stop one run (gateway → the executor running it).
+    pub fn run_cancel(&self, run_id: &str) -> String {
+        format!("{}.runs.cancel.{run_id}", self.prefix)
+    }
+
+    /// Every run's cancel subject (what an executor subscribes to).
+    pub fn run_cancel_all(&self) -> String {
+        format!("{}.runs.cancel.*", self.prefix)
+    }
+
     /// Core NATS subject of executor heartbeats.
     pub fn executor_heartbeat(&self) -> String {
         format!("{}.executors.heartbeat", self.prefix)

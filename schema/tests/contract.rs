@@ -114,6 +114,8 @@ fn every_name_lives_under_its_prefix() {
     assert_eq!(names.jobs_all(), "test_a1.jobs.*");
     assert_eq!(names.run_events("run_9"), "test_a1.runs.events.run_9");
     assert_eq!(names.executor_heartbeat(), "test_a1.executors.heartbeat");
+    assert_eq!(names.run_cancel("run_9"), "test_a1.runs.cancel.run_9");
+    assert_eq!(names.run_cancel_all(), "test_a1.runs.cancel.*");
     assert_eq!(names.submit_stream(), "TEST_A1_SUBMIT");
     assert_eq!(names.jobs_stream(), "TEST_A1_JOBS");
     assert_eq!(names.pool_consumer("c"), "pool-c");

@@ -6,7 +6,8 @@ use coderun_schema::agent::{
     AgentJob, AgentOutput, AgentPaused, AgentResult, AgentResume, OutputStream,
 };
 use coderun_schema::messages::{
-    ExecutorHeartbeat, JobDispatched, JobSubmitted, RunEvent, RunEventKind, RunRecord,
+    CancelRequested, ExecutorHeartbeat, JobDispatched, JobSubmitted, RunEvent, RunEventKind,
+    RunRecord,
 };
 use coderun_schema::run::Verdict;
 use serde::de::DeserializeOwned;
@@ -64,6 +65,12 @@ fn run_event_v1() {
     let message: RunEvent = read("run_event.v1.json");
     assert_eq!(message.kind, RunEventKind::Completed);
     assert_eq!(message.run.and_then(|run| run.verdict), Some(Verdict::Ok));
+}
+
+#[test]
+fn cancel_requested_v1() {
+    let message: CancelRequested = read("cancel_requested.v1.json");
+    assert_eq!(message.run_id, "run_01JDZ8W8N6P4Q2R3S4T5V6W7X8");
 }
 
 #[test]

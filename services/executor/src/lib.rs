@@ -16,6 +16,7 @@
 //!   retried with backoff while Redis is away.
 //! - [`languages`]: the languages this executor serves, each image's digest and the version
 //!   read from it.
+//! - [`cancels`]: cancel requests from the gateway stop the sandbox of a run in flight.
 //! - [`heartbeat`]: telling the gateways what this executor serves.
 //! - [`Application`]: wiring, start-up checks, and a graceful drain on shutdown.
 //!
@@ -23,6 +24,7 @@
 //! first — it takes what the scheduler put in its pools' queues.
 
 pub mod agent_job;
+pub mod cancels;
 pub mod cgroup;
 pub mod config;
 pub mod container;
@@ -105,6 +107,7 @@ impl Application {
             settings: config.worker.clone(),
             host_margin: Duration::from_secs(config.sandbox.host_margin_secs),
             abandon: CancellationToken::new(),
+            cancels: Default::default(),
         };
         Ok(Self {
             worker: Arc::new(worker),
@@ -178,6 +181,14 @@ impl Application {
             interval: self.config.heartbeat_interval(),
         };
         let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
+        // Followed until the runs in flight are drained, so they can still be cancelled.
+        let cancels_stop = CancellationToken::new();
+        let cancels = tokio::spawn(
+            self.worker
+                .cancels
+                .clone()
+                .listen(self.worker.bus.clone(), cancels_stop.clone()),
+        );
         tracing::info!(
             executor_id = %self.executor_id,
             languages = ?self.worker.languages.keys().collect::<Vec<_>>(),
@@ -198,6 +209,10 @@ impl Application {
             // Jobs still waiting for Redis hand themselves back to NATS now.
             self.worker.abandon.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        }
+        cancels_stop.cancel();
+        if let Ok(Err(error)) = cancels.await {
+            tracing::warn!(error = %format!("{error:#}"), "cancel requests were not followed");
         }
         // Only now: runs in flight may still have been taking warm containers.
         warmer_stop.cancel();

@@ -18,6 +18,7 @@ use coderun_schema::agent::{
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::SandboxConfig;
 use crate::container::{
@@ -75,6 +76,8 @@ pub enum SandboxError {
     OutOfMemory,
     #[error("the program's output passed the run's output budget")]
     OutputBudget,
+    #[error("the run was cancelled")]
+    Cancelled,
 }
 
 /// Creates, runs and removes sandbox containers.
@@ -132,12 +135,14 @@ impl Sandbox {
 
     /// Runs one job in a fresh container — a pre-warmed one when one with exactly these
     /// settings is waiting, a new one otherwise — and returns the agent's answer. The
-    /// container is removed whatever happens; it is never used twice.
+    /// container is removed whatever happens; it is never used twice. When `cancel` fires, the
+    /// exchange is dropped and the container removed (killed) at once.
     pub async fn run(
         &self,
         spec: &SandboxSpec<'_>,
         mut job: AgentJob,
         deadline: Duration,
+        cancel: &CancellationToken,
     ) -> Result<AgentResult, SandboxError> {
         let body = self.container_body(spec);
         let key = container_key(&body);
@@ -176,7 +181,13 @@ impl Sandbox {
                 self.rename(&id, &name).await;
             }
         };
-        let exchange = tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change));
+        let exchange = async {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Ok(Err(SandboxError::Cancelled)),
+                outcome = tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change)) => outcome,
+            }
+        };
         let (outcome, ()) = tokio::join!(exchange, rename);
         let exchanged = started.elapsed();
         // A sandbox that died without an answer may have died of memory as a whole (a

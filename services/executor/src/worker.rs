@@ -60,6 +60,8 @@ pub struct Worker {
     pub host_margin: Duration,
     /// Cancelled when the drain at shutdown times out: jobs still waiting for Redis give up.
     pub abandon: CancellationToken,
+    /// The runs being handled, for cancel requests to find.
+    pub cancels: crate::cancels::Cancels,
 }
 
 impl Worker {
@@ -174,6 +176,9 @@ impl Worker {
         last_delivery: bool,
     ) -> anyhow::Result<()> {
         let run_id = &dispatched.run_id;
+        // Registered before the run is marked running: a cancel that comes later finds it, and
+        // one that came earlier made the record final, so it is never marked running.
+        let registration = self.cancels.register(run_id);
         let Some(mut record) = self
             .persist("read the run", || self.store.get(run_id))
             .await?
@@ -211,7 +216,15 @@ impl Worker {
             limits: dispatched.job.limits,
             compiles: language.spec.compile.is_some(),
         };
-        let result = self.sandbox.run(&spec, agent_job, deadline).await;
+        let result = self
+            .sandbox
+            .run(&spec, agent_job, deadline, registration.token())
+            .await;
+        if let Err(SandboxError::Cancelled) = result {
+            // The gateway made the record final (`cancelled`) before it asked.
+            tracing::info!("run cancelled; its sandbox is gone");
+            return Ok(());
+        }
 
         let run = &mut record.run;
         match &result {

@@ -24,6 +24,8 @@ pub enum ApiError {
     NotFound,
     #[error("no such route")]
     NoRoute,
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("too large: {0}")]
     TooLarge(String),
     #[error("unsupported media type: {0}")]
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::Unauthorized => ("unauthorized", "Missing or unknown API key"),
             ApiError::NotFound => ("run-not-found", "No such run"),
             ApiError::NoRoute => ("not-found", "Not found"),
+            ApiError::Conflict(_) => ("conflict", "Conflict with the run's state"),
             ApiError::TooLarge(_) => ("too-large", "Request too large"),
             ApiError::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported media type")
@@ -76,6 +79,7 @@ impl ApiError {
         let (kind, title) = self.kind_and_title();
         let (detail, errors) = match self {
             ApiError::BadRequest(detail)
+            | ApiError::Conflict(detail)
             | ApiError::TooLarge(detail)
             | ApiError::UnsupportedMediaType(detail) => (Some(detail.clone()), Vec::new()),
             ApiError::Invalid { detail, errors } => (Some(detail.clone()), errors.clone()),
@@ -107,6 +111,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,

@@ -7,7 +7,8 @@
 //! - [`executors`]: live executors from their heartbeats (languages served, versions).
 //! - [`wait`]: waiting for a run to finish without missing its completion.
 //! - [`idempotency`]: `Idempotency-Key`, one run per key and tenant even for concurrent requests.
-//! - [`accept`]: a valid run stored and queued (or the run its idempotency key names).
+//! - [`accept`]: a valid run stored and queued (or the run its idempotency key names);
+//!   [`cancel`]: a run made final as `cancelled` and its sandbox stopped.
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
@@ -17,6 +18,7 @@
 pub mod accept;
 pub mod auth;
 pub mod budget;
+pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod executors;
@@ -155,6 +157,7 @@ pub fn app(
                 .wrap(actix_web::middleware::from_fn(auth::require_key))
                 .service(resource("/runs").route(post().to(routes::create_run)))
                 .service(resource("/runs/{id}").route(get().to(routes::get_run)))
+                .service(resource("/runs/{id}/cancel").route(post().to(cancel::cancel_run)))
                 .service(resource("/languages").route(get().to(routes::list_languages))),
         )
         .service(resource("/healthz").route(get().to(routes::healthz)))

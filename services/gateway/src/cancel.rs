@@ -1,0 +1,107 @@
+//! `POST /v1/runs/{id}/cancel`: a run that has not finished is made final as `cancelled` at
+//! once, and the executor running it (if any) is told to kill its sandbox.
+//!
+//! The record is written first, through the store's "terminal is final" update: an executor
+//! that picks the run up afterwards finds it final and never starts it, and one that is running
+//! it cannot overwrite it with a result. Then `CancelRequested` goes to the executors and a
+//! `completed` event (carrying the cancelled run) to anyone waiting. Cancelling a cancelled run
+//! answers it again; cancelling a completed one is a 409.
+
+use actix_web::web::{Data, Path};
+use actix_web::HttpRequest;
+use anyhow::Context as _;
+use apistos::api_operation;
+use coderun_schema::messages::{CancelRequested, RunEvent, RunEventKind, RunRecord, VERSION};
+use coderun_schema::run::{RunStatus, Verdict};
+use coderun_store::UpdateOutcome;
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::routes::{own_run, read_run, RunReply};
+use crate::{auth, State};
+
+/// Cancel a run
+///
+/// A queued run is cancelled at once and never starts; a running one is stopped and its
+/// sandbox killed. The answer is the run, `cancelled`. Cancelling it again answers the same;
+/// a run that already finished is a 409.
+#[api_operation(
+    tag = "runs",
+    operation_id = "cancel_run",
+    error_code = 401,
+    error_code = 404,
+    error_code = 409,
+    error_code = 503
+)]
+#[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
+pub async fn cancel_run(
+    request: HttpRequest,
+    state: Data<State>,
+    path: Path<String>,
+) -> Result<RunReply, ApiError> {
+    let tenant = auth::tenant_of(&request)?;
+    let run_id = path.into_inner();
+    let record = own_run(read_run(&state, &run_id).await?, &tenant.id)?;
+    if record.run.status.is_terminal() {
+        return already_final(record);
+    }
+    let mut cancelled = record;
+    cancelled.run.status = RunStatus::Cancelled;
+    cancelled.run.verdict = Some(Verdict::Cancelled);
+    cancelled.run.finished_at = Some(OffsetDateTime::now_utc());
+    let outcome = state
+        .store
+        .update(&cancelled)
+        .await
+        .context("failed to cancel the run")
+        .map_err(ApiError::Unavailable)?;
+    match outcome {
+        UpdateOutcome::Updated => {}
+        // It finished (or was cancelled) meanwhile: answer what it is now.
+        UpdateOutcome::AlreadyTerminal => {
+            return already_final(own_run(read_run(&state, &run_id).await?, &tenant.id)?)
+        }
+        UpdateOutcome::Missing => return Err(ApiError::NotFound),
+    }
+    tracing::info!("run cancelled");
+    announce(&state, &cancelled).await;
+    Ok(RunReply(cancelled.run))
+}
+
+fn already_final(record: RunRecord) -> Result<RunReply, ApiError> {
+    match record.run.status {
+        RunStatus::Cancelled => Ok(RunReply(record.run)),
+        _ => Err(ApiError::Conflict(
+            "the run has already finished; only a queued or running run can be cancelled"
+                .to_owned(),
+        )),
+    }
+}
+
+/// Tells the executors to stop the run and waiters that it ended. Both are best effort: the
+/// record is already final, and an executor that misses the message runs the program to its
+/// end, its result refused by the store.
+async fn announce(state: &State, cancelled: &RunRecord) {
+    let now = OffsetDateTime::now_utc();
+    let run_id = &cancelled.run.id;
+    let names = state.bus.names();
+    let request = CancelRequested {
+        v: VERSION,
+        run_id: run_id.clone(),
+        at: now,
+    };
+    if let Err(error) = state.bus.publish(names.run_cancel(run_id), &request).await {
+        tracing::warn!(error = %coderun_bus::describe(&error), "failed to ask for the sandbox to be killed");
+    }
+    let event = RunEvent {
+        v: VERSION,
+        run_id: run_id.clone(),
+        kind: RunEventKind::Completed,
+        at: now,
+        test_index: None,
+        run: Some(cancelled.run.clone()),
+    };
+    if let Err(error) = state.bus.publish(names.run_events(run_id), &event).await {
+        tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish the cancellation");
+    }
+}

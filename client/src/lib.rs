@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use coderun_schema::problem::Problem;
-use coderun_schema::run::{Health, LanguageList, Run, RunRequest};
+use coderun_schema::run::{Health, LanguageList, Run, RunList, RunRequest};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
@@ -152,6 +152,25 @@ impl Client {
                 .append_pair("wait_ms", &wait_ms.to_string());
         }
         decode(self.http.get(url).send().await?).await
+    }
+
+    /// `GET /v1/runs`: a page of the tenant's runs, newest first.
+    pub async fn list_runs(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<RunList, ClientError> {
+        let mut url = self.url("/v1/runs")?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(cursor) = cursor {
+                query.append_pair("cursor", cursor);
+            }
+            if let Some(limit) = limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+        }
+        Ok(decode(self.http.get(url).send().await?).await?.body)
     }
 
     /// `POST /v1/runs/{id}/cancel`: the run, `cancelled` (a 409 problem if it had finished).

@@ -103,6 +103,12 @@ impl Names {
         format!("{}:run:{run_id}", self.prefix)
     }
 
+    /// Redis key of a tenant's runs: a sorted set of run ids, all of score 0, so ordered by
+    /// the ids themselves, whose ULIDs sort by creation time.
+    pub fn tenant_runs_key(&self, tenant: &str) -> String {
+        format!("{}:tenant:{tenant}:runs", self.prefix)
+    }
+
     /// Redis key mapping a tenant's idempotency key to a run id.
     pub fn idempotency_key(&self, tenant: &str, key: &str) -> String {
         format!("{}:idempotency:{tenant}:{key}", self.prefix)

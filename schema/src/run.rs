@@ -288,6 +288,28 @@ pub struct CreateRunQuery {
     pub timeout_ms: Option<u64>,
 }
 
+/// Query of `GET /v1/runs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
+pub struct ListRunsQuery {
+    /// Where the previous page ended: its `next_cursor`. Absent for the newest runs.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Runs per page, 1 to 100 (default 20).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// The body of `GET /v1/runs`: the tenant's runs, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
+pub struct RunList {
+    pub runs: Vec<Run>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 /// Query of `GET /v1/runs/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]

@@ -5,6 +5,8 @@
 //! - A terminal record is never overwritten: [`RunStore::update`] refuses atomically (a Lua
 //!   script), so a late or duplicate writer cannot undo a final result.
 //! - Records expire after a TTL; long-term storage is not a goal.
+//! - Each tenant's run ids are kept in a sorted set beside the records, for listing
+//!   ([`RunStore::list`], in `listing`).
 //!
 //! Architecture invariant: the store knows keys and record shapes, not the run life cycle's
 //! rules beyond "terminal is final".
@@ -13,8 +15,12 @@ use std::time::Duration;
 
 use coderun_schema::messages::RunRecord;
 use coderun_schema::names::Names;
+mod listing;
+
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+
+pub use listing::RunPage;
 
 /// What went wrong with Redis.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +99,16 @@ redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
 return 1
 "#;
 
+/// Stores a record unless its key exists, and adds its id to the tenant's runs, dropping the
+/// ids of runs old enough to have expired.
+const CREATE_AND_LIST: &str = r#"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+redis.call('ZREMRANGEBYLEX', KEYS[2], '-', '(' .. ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"#;
+
 /// Run records under one prefix.
 #[derive(Clone)]
 pub struct RunStore {
@@ -100,6 +116,7 @@ pub struct RunStore {
     names: Names,
     ttl: Duration,
     update_script: redis::Script,
+    create_script: redis::Script,
 }
 
 impl RunStore {
@@ -127,6 +144,7 @@ impl RunStore {
             names,
             ttl,
             update_script: redis::Script::new(UPDATE_UNLESS_TERMINAL),
+            create_script: redis::Script::new(CREATE_AND_LIST),
         })
     }
 
@@ -137,17 +155,22 @@ impl RunStore {
         Ok(())
     }
 
-    /// Stores a new record; refuses to replace an existing one. Returns whether it was stored.
+    /// Stores a new record and lists it among its tenant's runs; refuses to replace an
+    /// existing one. Returns whether it was stored.
     pub async fn create(&self, record: &RunRecord) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
         let value = serde_json::to_string(record)?;
-        let options = redis::SetOptions::default()
-            .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::EX(self.ttl.as_secs()));
-        let stored: Option<String> = connection
-            .set_options(self.names.run_key(&record.run.id), value, options)
+        let stored: i64 = self
+            .create_script
+            .key(self.names.run_key(&record.run.id))
+            .key(self.names.tenant_runs_key(&record.tenant))
+            .arg(value)
+            .arg(self.ttl.as_secs().max(1))
+            .arg(&record.run.id)
+            .arg(listing::oldest_living_id(self.ttl))
+            .invoke_async(&mut connection)
             .await?;
-        Ok(stored.is_some())
+        Ok(stored == 1)
     }
 
     pub async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {

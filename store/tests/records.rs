@@ -171,3 +171,39 @@ async fn an_idempotency_key_names_the_first_run_until_released() {
         .expect("bind");
     assert_eq!(again, "run_d");
 }
+
+fn run_id_at(millis_ago: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as u64;
+    format!("run_{}", ulid::Ulid::from_parts(now - millis_ago, 7))
+}
+
+#[tokio::test]
+async fn a_tenants_runs_are_listed_newest_first_and_the_expired_ones_forgotten() {
+    let store = store("listing").await;
+    // Older than the store's 600 s lifetime: dropped from the list when a newer run comes.
+    let ancient = record(&run_id_at(3_600_000));
+    let ids: Vec<String> = [30_000, 20_000, 10_000].map(run_id_at).to_vec();
+    store.create(&ancient).await.expect("create");
+    for id in &ids {
+        store.create(&record(id)).await.expect("create");
+    }
+    let mut other = record(&run_id_at(5_000));
+    other.tenant = "globex".to_owned();
+    store.create(&other).await.expect("create");
+
+    let first = store.list("acme", None, 2).await.expect("page 1");
+    let listed: Vec<&str> = first.records.iter().map(|r| r.run.id.as_str()).collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
+    let cursor = first.next_cursor.expect("more follow");
+    let second = store.list("acme", Some(&cursor), 2).await.expect("page 2");
+    let listed: Vec<&str> = second.records.iter().map(|r| r.run.id.as_str()).collect();
+    assert_eq!(
+        listed,
+        [ids[0].as_str()],
+        "the ancient run is no longer listed"
+    );
+    assert!(second.next_cursor.is_none());
+}

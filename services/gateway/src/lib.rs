@@ -8,7 +8,8 @@
 //! - [`wait`]: waiting for a run to finish without missing its completion.
 //! - [`idempotency`]: `Idempotency-Key`, one run per key and tenant even for concurrent requests.
 //! - [`accept`]: a valid run stored and queued (or the run its idempotency key names);
-//!   [`cancel`]: a run made final as `cancelled` and its sandbox stopped.
+//!   [`cancel`]: a run made final as `cancelled` and its sandbox stopped; [`listing`]: the
+//!   tenant's runs, a page at a time.
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
@@ -23,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod executors;
 pub mod idempotency;
+pub mod listing;
 pub mod routes;
 pub mod validate;
 pub mod wait;
@@ -155,7 +157,11 @@ pub fn app(
         .service(
             scope("/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_key))
-                .service(resource("/runs").route(post().to(routes::create_run)))
+                .service(
+                    resource("/runs")
+                        .route(post().to(routes::create_run))
+                        .route(get().to(listing::list_runs)),
+                )
                 .service(resource("/runs/{id}").route(get().to(routes::get_run)))
                 .service(resource("/runs/{id}/cancel").route(post().to(cancel::cancel_run)))
                 .service(resource("/languages").route(get().to(routes::list_languages))),

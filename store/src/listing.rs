@@ -1,0 +1,72 @@
+//! A tenant's runs, newest first, a page at a time.
+//!
+//! The index is a sorted set of run ids, all of score 0, so Redis orders it by the ids
+//! themselves: `run_<ULID>`, and a ULID's text sorts by its creation time. A page is read
+//! with `ZREVRANGEBYLEX` from just below the cursor (the last id of the previous page), then
+//! the records with one `MGET`. Ids older than the records' lifetime are dropped when a run is
+//! added; a record that expired meanwhile is skipped.
+
+use std::time::{Duration, SystemTime};
+
+use coderun_schema::messages::RunRecord;
+
+use crate::{RunStore, StoreError};
+
+/// The smallest run id a run created `ttl` ago could have: every id below it has expired.
+pub(crate) fn oldest_living_id(ttl: Duration) -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let oldest = now.saturating_sub(ttl).as_millis() as u64;
+    format!("run_{}", ulid::Ulid::from_parts(oldest, 0))
+}
+
+/// One page of a tenant's runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunPage {
+    /// Newest first.
+    pub records: Vec<RunRecord>,
+    /// The id to pass as the next page's cursor, when older runs follow.
+    pub next_cursor: Option<String>,
+}
+
+impl RunStore {
+    /// Up to `limit` of `tenant`'s runs older than `cursor` (or the newest), newest first.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RunPage, StoreError> {
+        let mut connection = self.connection.clone();
+        let below = cursor.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+        let mut ids: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
+            .arg(self.names.tenant_runs_key(tenant))
+            .arg(below)
+            .arg("-")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit + 1)
+            .query_async(&mut connection)
+            .await?;
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        if ids.is_empty() {
+            return Ok(RunPage::default());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.names.run_key(id)).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut connection)
+            .await?;
+        let records = values
+            .into_iter()
+            .flatten()
+            .map(|text| serde_json::from_str::<RunRecord>(&text))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RunPage {
+            records,
+            next_cursor: more.then(|| ids.last().cloned()).flatten(),
+        })
+    }
+}

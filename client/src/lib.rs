@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use coderun_schema::batch::BatchResponse;
 use coderun_schema::problem::Problem;
 use coderun_schema::run::{Health, LanguageList, Run, RunList, RunRequest};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
@@ -152,6 +153,24 @@ impl Client {
                 .append_pair("wait_ms", &wait_ms.to_string());
         }
         decode(self.http.get(url).send().await?).await
+    }
+
+    /// `POST /v1/runs/batch`: up to `MAX_BATCH_RUNS` runs (any JSON, so a test can send
+    /// items that are not run requests), each answered on its own.
+    pub async fn create_batch(
+        &self,
+        runs: &[serde_json::Value],
+        idempotency_key: Option<&str>,
+    ) -> Result<BatchResponse, ClientError> {
+        let url = self.url("/v1/runs/batch")?;
+        let mut builder = self
+            .http
+            .post(url)
+            .json(&serde_json::json!({ "runs": runs }));
+        if let Some(key) = idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        Ok(decode(builder.send().await?).await?.body)
     }
 
     /// `GET /v1/runs`: a page of the tenant's runs, newest first.

@@ -2,7 +2,8 @@
 //!
 //! If a type is serialisable, it is part of an IPC boundary and lives here:
 //!
-//! - [`run`]: the public HTTP bodies — [`run::RunRequest`] in, [`run::Run`] out.
+//! - [`run`]: the public HTTP bodies — [`run::RunRequest`] in, [`run::Run`] out;
+//!   [`batch`]: many runs in one request.
 //! - [`messages`]: NATS messages between services ([`messages::JobSubmitted`],
 //!   [`messages::JobDispatched`], [`messages::RunEvent`], [`messages::ExecutorHeartbeat`]) and
 //!   the Redis value [`messages::RunRecord`]. Each carries a schema version `v`.
@@ -18,6 +19,7 @@
 //! Readers ignore unknown fields; fields are only ever added, never renamed or repurposed.
 
 pub mod agent;
+pub mod batch;
 pub mod bytes64;
 pub mod catalog;
 pub mod file_names;

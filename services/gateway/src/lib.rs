@@ -8,6 +8,7 @@
 //! - [`wait`]: waiting for a run to finish without missing its completion.
 //! - [`idempotency`]: `Idempotency-Key`, one run per key and tenant even for concurrent requests.
 //! - [`accept`]: a valid run stored and queued (or the run its idempotency key names);
+//!   [`batch`]: many runs in one request, each accepted or refused on its own;
 //!   [`cancel`]: a run made final as `cancelled` and its sandbox stopped; [`listing`]: the
 //!   tenant's runs, a page at a time.
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
@@ -18,6 +19,7 @@
 
 pub mod accept;
 pub mod auth;
+pub mod batch;
 pub mod budget;
 pub mod cancel;
 pub mod config;
@@ -162,6 +164,7 @@ pub fn app(
                         .route(post().to(routes::create_run))
                         .route(get().to(listing::list_runs)),
                 )
+                .service(resource("/runs/batch").route(post().to(batch::create_runs_batch)))
                 .service(resource("/runs/{id}").route(get().to(routes::get_run)))
                 .service(resource("/runs/{id}/cancel").route(post().to(cancel::cancel_run)))
                 .service(resource("/languages").route(get().to(routes::list_languages))),

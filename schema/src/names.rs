@@ -109,6 +109,11 @@ impl Names {
         format!("{}:tenant:{tenant}:runs", self.prefix)
     }
 
+    /// Redis key of a tenant's request rate (the GCRA's next arrival time).
+    pub fn rate_key(&self, tenant: &str) -> String {
+        format!("{}:rate:{tenant}", self.prefix)
+    }
+
     /// Redis key mapping a tenant's idempotency key to a run id.
     pub fn idempotency_key(&self, tenant: &str, key: &str) -> String {
         format!("{}:idempotency:{tenant}:{key}", self.prefix)

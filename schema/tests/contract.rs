@@ -122,6 +122,7 @@ fn every_name_lives_under_its_prefix() {
     assert_eq!(names.scheduler_consumer(), "scheduler");
     assert_eq!(names.run_key("run_9"), "test_a1:run:run_9");
     assert_eq!(names.tenant_runs_key("acme"), "test_a1:tenant:acme:runs");
+    assert_eq!(names.rate_key("acme"), "test_a1:rate:acme");
     assert_eq!(
         names.idempotency_key("acme", "k"),
         "test_a1:idempotency:acme:k"

@@ -6,7 +6,8 @@
 //!   script), so a late or duplicate writer cannot undo a final result.
 //! - Records expire after a TTL; long-term storage is not a goal.
 //! - Each tenant's run ids are kept in a sorted set beside the records, for listing
-//!   ([`RunStore::list`], in `listing`).
+//!   ([`RunStore::list`], in `listing`); tenants' request rates are kept here too, so every
+//!   gateway shares them ([`RunStore::admit`], in `quota`).
 //!
 //! Architecture invariant: the store knows keys and record shapes, not the run life cycle's
 //! rules beyond "terminal is final".
@@ -16,11 +17,13 @@ use std::time::Duration;
 use coderun_schema::messages::RunRecord;
 use coderun_schema::names::Names;
 mod listing;
+mod quota;
 
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 pub use listing::RunPage;
+pub use quota::Rate;
 
 /// What went wrong with Redis.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +120,7 @@ pub struct RunStore {
     ttl: Duration,
     update_script: redis::Script,
     create_script: redis::Script,
+    admit_script: redis::Script,
 }
 
 impl RunStore {
@@ -145,6 +149,7 @@ impl RunStore {
             ttl,
             update_script: redis::Script::new(UPDATE_UNLESS_TERMINAL),
             create_script: redis::Script::new(CREATE_AND_LIST),
+            admit_script: redis::Script::new(quota::ADMIT),
         })
     }
 

@@ -207,3 +207,29 @@ async fn a_tenants_runs_are_listed_newest_first_and_the_expired_ones_forgotten()
     );
     assert!(second.next_cursor.is_none());
 }
+
+#[tokio::test]
+async fn a_tenant_gets_its_burst_then_waits_and_others_are_not_slowed() {
+    let store = store("rate").await;
+    let rate = coderun_store::Rate {
+        per_second: 1.0,
+        burst: 3,
+    };
+    for request in 0..3 {
+        assert_eq!(
+            store.admit("acme", rate).await.expect("admit"),
+            None,
+            "{request}"
+        );
+    }
+    let wait = store
+        .admit("acme", rate)
+        .await
+        .expect("admit")
+        .expect("the fourth waits");
+    assert!(
+        wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+        "{wait:?}"
+    );
+    assert_eq!(store.admit("globex", rate).await.expect("admit"), None);
+}

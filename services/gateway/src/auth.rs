@@ -98,12 +98,42 @@ pub async fn require_key(
             "the gateway has no state"
         ))),
     };
-    match tenant {
+    let admitted = match tenant {
+        Ok(tenant) => admit(&request, &tenant).await.map(|()| tenant),
+        Err(error) => Err(error),
+    };
+    match admitted {
         Ok(tenant) => {
             request.extensions_mut().insert(Authenticated(tenant));
             Ok(next.call(request).await?.map_into_boxed_body())
         }
         Err(error) => Ok(request.error_response(error)),
+    }
+}
+
+/// Counts the request against its tenant's rate, shared by every gateway; over it, a 429. If
+/// Redis cannot be asked, the request goes through: a rate limit is no reason to refuse what
+/// might otherwise be served.
+async fn admit(request: &ServiceRequest, tenant: &Tenant) -> Result<(), ApiError> {
+    let (Some(rate), Some(state)) = (tenant.rate(), request.app_data::<Data<State>>()) else {
+        return Ok(());
+    };
+    match state.store.admit(&tenant.id, rate).await {
+        Ok(None) => Ok(()),
+        Ok(Some(wait)) => Err(ApiError::OverQuota {
+            quota: "requests_per_second",
+            detail: format!(
+                "over {} requests per second (bursts of {}); retry in {} ms",
+                rate.per_second,
+                rate.burst,
+                wait.as_millis()
+            ),
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        }),
+        Err(error) => {
+            tracing::warn!(%error, tenant = %tenant.id, "the request rate could not be checked");
+            Ok(())
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use crate::{accept, auth, idempotency, validate, State};
     operation_id = "create_runs_batch",
     error_code = 400,
     error_code = 401,
+    error_code = 429,
     error_code = 413,
     error_code = 415,
     error_code = 422

@@ -29,6 +29,7 @@ use crate::{auth, State};
     tag = "runs",
     operation_id = "cancel_run",
     error_code = 401,
+    error_code = 429,
     error_code = 404,
     error_code = 409,
     error_code = 503

@@ -98,6 +98,26 @@ pub struct TenantConfig {
     /// raise it; fields left out take the catalog's.
     #[serde(default)]
     pub max_limits: LimitsRequest,
+    /// The most `/v1` requests per second this tenant may send, shared by every gateway
+    /// (kept in Redis); above it a request is answered 429 with `Retry-After`. Absent: no
+    /// limit.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// How many requests the tenant may send at once above `requests_per_second` (at least
+    /// 1); absent, one second's worth.
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl TenantConfig {
+    /// The tenant's request rate, if it has one.
+    pub fn rate(&self) -> Option<coderun_store::Rate> {
+        let per_second = self.requests_per_second?;
+        Some(coderun_store::Rate {
+            per_second,
+            burst: self.burst.unwrap_or(per_second.ceil() as u32).max(1),
+        })
+    }
 }
 
 impl Config {
@@ -112,6 +132,16 @@ impl Config {
             if tenant.id.is_empty() || tenant.key_sha256.is_empty() {
                 return Err(format!(
                     "tenant `{}` needs an id and at least one key_sha256",
+                    tenant.id
+                ));
+            }
+            if tenant
+                .requests_per_second
+                .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
+                || tenant.burst == Some(0)
+            {
+                return Err(format!(
+                    "tenant `{}`: requests_per_second must be above 0 and burst at least 1",
                     tenant.id
                 ));
             }
@@ -136,5 +166,50 @@ impl Config {
     #[cfg(test)]
     pub fn defaults_for_tests() -> Self {
         toml::from_str(DEFAULTS).expect("committed defaults parse")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_rate(requests_per_second: Option<f64>, burst: Option<u32>) -> Config {
+        let mut config = Config::defaults_for_tests();
+        config.tenants = vec![TenantConfig {
+            id: "acme".to_owned(),
+            key_sha256: vec!["0".repeat(64)],
+            max_limits: Default::default(),
+            requests_per_second,
+            burst,
+        }];
+        config
+    }
+
+    #[test]
+    fn a_rate_must_be_positive_and_a_burst_at_least_one() {
+        assert_eq!(with_rate(None, None).validate(), Ok(()));
+        assert_eq!(with_rate(Some(0.5), Some(1)).validate(), Ok(()));
+        for (rate, burst) in [
+            (Some(0.0), None),
+            (Some(-1.0), None),
+            (Some(f64::NAN), None),
+            (Some(5.0), Some(0)),
+        ] {
+            let refused = with_rate(rate, burst).validate().expect_err("refused");
+            assert!(refused.contains("requests_per_second"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn the_burst_defaults_to_one_seconds_worth() {
+        let tenant = &with_rate(Some(2.5), None).tenants[0];
+        assert_eq!(
+            tenant.rate(),
+            Some(coderun_store::Rate {
+                per_second: 2.5,
+                burst: 3
+            })
+        );
+        assert_eq!(with_rate(None, Some(4)).tenants[0].rate(), None);
     }
 }

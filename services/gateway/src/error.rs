@@ -26,6 +26,13 @@ pub enum ApiError {
     NoRoute,
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("over the quota {quota}")]
+    OverQuota {
+        /// The quota's name, as in the tenant's configuration.
+        quota: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("too large: {0}")]
     TooLarge(String),
     #[error("unsupported media type: {0}")]
@@ -63,6 +70,7 @@ impl ApiError {
             ApiError::NotFound => ("run-not-found", "No such run"),
             ApiError::NoRoute => ("not-found", "Not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict with the run's state"),
+            ApiError::OverQuota { .. } => ("over-quota", "Too many requests"),
             ApiError::TooLarge(_) => ("too-large", "Request too large"),
             ApiError::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported media type")
@@ -83,6 +91,13 @@ impl ApiError {
             | ApiError::TooLarge(detail)
             | ApiError::UnsupportedMediaType(detail) => (Some(detail.clone()), Vec::new()),
             ApiError::Invalid { detail, errors } => (Some(detail.clone()), errors.clone()),
+            ApiError::OverQuota { quota, detail, .. } => (
+                Some(detail.clone()),
+                vec![FieldError {
+                    field: (*quota).to_owned(),
+                    message: "over this quota".to_owned(),
+                }],
+            ),
             ApiError::NoCapacity(language) => (
                 Some(format!(
                     "no live executor serves `{language}` right now; retry later"
@@ -112,6 +127,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::OverQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -138,6 +154,11 @@ impl ResponseError for ApiError {
             }
             ApiError::NoCapacity(_) | ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            ApiError::OverQuota {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             _ => {}
         }

@@ -24,6 +24,7 @@ const MAX_LIMIT: u32 = 100;
     operation_id = "list_runs",
     error_code = 400,
     error_code = 401,
+    error_code = 429,
     error_code = 422,
     error_code = 503
 )]

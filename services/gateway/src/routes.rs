@@ -94,6 +94,7 @@ impl ApiComponent for RunReply {
     operation_id = "create_run",
     error_code = 400,
     error_code = 401,
+    error_code = 429,
     error_code = 413,
     error_code = 415,
     error_code = 422,
@@ -195,6 +196,7 @@ pub(crate) fn own_run(record: Option<RunRecord>, tenant: &str) -> Result<RunReco
     operation_id = "get_run",
     error_code = 400,
     error_code = 401,
+    error_code = 429,
     error_code = 404,
     error_code = 422,
     error_code = 503
@@ -219,7 +221,12 @@ pub async fn get_run(
 ///
 /// The catalog languages that at least one live executor serves, with the version read from
 /// the image that executor runs.
-#[api_operation(tag = "languages", operation_id = "list_languages", error_code = 401)]
+#[api_operation(
+    tag = "languages",
+    operation_id = "list_languages",
+    error_code = 401,
+    error_code = 429
+)]
 pub async fn list_languages(
     request: HttpRequest,
     state: Data<State>,

@@ -79,6 +79,8 @@ pub struct StackOptions {
     pub redis_url: String,
     /// Deliveries of a job before NATS gives it up (`worker.max_deliver`).
     pub max_deliver: i64,
+    /// Tenant A's `requests_per_second` and `burst` (tenant B never has a rate).
+    pub tenant_a_rate: Option<(f64, u32)>,
 }
 
 impl Default for StackOptions {
@@ -93,6 +95,7 @@ impl Default for StackOptions {
             warm_per_language: 2,
             warm_sizes: Default::default(),
             redis_url: redis_url(),
+            tenant_a_rate: None,
             max_deliver: coderun_boot_defaults::<coderun_executor::config::Config>(
                 coderun_executor::config::DEFAULTS,
             )
@@ -164,10 +167,12 @@ impl TestStack {
         gateway_config.bus.url = nats_url();
         gateway_config.bus.prefix = prefix.clone();
         gateway_config.store.url = options.redis_url.clone();
-        gateway_config.tenants = vec![
-            tenant("tenant-a", TENANT_A_KEY),
-            tenant("tenant-b", TENANT_B_KEY),
-        ];
+        let mut tenant_a = tenant("tenant-a", TENANT_A_KEY);
+        if let Some((per_second, burst)) = options.tenant_a_rate {
+            tenant_a.requests_per_second = Some(per_second);
+            tenant_a.burst = Some(burst);
+        }
+        gateway_config.tenants = vec![tenant_a, tenant("tenant-b", TENANT_B_KEY)];
         let gateway = coderun_gateway::Application::build(gateway_config)
             .await
             .expect("gateway starts");
@@ -200,7 +205,8 @@ impl TestStack {
     }
 
     async fn wait_for_languages(&self) {
-        let client = self.client();
+        // As tenant B, which never has a request rate: tenant A's is the test's to spend.
+        let client = self.client_with_key(TENANT_B_KEY);
         for _ in 0..100 {
             if let Ok(list) = client.languages().await {
                 if !list.languages.is_empty() {
@@ -302,6 +308,8 @@ fn tenant(id: &str, key: &str) -> coderun_gateway::config::TenantConfig {
         id: id.to_owned(),
         key_sha256: vec![coderun_gateway::auth::hash_key(key)],
         max_limits: Default::default(),
+        requests_per_second: None,
+        burst: None,
     }
 }
 

@@ -3,7 +3,7 @@
 //! If a type is serialisable, it is part of an IPC boundary and lives here:
 //!
 //! - [`run`]: the public HTTP bodies — [`run::RunRequest`] in, [`run::Run`] out;
-//!   [`batch`]: many runs in one request.
+//!   [`batch`]: many runs in one request; [`legacy`]: the older runner API's bodies.
 //! - [`messages`]: NATS messages between services ([`messages::JobSubmitted`],
 //!   [`messages::JobDispatched`], [`messages::RunEvent`], [`messages::ExecutorHeartbeat`]) and
 //!   the Redis value [`messages::RunRecord`]. Each carries a schema version `v`.
@@ -23,6 +23,7 @@ pub mod batch;
 pub mod bytes64;
 pub mod catalog;
 pub mod file_names;
+pub mod legacy;
 pub mod messages;
 pub mod names;
 pub mod problem;

@@ -11,6 +11,7 @@
 //!   [`batch`]: many runs in one request, each accepted or refused on its own;
 //!   [`cancel`]: a run made final as `cancelled` and its sandbox stopped; [`listing`]: the
 //!   tenant's runs, a page at a time.
+//! - [`legacy`]: the older runner API (`/runners/*`) over the same runs.
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
@@ -26,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod executors;
 pub mod idempotency;
+pub mod legacy;
 pub mod listing;
 pub mod routes;
 pub mod validate;
@@ -156,6 +158,7 @@ pub fn app(
                 .error_handler(json_error),
         )
         .app_data(actix::QueryConfig::default().error_handler(query_error))
+        .app_data(actix::PayloadConfig::new(max_body))
         .service(
             scope("/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_key))
@@ -169,6 +172,12 @@ pub fn app(
                 .service(resource("/runs/{id}/cancel").route(post().to(cancel::cancel_run)))
                 .service(resource("/languages").route(get().to(routes::list_languages))),
         )
+        .service(resource("/runners/create").route(post().to(legacy::create)))
+        .service(resource("/runners/create.json").route(post().to(legacy::create)))
+        .service(resource("/runners/get_status").route(get().to(legacy::get_status)))
+        .service(resource("/runners/get_status.json").route(get().to(legacy::get_status)))
+        .service(resource("/runners/get_details").route(get().to(legacy::get_details)))
+        .service(resource("/runners/get_details.json").route(get().to(legacy::get_details)))
         .service(resource("/healthz").route(get().to(routes::healthz)))
         .service(resource("/readyz").route(get().to(routes::readyz)))
         .default_service(actix::to(no_route))

@@ -1,0 +1,143 @@
+//! The legacy runner API, for integrations written against the older runner protocol:
+//! `POST /runners/create`, `GET /runners/get_status`, `GET /runners/get_details` (each also
+//! with a `.json` suffix), the key given as the `api_key` parameter. Runs are the same runs as
+//! `/v1`'s: created through the same validation and accept sequence, readable either way.
+//!
+//! - [`body`]: a form or JSON body.
+//! - [`answers`]: a run in the old protocol's words and units.
+
+pub mod answers;
+pub mod body;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::{Data, Json, Query};
+use apistos::api_operation;
+use coderun_schema::legacy::{LegacyCreate, LegacyDetails, LegacyQuery, LegacyStatus};
+use coderun_schema::run::RunRequest;
+
+use crate::auth::Tenant;
+use crate::error::ApiError;
+use crate::routes::{own_run, read_run};
+use crate::{accept, validate, State};
+
+use self::answers::{details_of, status_of};
+use self::body::FormOrJson;
+
+/// Seconds a `longpoll` waits when `longpoll_timeout` is not given.
+const DEFAULT_LONGPOLL_SECS: u64 = 10;
+
+fn tenant_of_key(state: &State, api_key: &str) -> Result<Arc<Tenant>, ApiError> {
+    state
+        .tenants
+        .find(api_key)
+        .cloned()
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Create a run (legacy runner API)
+///
+/// Form or JSON: `source_code`, `language`, `input`, `longpoll`, `longpoll_timeout` (seconds),
+/// `api_key`. Answers `{id, status, error}`; with `longpoll=true`, once the run has finished
+/// or the timeout passed.
+#[api_operation(
+    tag = "legacy",
+    operation_id = "legacy_create",
+    error_code = 400,
+    error_code = 401,
+    error_code = 413,
+    error_code = 422,
+    error_code = 503
+)]
+#[tracing::instrument(skip_all, fields(language = %body.0.language))]
+pub async fn create(
+    state: Data<State>,
+    body: FormOrJson<LegacyCreate>,
+) -> Result<Json<LegacyStatus>, ApiError> {
+    let body = body.0;
+    let tenant = tenant_of_key(&state, &body.api_key)?;
+    let longpoll = matches!(body.longpoll.as_deref(), Some("true" | "1"));
+    let wait_for = if longpoll {
+        let seconds = match body.longpoll_timeout.as_deref() {
+            None | Some("") => DEFAULT_LONGPOLL_SECS,
+            Some(text) => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|secs| *secs >= 0.0)
+                .map_or(
+                    Err(ApiError::invalid_field(
+                        "longpoll_timeout",
+                        "must be a number of seconds",
+                    )),
+                    |secs| Ok(secs.ceil() as u64),
+                )?,
+        };
+        let ms = Duration::from_secs(seconds).as_millis() as u64;
+        Some(state.wait_duration(
+            Some(ms.min(state.config.runs.max_wait_ms)),
+            "longpoll_timeout",
+        )?)
+    } else {
+        None
+    };
+    let request = RunRequest {
+        language: body.language,
+        source: Some(body.source_code),
+        stdin: body.input.unwrap_or_default(),
+        ..Default::default()
+    };
+    let job = validate::resolve(
+        &request,
+        &state.catalog,
+        |max| tenant.max_limits(max),
+        &state.config.runs,
+    )?;
+    if !state.executors.serves(&job.language) {
+        return Err(ApiError::NoCapacity(job.language));
+    }
+    let reply = accept::accept(&state, &tenant.id, job, None, wait_for).await?;
+    Ok(Json(status_of(&reply.0)))
+}
+
+/// A run's status (legacy runner API)
+///
+/// `{id, status, error}`: `status` is `running` until the run is final, then `completed`.
+#[api_operation(
+    tag = "legacy",
+    operation_id = "legacy_get_status",
+    error_code = 400,
+    error_code = 401,
+    error_code = 404,
+    error_code = 503
+)]
+pub async fn get_status(
+    state: Data<State>,
+    query: Query<LegacyQuery>,
+) -> Result<Json<LegacyStatus>, ApiError> {
+    let tenant = tenant_of_key(&state, &query.api_key)?;
+    let record = own_run(read_run(&state, &query.id).await?, &tenant.id)?;
+    Ok(Json(status_of(&record.run)))
+}
+
+/// A run's details (legacy runner API)
+///
+/// Build and run output, exit codes, times (seconds, as strings with two decimals), memory
+/// (bytes), and results (`success`, `failure`, `error`, `timeout`).
+#[api_operation(
+    tag = "legacy",
+    operation_id = "legacy_get_details",
+    error_code = 400,
+    error_code = 401,
+    error_code = 404,
+    error_code = 503
+)]
+pub async fn get_details(
+    state: Data<State>,
+    query: Query<LegacyQuery>,
+) -> Result<Json<LegacyDetails>, ApiError> {
+    let tenant = tenant_of_key(&state, &query.api_key)?;
+    let record = own_run(read_run(&state, &query.id).await?, &tenant.id)?;
+    Ok(Json(details_of(&record.run)))
+}

@@ -9,6 +9,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 ensure_infrastructure
+# Only the tests need a browser: the /docs page is loaded in headless Chromium.
+ensure_commands chromium:chromium
 bash "$ROOT_DIR/scripts/images.sh"
 CODERUN_TEST_AGENT="$(build_agent)"
 export CODERUN_TEST_AGENT

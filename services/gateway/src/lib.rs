@@ -12,6 +12,7 @@
 //!   [`cancel`]: a run made final as `cancelled` and its sandbox stopped; [`listing`]: the
 //!   tenant's runs, a page at a time.
 //! - [`legacy`]: the older runner API (`/runners/*`) over the same runs.
+//! - [`docs_page`]: the `/docs` page's assets, embedded (no CDN).
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
@@ -24,6 +25,7 @@ pub mod batch;
 pub mod budget;
 pub mod cancel;
 pub mod config;
+pub mod docs_page;
 pub mod error;
 pub mod executors;
 pub mod idempotency;
@@ -178,12 +180,21 @@ pub fn app(
         .service(resource("/runners/get_status.json").route(get().to(legacy::get_status)))
         .service(resource("/runners/get_details").route(get().to(legacy::get_details)))
         .service(resource("/runners/get_details.json").route(get().to(legacy::get_details)))
+        .service(
+            resource(&format!("{}/swagger-ui-bundle.js", docs_page::ASSETS))
+                .route(get().to(docs_page::bundle_js)),
+        )
+        .service(
+            resource(&format!("{}/swagger-ui.css", docs_page::ASSETS))
+                .route(get().to(docs_page::stylesheet)),
+        )
         .service(resource("/healthz").route(get().to(routes::healthz)))
         .service(resource("/readyz").route(get().to(routes::readyz)))
         .default_service(actix::to(no_route))
         .build_with(
             "/openapi.json",
-            BuildConfig::default().with(SwaggerUIConfig::new(&"/docs")),
+            BuildConfig::default()
+                .with(SwaggerUIConfig::new(&"/docs").with_html(docs_page::INDEX_HTML.to_owned())),
         )
 }
 

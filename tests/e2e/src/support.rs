@@ -66,13 +66,29 @@ pub fn max_limits(language: &str) -> coderun_schema::catalog::Limits {
 }
 
 /// Runs `command` inside a running sandbox container (as the container's own user) and says
-/// whether it succeeded: for tests to observe or signal a program from outside.
+/// whether it succeeded: for tests to observe or signal a program from outside. Gives up after
+/// 20 s (the engine can hang on a container that is being removed) and reports a failure.
 pub fn exec_in(container: &str, command: &[&str]) -> bool {
-    std::process::Command::new("docker")
+    let child = std::process::Command::new("docker")
         .args(["exec", container])
         .args(command)
-        .output()
-        .is_ok_and(|output| output.status.success())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
 
 /// Calls `probe` until it answers `Some`, or `limit` passes (then `None`): tests wait for a

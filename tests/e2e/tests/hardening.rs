@@ -254,7 +254,9 @@ async fn concurrent_runs_are_users_of_their_own() {
         .await
         .unwrap_or_else(|| panic!("{runtime}: the hog never held its instances"));
         let needed = client.run_and_wait(&request("python", NEED_INOTIFY)).await;
-        assert!(exec_in(&hog_box, &["touch", "/tmp/release"]), "{runtime}");
+        // The hog may already have met its wall limit on a loaded machine: its line is printed
+        // either way, and that is what is checked.
+        let _ = exec_in(&hog_box, &["touch", "/tmp/release"]);
         let hogged = client
             .get_run(&hog_id, Some(60_000))
             .await

@@ -21,7 +21,10 @@ pub const MAX_BATCH_RUNS: usize = 100;
 #[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    #[cfg_attr(feature = "openapi", schemars(with = "Vec<RunRequest>"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schemars(with = "Vec<RunRequest>", length(min = 1, max = 100))
+    )]
     pub runs: Vec<serde_json::Value>,
 }
 

@@ -90,6 +90,7 @@ pub struct LimitsRequest {
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// A catalog language id or alias, such as `python` or `python3`.
+    #[cfg_attr(feature = "openapi", schemars(length(min = 1)))]
     pub language: String,
     /// The program's files. Either `files` or `source` must be given. `files` must include the
     /// language's main file (`source_file` in `GET /v1/languages`). C, C++, C# and Java compile
@@ -283,8 +284,10 @@ pub struct CreateRunQuery {
     /// if it did not finish in time.
     #[serde(default)]
     pub wait: bool,
-    /// How long `wait=true` waits, in milliseconds (default 30 000).
+    /// How long `wait=true` waits, in milliseconds (default 30 000; at most the gateway's
+    /// `runs.max_wait_ms`, 120 000 unless configured).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(range(max = 120_000)))]
     pub timeout_ms: Option<u64>,
 }
 
@@ -292,11 +295,16 @@ pub struct CreateRunQuery {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
 pub struct ListRunsQuery {
-    /// Where the previous page ended: its `next_cursor`. Absent for the newest runs.
+    /// Where the previous page ended: its `next_cursor` (a run id). Absent for the newest runs.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schemars(regex(pattern = r"^run_[0-9A-HJKMNP-TV-Z]{26}$"))
+    )]
     pub cursor: Option<String>,
     /// Runs per page, 1 to 100 (default 20).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(range(min = 1, max = 100)))]
     pub limit: Option<u32>,
 }
 
@@ -314,7 +322,9 @@ pub struct RunList {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
 pub struct GetRunQuery {
-    /// Long-poll: answer when the run is terminal or after this many milliseconds.
+    /// Long-poll: answer when the run is terminal or after this many milliseconds (at most the
+    /// gateway's `runs.max_wait_ms`, 120 000 unless configured).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(range(max = 120_000)))]
     pub wait_ms: Option<u64>,
 }

@@ -14,12 +14,29 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use coderun_schema::messages::{Job, JobSubmitted, RunRecord, VERSION};
-use coderun_schema::run::{Run, RunStatus, Verdict};
+use coderun_schema::run::{Run, RunRequest, RunStatus, Verdict};
 use time::OffsetDateTime;
 
+use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::routes::{answer_record, own_run, wait_reply, RunReply};
-use crate::{idempotency, wait, State};
+use crate::{idempotency, validate, wait, State};
+
+/// The job of a request: validated against the catalog and the tenant's maximum limits, for a
+/// language some live executor serves (else 503). What every way of creating runs checks
+/// before [`accept`].
+pub fn job_for(state: &State, tenant: &Tenant, request: &RunRequest) -> Result<Job, ApiError> {
+    let job = validate::resolve(
+        request,
+        &state.catalog,
+        |max| tenant.max_limits(max),
+        &state.config.runs,
+    )?;
+    if !state.executors.serves(&job.language) {
+        return Err(ApiError::NoCapacity(job.language));
+    }
+    Ok(job)
+}
 
 fn new_run_id() -> String {
     format!("run_{}", ulid::Ulid::new())

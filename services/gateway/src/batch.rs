@@ -73,15 +73,7 @@ async fn accept_one(
             format!("not a run request: {error}"),
         )
     })?;
-    let job = validate::resolve(
-        &request,
-        &state.catalog,
-        |max| tenant.max_limits(max),
-        &state.config.runs,
-    )?;
-    if !state.executors.serves(&job.language) {
-        return Err(ApiError::NoCapacity(job.language));
-    }
+    let job = accept::job_for(state, tenant, &request)?;
     let reply = accept::accept(state, &tenant.id, job, key, None).await?;
     Ok(reply.0.id)
 }

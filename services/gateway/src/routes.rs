@@ -114,15 +114,7 @@ pub async fn create_run(
     } else {
         None
     };
-    let job = validate::resolve(
-        &body,
-        &state.catalog,
-        |max| tenant.max_limits(max),
-        &state.config.runs,
-    )?;
-    if !state.executors.serves(&job.language) {
-        return Err(ApiError::NoCapacity(job.language));
-    }
+    let job = accept::job_for(&state, &tenant, &body)?;
 
     let idempotency_key = idempotency::key_of(&request)?;
     accept::accept(&state, &tenant.id, job, idempotency_key, wait_for).await

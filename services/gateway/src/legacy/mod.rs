@@ -88,15 +88,7 @@ pub async fn create(
         stdin: body.input.unwrap_or_default(),
         ..Default::default()
     };
-    let job = validate::resolve(
-        &request,
-        &state.catalog,
-        |max| tenant.max_limits(max),
-        &state.config.runs,
-    )?;
-    if !state.executors.serves(&job.language) {
-        return Err(ApiError::NoCapacity(job.language));
-    }
+    let job = accept::job_for(&state, &tenant, &request)?;
     let reply = accept::accept(&state, &tenant.id, job, None, wait_for).await?;
     Ok(Json(status_of(&reply.0)))
 }

@@ -11,7 +11,7 @@ use coderun_schema::run::RunRequest;
 
 use crate::auth::Tenant;
 use crate::error::ApiError;
-use crate::{accept, auth, idempotency, validate, State};
+use crate::{accept, auth, idempotency, State};
 
 /// Create runs in a batch
 ///

@@ -19,7 +19,7 @@ use coderun_schema::run::{
 };
 
 use crate::error::ApiError;
-use crate::{accept, auth, idempotency, validate, wait, State};
+use crate::{accept, auth, idempotency, wait, State};
 
 /// A run, answered 200 when it is terminal and 202 while it is not.
 pub struct RunReply(pub Run);

@@ -20,7 +20,7 @@ use coderun_schema::run::RunRequest;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::routes::{own_run, read_run};
-use crate::{accept, validate, State};
+use crate::{accept, State};
 
 use self::answers::{details_of, status_of};
 use self::body::FormOrJson;

@@ -26,14 +26,18 @@ pub fn remove_everything(names: &Names, nats_url: &str, redis_url: &str) {
 
 /// The ids of the containers labelled with `prefix`, running or not.
 pub fn containers_of(prefix: &str, including_stopped: bool) -> Vec<String> {
+    docker_ps(&format!("label=coderun.prefix={prefix}"), including_stopped)
+}
+
+/// The ids of the containers `docker ps --filter <filter>` lists.
+pub fn docker_ps(filter: &str, including_stopped: bool) -> Vec<String> {
     let mut command = std::process::Command::new("docker");
     command.args(["ps", "-q", "--no-trunc"]);
     if including_stopped {
         command.arg("-a");
     }
     let output = command
-        .arg("--filter")
-        .arg(format!("label=coderun.prefix={prefix}"))
+        .args(["--filter", filter])
         .output()
         .expect("docker ps runs");
     assert!(

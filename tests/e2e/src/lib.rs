@@ -226,20 +226,7 @@ impl TestStack {
     /// Ids of the running containers of one run: a sandbox carries its run's id in its name
     /// from the moment the run takes it (shortly after the run is marked `running`).
     pub fn containers_of_run(&self, run_id: &str) -> Vec<String> {
-        let listed = std::process::Command::new("docker")
-            .args([
-                "ps",
-                "-q",
-                "--no-trunc",
-                "--filter",
-                &format!("name={run_id}"),
-            ])
-            .output()
-            .expect("docker ps runs");
-        String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        cleanup::docker_ps(&format!("name={run_id}"), false)
     }
 
     /// Ids of this stack's sandbox containers that are not waiting in its warm pool.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix_web::web::{Data, Json, Query};
 use apistos::api_operation;
 use coderun_schema::legacy::{LegacyCreate, LegacyDetails, LegacyQuery, LegacyStatus};
-use coderun_schema::run::RunRequest;
+use coderun_schema::run::{Run, RunRequest};
 
 use crate::auth::Tenant;
 use crate::error::ApiError;
@@ -34,6 +34,32 @@ fn tenant_of_key(state: &State, api_key: &str) -> Result<Arc<Tenant>, ApiError> 
         .find(api_key)
         .cloned()
         .ok_or(ApiError::Unauthorized)
+}
+
+/// How long a create waits: nothing without `longpoll`, else `longpoll_timeout` seconds
+/// (default 10), cut to the gateway's longest wait.
+fn longpoll_wait(state: &State, body: &LegacyCreate) -> Result<Option<Duration>, ApiError> {
+    if !matches!(body.longpoll.as_deref(), Some("true" | "1")) {
+        return Ok(None);
+    }
+    let seconds = match body.longpoll_timeout.as_deref().map(str::trim) {
+        None | Some("") => DEFAULT_LONGPOLL_SECS as f64,
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| *secs >= 0.0)
+            .ok_or_else(|| {
+                ApiError::invalid_field("longpoll_timeout", "must be a number of seconds")
+            })?,
+    };
+    let ms = (seconds.ceil() * 1000.0).min(state.config.runs.max_wait_ms as f64) as u64;
+    state.wait_duration(Some(ms), "longpoll_timeout").map(Some)
+}
+
+/// The run a `get_*` query names, if the key's tenant owns it.
+async fn run_of(state: &State, query: &LegacyQuery) -> Result<Run, ApiError> {
+    let tenant = tenant_of_key(state, &query.api_key)?;
+    Ok(own_run(read_run(state, &query.id).await?, &tenant.id)?.run)
 }
 
 /// Create a run (legacy runner API)
@@ -57,31 +83,7 @@ pub async fn create(
 ) -> Result<Json<LegacyStatus>, ApiError> {
     let body = body.0;
     let tenant = tenant_of_key(&state, &body.api_key)?;
-    let longpoll = matches!(body.longpoll.as_deref(), Some("true" | "1"));
-    let wait_for = if longpoll {
-        let seconds = match body.longpoll_timeout.as_deref() {
-            None | Some("") => DEFAULT_LONGPOLL_SECS,
-            Some(text) => text
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|secs| *secs >= 0.0)
-                .map_or(
-                    Err(ApiError::invalid_field(
-                        "longpoll_timeout",
-                        "must be a number of seconds",
-                    )),
-                    |secs| Ok(secs.ceil() as u64),
-                )?,
-        };
-        let ms = Duration::from_secs(seconds).as_millis() as u64;
-        Some(state.wait_duration(
-            Some(ms.min(state.config.runs.max_wait_ms)),
-            "longpoll_timeout",
-        )?)
-    } else {
-        None
-    };
+    let wait_for = longpoll_wait(&state, &body)?;
     let request = RunRequest {
         language: body.language,
         source: Some(body.source_code),
@@ -108,9 +110,7 @@ pub async fn get_status(
     state: Data<State>,
     query: Query<LegacyQuery>,
 ) -> Result<Json<LegacyStatus>, ApiError> {
-    let tenant = tenant_of_key(&state, &query.api_key)?;
-    let record = own_run(read_run(&state, &query.id).await?, &tenant.id)?;
-    Ok(Json(status_of(&record.run)))
+    Ok(Json(status_of(&run_of(&state, &query).await?)))
 }
 
 /// A run's details (legacy runner API)
@@ -129,7 +129,5 @@ pub async fn get_details(
     state: Data<State>,
     query: Query<LegacyQuery>,
 ) -> Result<Json<LegacyDetails>, ApiError> {
-    let tenant = tenant_of_key(&state, &query.api_key)?;
-    let record = own_run(read_run(&state, &query.id).await?, &tenant.id)?;
-    Ok(Json(details_of(&record.run)))
+    Ok(Json(details_of(&run_of(&state, &query).await?)))
 }

@@ -6,10 +6,15 @@
 //! - [`Client`]: one per base URL and API key.
 //! - [`Reply`]: a successful answer with its status (200 or 202) and `Location`.
 //! - [`ClientError::Problem`]: an error answer, decoded from problem+json.
+//! - [`EventReader`]: a run's Server-Sent Events, one at a time.
 //! - [`Client::send_raw`]: an escape hatch for sending bytes the typed calls never would
 //!   (malformed JSON, wrong media types), to prove the API's answers to bad input.
 
+mod events;
+
 use std::time::Duration;
+
+pub use events::{EventReader, SseEvent};
 
 use coderun_schema::batch::BatchResponse;
 use coderun_schema::problem::Problem;
@@ -196,6 +201,30 @@ impl Client {
     pub async fn cancel_run(&self, id: &str) -> Result<Reply<Run>, ClientError> {
         let url = self.url(&format!("/v1/runs/{id}/cancel"))?;
         decode(self.http.post(url).send().await?).await
+    }
+
+    /// `GET /v1/runs/{id}/events`: the run's Server-Sent Events, from just after
+    /// `last_event_id` when given.
+    pub async fn run_events(
+        &self,
+        id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<EventReader, ClientError> {
+        let url = self.url(&format!("/v1/runs/{id}/events"))?;
+        let mut builder = self.http.get(url).header("Accept", "text/event-stream");
+        if let Some(last) = last_event_id {
+            builder = builder.header("Last-Event-ID", last);
+        }
+        let response = builder.send().await?;
+        if !response.status().is_success() {
+            return Err(decode::<serde_json::Value>(response).await.err().unwrap_or(
+                ClientError::UnexpectedBody {
+                    status: 0,
+                    body: "an error status without a problem".to_owned(),
+                },
+            ));
+        }
+        Ok(EventReader::new(response))
     }
 
     /// `GET /v1/languages`.

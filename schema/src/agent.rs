@@ -149,6 +149,17 @@ pub struct AgentResume {
     pub proceed: bool,
 }
 
+/// agent → host, as soon as a command ends: its result, so the host can report progress
+/// (compiled, each test) while the job goes on. The final [`AgentResult`] repeats it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStageDone {
+    pub v: u32,
+    /// The test (index into `stdins`); `None` for the compile command.
+    pub test: Option<u32>,
+    /// Without its output, which was streamed as [`AgentOutput`] lines.
+    pub stage_done: AgentStage,
+}
+
 /// What one command did. `stdout` and `stderr` are empty when the agent streamed them as
 /// [`AgentOutput`] messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 //! - [`messages`]: NATS messages between services ([`messages::JobSubmitted`],
 //!   [`messages::JobDispatched`], [`messages::RunEvent`], [`messages::ExecutorHeartbeat`]) and
 //!   the Redis value [`messages::RunRecord`]. Each carries a schema version `v`.
+//! - [`stream`]: the body of each Server-Sent Event of a run's event stream.
 //! - [`agent`]: the host ⇄ in-container agent protocol.
 //! - [`catalog`]: the language catalog (`images/languages.toml`) and resolved limits.
 //! - [`file_names`]: the one rule for submitted file names (gateway and agent).
@@ -28,3 +29,4 @@ pub mod messages;
 pub mod names;
 pub mod problem;
 pub mod run;
+pub mod stream;

@@ -10,7 +10,12 @@ use time::OffsetDateTime;
 
 use crate::bytes64::Bytes64;
 use crate::catalog::Limits;
-use crate::run::{Encoding, Run};
+use crate::run::{Encoding, Run, StageResult};
+
+#[cfg(feature = "openapi")]
+use apistos::ApiComponent;
+#[cfg(feature = "openapi")]
+use schemars::JsonSchema;
 
 /// The current version of every message defined here.
 pub const VERSION: u32 = 1;
@@ -84,18 +89,25 @@ pub struct JobDispatched {
 
 /// What happened to a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
 #[serde(rename_all = "snake_case")]
 pub enum RunEventKind {
+    /// The run was accepted and waits for an executor.
     Queued,
+    /// An executor started it.
     Running,
+    /// Compilation ended (languages that compile); carries the compile result.
     Compiled,
+    /// One test case (or the one execution of a run without tests) ended; carries its result.
     Test,
+    /// The run is final (completed or cancelled); carries the whole run. Always the last.
     Completed,
 }
 
-/// executor → whoever listens (the gateway's waiting requests), on `<prefix>.runs.events.<id>`
-/// (core NATS): progress of one run. Only `running` and `completed` are sent so far; a
-/// `completed` event carries the final run.
+/// A run's progress, on `<prefix>.runs.events.<id>` (core NATS) and in the run's event log in
+/// Redis (`<prefix>:run:<id>:events`, a list, same lifetime as the record). Whoever writes the
+/// record's state changes writes the event in the same Redis script: the gateway (`queued`,
+/// and `completed` of a cancel), the executor (`running`, `compiled`, `test`, `completed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunEvent {
     #[serde(default = "current_version")]
@@ -107,9 +119,39 @@ pub struct RunEvent {
     /// For `test` events: which test finished.
     #[serde(default)]
     pub test_index: Option<usize>,
-    /// The run as it stands; always set on `completed`.
+    /// The run as it stands: set on `queued`, `running` and `completed`.
     #[serde(default)]
     pub run: Option<Run>,
+    /// Position in the run's event log, from 1 (set on NATS; the log's own order is it).
+    #[serde(default)]
+    pub seq: Option<u64>,
+    /// For `compiled` and `test` events: the stage's result.
+    #[serde(default)]
+    pub stage: Option<StageResult>,
+}
+
+impl RunEvent {
+    /// An event of the current version, now.
+    pub fn new(run_id: &str, kind: RunEventKind) -> Self {
+        Self {
+            v: VERSION,
+            run_id: run_id.to_owned(),
+            kind,
+            at: OffsetDateTime::now_utc(),
+            test_index: None,
+            run: None,
+            seq: None,
+            stage: None,
+        }
+    }
+
+    /// An event carrying the run as it stands.
+    pub fn with_run(run: &Run, kind: RunEventKind) -> Self {
+        Self {
+            run: Some(run.clone()),
+            ..Self::new(&run.id, kind)
+        }
+    }
 }
 
 /// gateway → executors on `<prefix>.runs.cancel.<id>` (core NATS): the run was cancelled (its

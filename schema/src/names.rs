@@ -103,10 +103,27 @@ impl Names {
         format!("{}:run:{run_id}", self.prefix)
     }
 
+    /// Redis key of a run's event log: a list of `RunEvent` JSON, oldest first, expiring with
+    /// the record.
+    pub fn run_events_key(&self, run_id: &str) -> String {
+        format!("{}:run:{run_id}:events", self.prefix)
+    }
+
     /// Redis key of a tenant's runs: a sorted set of run ids, all of score 0, so ordered by
     /// the ids themselves, whose ULIDs sort by creation time.
     pub fn tenant_runs_key(&self, tenant: &str) -> String {
         format!("{}:tenant:{tenant}:runs", self.prefix)
+    }
+
+    /// Redis key of a tenant's queued runs: a sorted set of run ids scored by creation time
+    /// (milliseconds), for the queued-runs quota.
+    pub fn tenant_queued_key(&self, tenant: &str) -> String {
+        format!("{}:tenant:{tenant}:queued", self.prefix)
+    }
+
+    /// Redis key of a tenant's running runs, like [`Names::tenant_queued_key`].
+    pub fn tenant_running_key(&self, tenant: &str) -> String {
+        format!("{}:tenant:{tenant}:running", self.prefix)
     }
 
     /// Redis key of a tenant's request rate (the GCRA's next arrival time).

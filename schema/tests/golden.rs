@@ -3,7 +3,7 @@
 //! `fixtures/` are golden — never edit one; add `<name>.v<N+1>.json` for a new version.
 
 use coderun_schema::agent::{
-    AgentJob, AgentOutput, AgentPaused, AgentResult, AgentResume, OutputStream,
+    AgentJob, AgentOutput, AgentPaused, AgentResult, AgentResume, AgentStageDone, OutputStream,
 };
 use coderun_schema::messages::{
     CancelRequested, ExecutorHeartbeat, JobDispatched, JobSubmitted, RunEvent, RunEventKind,
@@ -68,6 +68,17 @@ fn run_event_v1() {
 }
 
 #[test]
+fn run_event_of_a_test_v1() {
+    let message: RunEvent = read("run_event_test.v1.json");
+    assert_eq!(message.kind, RunEventKind::Test);
+    assert_eq!((message.seq, message.test_index), (Some(5), Some(2)));
+    assert_eq!(
+        message.stage.and_then(|stage| stage.verdict),
+        Some(Verdict::WrongAnswer)
+    );
+}
+
+#[test]
 fn cancel_requested_v1() {
     let message: CancelRequested = read("cancel_requested.v1.json");
     assert_eq!(message.run_id, "run_01JDZ8W8N6P4Q2R3S4T5V6W7X8");
@@ -125,4 +136,15 @@ fn agent_output_v1() {
         (Some(2), OutputStream::Stderr)
     );
     assert_eq!(output.data.as_slice(), b"warning\n");
+}
+
+#[test]
+fn agent_stage_done_v1() {
+    let done: AgentStageDone = read("agent_stage_done.v1.json");
+    assert_eq!(done.test, None);
+    assert_eq!(done.stage_done.exit_code, Some(1));
+    // Never mistaken for the final answer or an output piece.
+    let line = serde_json::to_vec(&fixture("agent_stage_done.v1.json")).expect("json");
+    assert!(serde_json::from_slice::<AgentResult>(&line).is_err());
+    assert!(serde_json::from_slice::<AgentOutput>(&line).is_err());
 }

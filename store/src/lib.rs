@@ -4,6 +4,9 @@
 //! - The executor moves it to `running`, then to its final state.
 //! - A terminal record is never overwritten: [`RunStore::update`] refuses atomically (a Lua
 //!   script), so a late or duplicate writer cannot undo a final result.
+//! - Every state change is also appended to the run's event log in the same script, and the
+//!   tenant's queued and running sets follow it (`records`, `events`); the gateway's
+//!   concurrency quotas count those sets when it creates a run.
 //! - Records expire after a TTL; long-term storage is not a goal.
 //! - Each tenant's run ids are kept in a sorted set beside the records, for listing
 //!   ([`RunStore::list`], in `listing`); tenants' request rates are kept here too, so every
@@ -16,14 +19,17 @@ use std::time::Duration;
 
 use coderun_schema::messages::RunRecord;
 use coderun_schema::names::Names;
+mod events;
 mod listing;
 mod quota;
+mod records;
 
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 pub use listing::RunPage;
 pub use quota::Rate;
+pub use records::{ActiveQuota, Created};
 
 /// What went wrong with Redis.
 #[derive(Debug, thiserror::Error)]
@@ -93,25 +99,6 @@ pub enum UpdateOutcome {
     Missing,
 }
 
-const UPDATE_UNLESS_TERMINAL: &str = r#"
-local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-local status = cjson.decode(current)['run']['status']
-if status == 'completed' or status == 'cancelled' then return -1 end
-redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
-return 1
-"#;
-
-/// Stores a record unless its key exists, and adds its id to the tenant's runs, dropping the
-/// ids of runs old enough to have expired.
-const CREATE_AND_LIST: &str = r#"
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[2], 0, ARGV[3])
-redis.call('ZREMRANGEBYLEX', KEYS[2], '-', '(' .. ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return 1
-"#;
-
 /// Run records under one prefix.
 #[derive(Clone)]
 pub struct RunStore {
@@ -120,6 +107,7 @@ pub struct RunStore {
     ttl: Duration,
     update_script: redis::Script,
     create_script: redis::Script,
+    append_script: redis::Script,
     admit_script: redis::Script,
 }
 
@@ -147,8 +135,9 @@ impl RunStore {
             connection,
             names,
             ttl,
-            update_script: redis::Script::new(UPDATE_UNLESS_TERMINAL),
-            create_script: redis::Script::new(CREATE_AND_LIST),
+            update_script: redis::Script::new(records::UPDATE_UNLESS_TERMINAL),
+            create_script: redis::Script::new(records::CREATE_AND_LIST),
+            append_script: redis::Script::new(events::APPEND),
             admit_script: redis::Script::new(quota::ADMIT),
         })
     }
@@ -160,45 +149,10 @@ impl RunStore {
         Ok(())
     }
 
-    /// Stores a new record and lists it among its tenant's runs; refuses to replace an
-    /// existing one. Returns whether it was stored.
-    pub async fn create(&self, record: &RunRecord) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
-        let value = serde_json::to_string(record)?;
-        let stored: i64 = self
-            .create_script
-            .key(self.names.run_key(&record.run.id))
-            .key(self.names.tenant_runs_key(&record.tenant))
-            .arg(value)
-            .arg(self.ttl.as_secs().max(1))
-            .arg(&record.run.id)
-            .arg(listing::oldest_living_id(self.ttl))
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(stored == 1)
-    }
-
     pub async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         let mut connection = self.connection.clone();
         let value: Option<String> = connection.get(self.names.run_key(run_id)).await?;
         Ok(value.map(|text| serde_json::from_str(&text)).transpose()?)
-    }
-
-    /// Replaces a record unless the stored one is already terminal; keeps its TTL.
-    pub async fn update(&self, record: &RunRecord) -> Result<UpdateOutcome, StoreError> {
-        let mut connection = self.connection.clone();
-        let value = serde_json::to_string(record)?;
-        let outcome: i64 = self
-            .update_script
-            .key(self.names.run_key(&record.run.id))
-            .arg(value)
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(match outcome {
-            1 => UpdateOutcome::Updated,
-            -1 => UpdateOutcome::AlreadyTerminal,
-            _ => UpdateOutcome::Missing,
-        })
     }
 
     /// Binds a tenant's idempotency key to a run id, unless it is bound already; returns the

@@ -5,7 +5,9 @@
 //! commands run (held here, outside the sandbox's memory limit) and enforces the run's output
 //! budget a second time; the final [`AgentResult`] gets it back in [`Outputs::fill`].
 
-use coderun_schema::agent::{AgentJob, AgentOutput, AgentPaused, AgentResult, OutputStream};
+use coderun_schema::agent::{
+    AgentJob, AgentOutput, AgentPaused, AgentResult, AgentStageDone, OutputStream,
+};
 
 /// A byte stream cut into lines, in linear time: each byte is searched for a newline once.
 #[derive(Debug, Default)]
@@ -65,6 +67,7 @@ impl LineBuffer {
 #[derive(Debug)]
 pub enum AgentLine {
     Output(AgentOutput),
+    StageDone(Box<AgentStageDone>),
     Paused,
     Answer(Box<AgentResult>),
     /// Not a message of the protocol (the agent never writes one; ignored).
@@ -75,6 +78,9 @@ impl AgentLine {
     pub fn parse(line: &[u8]) -> Self {
         if let Ok(output) = serde_json::from_slice::<AgentOutput>(line) {
             return Self::Output(output);
+        }
+        if let Ok(done) = serde_json::from_slice::<AgentStageDone>(line) {
+            return Self::StageDone(Box::new(done));
         }
         if let Ok(answer) = serde_json::from_slice::<AgentResult>(line) {
             return Self::Answer(Box::new(answer));
@@ -135,6 +141,18 @@ impl Outputs {
         };
         streams[index].extend_from_slice(output.data.as_slice());
         Ok(())
+    }
+
+    /// Gives a stage that just ended (a progress report) the output streamed for it so far.
+    pub fn fill_stage(&self, done: &mut AgentStageDone) {
+        let streams = match done.test {
+            None => Some(&self.compile),
+            Some(test) => self.tests.get(test as usize),
+        };
+        if let Some([stdout, stderr]) = streams {
+            done.stage_done.stdout.0.clone_from(stdout);
+            done.stage_done.stderr.0.clone_from(stderr);
+        }
     }
 
     /// Gives each stage of the answer the output streamed for it.

@@ -90,7 +90,7 @@ pub async fn read_version(
         compiles: false,
     };
     let result = sandbox
-        .run(&spec, job, Duration::from_secs(60), &Default::default())
+        .run(&spec, job, Duration::from_secs(60), Default::default())
         .await?;
     let stage = result.runs.first().ok_or_else(|| {
         SandboxError::Protocol(result.error.unwrap_or_else(|| "no result".to_owned()))

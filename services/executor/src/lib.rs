@@ -13,7 +13,8 @@
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
 //! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events;
 //!   [`agent_job`]: the agent's job it builds for a run; [`persist`]: record reads and writes
-//!   retried with backoff while Redis is away.
+//!   retried with backoff while Redis is away; [`progress`]: `compiled` and `test` events as
+//!   the agent reports each stage.
 //! - [`languages`]: the languages this executor serves, each image's digest and the version
 //!   read from it.
 //! - [`cancels`]: cancel requests from the gateway stop the sandbox of a run in flight.
@@ -34,6 +35,7 @@ pub mod heartbeat;
 pub mod languages;
 pub mod outcome;
 pub mod persist;
+pub mod progress;
 pub mod sandbox;
 pub mod users;
 pub mod warm;

@@ -116,6 +116,26 @@ pub fn stage_result(
     }
 }
 
+/// The compile stage as the API shows it: a failure is a `compile_error` (or `time_limit`).
+pub fn compile_result(compile: &AgentStage, job: &Job) -> StageResult {
+    let mut stage = stage_result(compile, &job.limits.compile, job.encoding, None);
+    if stage.verdict != Some(Verdict::Ok) {
+        stage.verdict = Some(match stage.verdict {
+            Some(Verdict::TimeLimit) => Verdict::TimeLimit,
+            _ => Verdict::CompileError,
+        });
+    }
+    stage
+}
+
+/// The `index`th test as the API shows it, compared with its expected output; `None` for a
+/// test the job does not have.
+pub fn test_result(stage: &AgentStage, job: &Job, index: usize) -> Option<StageResult> {
+    let test = job.tests.get(index)?;
+    let expected = test.expected_stdout.as_ref().map(|bytes| bytes.as_slice());
+    Some(stage_result(stage, &job.limits.run, job.encoding, expected))
+}
+
 /// Fills a run's results and verdict from the agent's answer. The run's status and times are
 /// the caller's business.
 pub fn apply(run: &mut Run, job: &Job, result: &AgentResult) {
@@ -126,26 +146,19 @@ pub fn apply(run: &mut Run, job: &Job, result: &AgentResult) {
         return;
     }
     if let Some(compile) = &result.compile {
-        let mut stage = stage_result(compile, &job.limits.compile, job.encoding, None);
-        if stage.verdict != Some(Verdict::Ok) {
-            stage.verdict = Some(match stage.verdict {
-                Some(Verdict::TimeLimit) => Verdict::TimeLimit,
-                _ => Verdict::CompileError,
-            });
-            run.compile = Some(stage);
+        let stage = compile_result(compile, job);
+        let failed = stage.verdict != Some(Verdict::Ok);
+        run.compile = Some(stage);
+        if failed {
             run.verdict = Some(Verdict::CompileError);
             return;
         }
-        run.compile = Some(stage);
     }
     let tests: Vec<StageResult> = result
         .runs
         .iter()
-        .zip(&job.tests)
-        .map(|(stage, test)| {
-            let expected = test.expected_stdout.as_ref().map(|bytes| bytes.as_slice());
-            stage_result(stage, &job.limits.run, job.encoding, expected)
-        })
+        .enumerate()
+        .filter_map(|(index, stage)| test_result(stage, job, index))
         .collect();
     if tests.len() != job.tests.len() {
         run.verdict = Some(Verdict::InternalError);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bollard::models::ContainerCreateBody;
 use bollard::Docker;
 use coderun_schema::agent::{
-    AgentCommand, AgentJob, AgentResult, AgentResume, AGENT_PROTOCOL_VERSION,
+    AgentCommand, AgentJob, AgentResult, AgentResume, AgentStageDone, AGENT_PROTOCOL_VERSION,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -41,6 +41,15 @@ pub struct ContainerLimits {
     pub pids: i64,
     /// Change them in the host's cgroup files: the runtime cannot update a container.
     pub through_cgroup: bool,
+}
+
+/// What a run's caller watches it with: a token that kills the sandbox when cancelled, and
+/// where each stage's result goes as soon as it ends (dropped with the watch, so a receiver
+/// sees the channel close when the run is over).
+#[derive(Debug, Default)]
+pub struct RunWatch {
+    pub cancel: CancellationToken,
+    pub progress: Option<tokio::sync::mpsc::UnboundedSender<AgentStageDone>>,
 }
 
 /// Writes one JSON line to the agent's stdin.
@@ -135,15 +144,17 @@ impl Sandbox {
 
     /// Runs one job in a fresh container — a pre-warmed one when one with exactly these
     /// settings is waiting, a new one otherwise — and returns the agent's answer. The
-    /// container is removed whatever happens; it is never used twice. When `cancel` fires, the
-    /// exchange is dropped and the container removed (killed) at once.
+    /// container is removed whatever happens; it is never used twice. When the watch's token
+    /// fires, the exchange is dropped and the container removed (killed) at once; each stage
+    /// that ends is sent to the watch's progress channel.
     pub async fn run(
         &self,
         spec: &SandboxSpec<'_>,
         mut job: AgentJob,
         deadline: Duration,
-        cancel: &CancellationToken,
+        watch: RunWatch,
     ) -> Result<AgentResult, SandboxError> {
+        let RunWatch { cancel, progress } = watch;
         let body = self.container_body(spec);
         let key = container_key(&body);
         let name = self.container_name(spec.run_id);
@@ -185,7 +196,7 @@ impl Sandbox {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Ok(Err(SandboxError::Cancelled)),
-                outcome = tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change)) => outcome,
+                outcome = tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change, progress)) => outcome,
             }
         };
         let (outcome, ()) = tokio::join!(exchange, rename);
@@ -247,6 +258,7 @@ impl Sandbox {
         ready: ReadyContainer,
         job: &AgentJob,
         stage_change: Option<ContainerLimits>,
+        progress: Option<tokio::sync::mpsc::UnboundedSender<AgentStageDone>>,
     ) -> Result<AgentResult, SandboxError> {
         let ReadyContainer { id, mut attached } = ready;
         let id = id.as_str();
@@ -295,6 +307,13 @@ impl Sandbox {
                             OutputError::OverBudget => SandboxError::OutputBudget,
                             other => SandboxError::Protocol(other.to_string()),
                         })?
+                    }
+                    AgentLine::StageDone(mut done) => {
+                        if let Some(progress) = &progress {
+                            outputs.fill_stage(&mut done);
+                            // A receiver that is gone only misses progress.
+                            let _ = progress.send(*done);
+                        }
                     }
                     AgentLine::Paused => {
                         let Some(run_limits) = pending_change.take() else {

@@ -2,7 +2,8 @@
 //! pools, one sandbox per job.
 //!
 //! A job's life here: decode → load the run record → mark it `running` (event) → run the
-//! sandbox → write the final run → publish `completed` → ack, acknowledging progress all along
+//! sandbox, reporting each stage as it ends ([`crate::progress`]) → write the final run →
+//! publish `completed` → ack, acknowledging progress all along
 //! so NATS does not redeliver a job in hand. A run whose sandbox fails as a whole ends as
 //! `memory_limit` (the container ran out of memory), `output_limit` (the run's output budget
 //! was passed) or `internal_error`.
@@ -33,8 +34,8 @@ use tokio_util::task::TaskTracker;
 use crate::agent_job::agent_job;
 use crate::config::WorkerConfig;
 use crate::container::SandboxSpec;
-use crate::outcome;
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::sandbox::{RunWatch, Sandbox, SandboxError};
+use crate::{outcome, progress};
 
 /// A language this executor serves, with what it learned about it at start-up.
 #[derive(Debug, Clone)]
@@ -198,13 +199,18 @@ impl Worker {
         record.run.started_at = Some(started_at);
         record.run.version = Some(language.served.version.clone());
         record.run.queue_ms = Some(millis_between(record.run.created_at, started_at));
-        let marked = self
-            .persist("mark the run running", || self.store.update(&record))
+        let (marked, event) = self
+            .persist("mark the run running", || {
+                self.store
+                    .update_and_log(&record, Some(RunEventKind::Running))
+            })
             .await?;
         if marked != UpdateOutcome::Updated {
             return Ok(());
         }
-        self.publish_event(&record, RunEventKind::Running).await;
+        if let Some(event) = event {
+            progress::publish(&self.bus, &event).await;
+        }
 
         // The sources and stdins move into the agent's job: the run's outcome needs neither.
         let agent_job = agent_job(&language.spec, &mut dispatched.job);
@@ -216,10 +222,17 @@ impl Worker {
             limits: dispatched.job.limits,
             compiles: language.spec.compile.is_some(),
         };
-        let result = self
-            .sandbox
-            .run(&spec, agent_job, deadline, registration.token())
-            .await;
+        // Each stage that ends is reported as it ends; the forwarding is over (the channel
+        // closed with the sandbox's watch) before the final result is written.
+        let (reports, received) = tokio::sync::mpsc::unbounded_channel();
+        let watch = RunWatch {
+            cancel: registration.token().clone(),
+            progress: Some(reports),
+        };
+        let (result, ()) = tokio::join!(
+            self.sandbox.run(&spec, agent_job, deadline, watch),
+            progress::forward(received, &self.store, &self.bus, &dispatched.job, run_id),
+        );
         if let Err(SandboxError::Cancelled) = result {
             // The gateway made the record final (`cancelled`) before it asked.
             tracing::info!("run cancelled; its sandbox is gone");
@@ -247,22 +260,26 @@ impl Worker {
     async fn finish(&self, record: &mut RunRecord) -> anyhow::Result<()> {
         record.run.status = RunStatus::Completed;
         record.run.finished_at = Some(OffsetDateTime::now_utc());
-        let stored = self
-            .persist("store the result", || self.store.update(record))
+        let (stored, event) = self
+            .persist("store the result", || {
+                self.store
+                    .update_and_log(record, Some(RunEventKind::Completed))
+            })
             .await?;
-        // An attempt that timed out may still have been applied: the retry then finds the
-        // record final, and it is ours if it ended at this very instant.
-        let ours = match stored {
-            UpdateOutcome::Updated => true,
+        // An attempt that timed out may still have been applied (its event too): the retry
+        // then finds the record final, and it is ours if it ended at this very instant.
+        let event = match stored {
+            UpdateOutcome::Updated => event,
             UpdateOutcome::AlreadyTerminal => self
                 .persist("read the run back", || self.store.get(&record.run.id))
                 .await?
-                .is_some_and(|stored| stored.run.finished_at == record.run.finished_at),
-            UpdateOutcome::Missing => false,
+                .filter(|stored| stored.run.finished_at == record.run.finished_at)
+                .map(|_| RunEvent::with_run(&record.run, RunEventKind::Completed)),
+            UpdateOutcome::Missing => None,
         };
-        if ours {
+        if let Some(event) = event {
             tracing::info!(verdict = ?record.run.verdict, "run finished");
-            self.publish_event(record, RunEventKind::Completed).await;
+            progress::publish(&self.bus, &event).await;
         }
         Ok(())
     }
@@ -297,22 +314,6 @@ impl Worker {
         let limits = dispatched.job.limits;
         let runs = dispatched.job.tests.len().max(1) as u64;
         Duration::from_millis(limits.compile.wall_ms + limits.run.wall_ms * runs) + self.host_margin
-    }
-
-    async fn publish_event(&self, record: &RunRecord, kind: RunEventKind) {
-        let event = RunEvent {
-            v: coderun_schema::messages::VERSION,
-            run_id: record.run.id.clone(),
-            kind,
-            at: OffsetDateTime::now_utc(),
-            test_index: None,
-            run: Some(record.run.clone()),
-        };
-        let subject = self.bus.names().run_events(&record.run.id);
-        if let Err(error) = self.bus.publish(subject, &event).await {
-            // Waiters fall back to reading Redis: an event lost here delays, never loses.
-            tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish a run event");
-        }
     }
 }
 

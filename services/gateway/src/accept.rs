@@ -4,7 +4,9 @@
 //!    message limit (413 above it), before anything is stored or bound.
 //! 2. With an `Idempotency-Key`: the key bound to the new id, atomically. A key bound already
 //!    answers with the run it names (waiting for that run to be stored), never a second run.
-//! 3. The run record (`queued`) written to Redis; with `wait`, the run's events subscribed.
+//! 3. The run record (`queued`, with its first event) written to Redis unless the tenant is at
+//!    its `concurrent_runs` or `queued_runs` quota (429; checked in the same Redis script, so
+//!    every gateway shares it); with `wait`, the run's events subscribed.
 //! 4. The submission published to the submit stream and acknowledged by it.
 //!
 //! If 3 or 4 fails, the client gets 503, the record is closed as `internal_error` and the key
@@ -13,8 +15,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use coderun_schema::messages::{Job, JobSubmitted, RunRecord, VERSION};
+use coderun_schema::messages::{Job, JobSubmitted, RunEventKind, RunRecord, VERSION};
 use coderun_schema::run::{Run, RunRequest, RunStatus, Verdict};
+use coderun_store::Created;
 use time::OffsetDateTime;
 
 use crate::auth::Tenant;
@@ -45,11 +48,13 @@ fn new_run_id() -> String {
 /// Stores and queues `job` for `tenant`, or answers the run `idempotency_key` already names.
 pub async fn accept(
     state: &State,
-    tenant: &str,
+    tenant: &Tenant,
     job: Job,
     idempotency_key: Option<String>,
     wait_for: Option<Duration>,
 ) -> Result<RunReply, ApiError> {
+    let quota = tenant.active_quota();
+    let tenant = tenant.id.as_str();
     let run_id = new_run_id();
     let now = OffsetDateTime::now_utc();
     let submitted = JobSubmitted {
@@ -92,12 +97,19 @@ pub async fn accept(
         run: Run::queued(run_id.clone(), submitted.job.language.clone(), now),
         submission: Some(submitted),
     };
+    let created = state
+        .store
+        .create_within(&record, quota)
+        .await
+        .context("failed to store the run")
+        .map_err(ApiError::Unavailable);
+    if let Some(refused) = over_quota(created) {
+        if let Some(key) = &idempotency_key {
+            let _ = state.store.release_idempotency_key(tenant, key).await;
+        }
+        return Err(refused);
+    }
     let accepted = async {
-        state
-            .store
-            .create(&record)
-            .await
-            .context("failed to store the run")?;
         // Subscribed before publishing: the run cannot finish unseen.
         let events = match wait_for {
             Some(_) => Some(wait::subscribe(&state.bus, &run_id).await?),
@@ -125,13 +137,35 @@ pub async fn accept(
     }
 }
 
+/// The refusal when the run was not stored: a quota, or Redis unreachable (a record that
+/// exists already cannot happen with a fresh id).
+fn over_quota(created: Result<Created, ApiError>) -> Option<ApiError> {
+    let (quota, what) = match created {
+        Ok(Created::Stored | Created::Exists) => return None,
+        Ok(Created::OverQueued) => ("queued_runs", "runs waiting for an executor"),
+        Ok(Created::OverConcurrent) => ("concurrent_runs", "runs not finished"),
+        Err(error) => return Some(error),
+    };
+    Some(ApiError::OverQuota {
+        quota,
+        detail: format!(
+            "the tenant has as many {what} as its `{quota}` quota allows; retry once some finish"
+        ),
+        retry_after_secs: 1,
+    })
+}
+
 /// The client is told the run was not accepted: make sure nothing waits for it.
 async fn close_unqueued(state: &State, mut failed: RunRecord, tenant: &str, key: Option<&str>) {
     failed.run.status = RunStatus::Completed;
     failed.run.verdict = Some(Verdict::InternalError);
     failed.run.finished_at = Some(OffsetDateTime::now_utc());
     failed.run.error = Some("the run could not be queued".to_owned());
-    if let Err(cleanup) = state.store.update(&failed).await {
+    let closed = state
+        .store
+        .update_and_log(&failed, Some(RunEventKind::Completed))
+        .await;
+    if let Err(cleanup) = closed {
         tracing::error!(%cleanup, "failed to close a run that could not be queued");
     }
     if let Some(key) = key {

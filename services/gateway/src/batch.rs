@@ -74,6 +74,6 @@ async fn accept_one(
         )
     })?;
     let job = accept::job_for(state, tenant, &request)?;
-    let reply = accept::accept(state, &tenant.id, job, key, None).await?;
+    let reply = accept::accept(state, tenant, job, key, None).await?;
     Ok(reply.0.id)
 }

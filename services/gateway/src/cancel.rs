@@ -50,9 +50,9 @@ pub async fn cancel_run(
     cancelled.run.status = RunStatus::Cancelled;
     cancelled.run.verdict = Some(Verdict::Cancelled);
     cancelled.run.finished_at = Some(OffsetDateTime::now_utc());
-    let outcome = state
+    let (outcome, event) = state
         .store
-        .update(&cancelled)
+        .update_and_log(&cancelled, Some(RunEventKind::Completed))
         .await
         .context("failed to cancel the run")
         .map_err(ApiError::Unavailable)?;
@@ -65,7 +65,7 @@ pub async fn cancel_run(
         UpdateOutcome::Missing => return Err(ApiError::NotFound),
     }
     tracing::info!("run cancelled");
-    announce(&state, &cancelled).await;
+    announce(&state, &cancelled, event).await;
     Ok(RunReply(cancelled.run))
 }
 
@@ -82,26 +82,19 @@ fn already_final(record: RunRecord) -> Result<RunReply, ApiError> {
 /// Tells the executors to stop the run and waiters that it ended. Both are best effort: the
 /// record is already final, and an executor that misses the message runs the program to its
 /// end, its result refused by the store.
-async fn announce(state: &State, cancelled: &RunRecord) {
-    let now = OffsetDateTime::now_utc();
+async fn announce(state: &State, cancelled: &RunRecord, event: Option<RunEvent>) {
     let run_id = &cancelled.run.id;
     let names = state.bus.names();
     let request = CancelRequested {
         v: VERSION,
         run_id: run_id.clone(),
-        at: now,
+        at: OffsetDateTime::now_utc(),
     };
     if let Err(error) = state.bus.publish(names.run_cancel(run_id), &request).await {
         tracing::warn!(error = %coderun_bus::describe(&error), "failed to ask for the sandbox to be killed");
     }
-    let event = RunEvent {
-        v: VERSION,
-        run_id: run_id.clone(),
-        kind: RunEventKind::Completed,
-        at: now,
-        test_index: None,
-        run: Some(cancelled.run.clone()),
-    };
+    let event =
+        event.unwrap_or_else(|| RunEvent::with_run(&cancelled.run, RunEventKind::Completed));
     if let Err(error) = state.bus.publish(names.run_events(run_id), &event).await {
         tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish the cancellation");
     }

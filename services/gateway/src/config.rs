@@ -84,7 +84,7 @@ pub struct RunsConfig {
 }
 
 /// One `[[tenants]]` table: who a key belongs to and what it may ask for.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Stable tenant id, stored in each of its run records and idempotency keys; runs are
@@ -107,9 +107,25 @@ pub struct TenantConfig {
     /// 1); absent, one second's worth.
     #[serde(default)]
     pub burst: Option<u32>,
+    /// The most runs of this tenant accepted and not finished (queued or running) at once;
+    /// a run over it is refused with 429 (`concurrent_runs`). Absent: no limit.
+    #[serde(default)]
+    pub concurrent_runs: Option<u32>,
+    /// The most runs of this tenant waiting for an executor at once; a run over it is
+    /// refused with 429 (`queued_runs`). Absent: no limit.
+    #[serde(default)]
+    pub queued_runs: Option<u32>,
 }
 
 impl TenantConfig {
+    /// The tenant's concurrency quotas, checked as its runs are stored.
+    pub fn active_quota(&self) -> coderun_store::ActiveQuota {
+        coderun_store::ActiveQuota {
+            max_queued: self.queued_runs,
+            max_unfinished: self.concurrent_runs,
+        }
+    }
+
     /// The tenant's request rate, if it has one.
     pub fn rate(&self) -> Option<coderun_store::Rate> {
         let per_second = self.requests_per_second?;
@@ -142,6 +158,12 @@ impl Config {
             {
                 return Err(format!(
                     "tenant `{}`: requests_per_second must be above 0 and burst at least 1",
+                    tenant.id
+                ));
+            }
+            if tenant.concurrent_runs == Some(0) || tenant.queued_runs == Some(0) {
+                return Err(format!(
+                    "tenant `{}`: concurrent_runs and queued_runs must be at least 1 (leave them out for no limit)",
                     tenant.id
                 ));
             }
@@ -181,6 +203,7 @@ mod tests {
             max_limits: Default::default(),
             requests_per_second,
             burst,
+            ..Default::default()
         }];
         config
     }

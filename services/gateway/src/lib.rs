@@ -5,7 +5,8 @@
 //! - [`validate`]: a request → a resolved job, or a 413/422 naming every bad field;
 //!   [`budget`]: the per-request output and wall-time budgets.
 //! - [`executors`]: live executors from their heartbeats (languages served, versions).
-//! - [`wait`]: waiting for a run to finish without missing its completion.
+//! - [`wait`]: waiting for a run to finish without missing its completion; [`events`]: a
+//!   run's events as Server-Sent Events, resumable, replayed from its log in Redis.
 //! - [`idempotency`]: `Idempotency-Key`, one run per key and tenant even for concurrent requests.
 //! - [`accept`]: a valid run stored and queued (or the run its idempotency key names);
 //!   [`batch`]: many runs in one request, each accepted or refused on its own;
@@ -27,6 +28,7 @@ pub mod cancel;
 pub mod config;
 pub mod docs_page;
 pub mod error;
+pub mod events;
 pub mod executors;
 pub mod idempotency;
 pub mod legacy;
@@ -171,6 +173,7 @@ pub fn app(
                 )
                 .service(resource("/runs/batch").route(post().to(batch::create_runs_batch)))
                 .service(resource("/runs/{id}").route(get().to(routes::get_run)))
+                .service(resource("/runs/{id}/events").route(get().to(events::run_events)))
                 .service(resource("/runs/{id}/cancel").route(post().to(cancel::cancel_run)))
                 .service(resource("/languages").route(get().to(routes::list_languages))),
         )

@@ -117,7 +117,7 @@ pub async fn create_run(
     let job = accept::job_for(&state, &tenant, &body)?;
 
     let idempotency_key = idempotency::key_of(&request)?;
-    accept::accept(&state, &tenant.id, job, idempotency_key, wait_for).await
+    accept::accept(&state, &tenant, job, idempotency_key, wait_for).await
 }
 
 async fn answer_existing(

@@ -105,8 +105,7 @@ fn tenant_allowing_run_memory(memory_mb: u64) -> crate::auth::Tenant {
             }),
             ..Default::default()
         },
-        requests_per_second: None,
-        burst: None,
+        ..Default::default()
     }
 }
 

@@ -81,6 +81,9 @@ pub struct StackOptions {
     pub max_deliver: i64,
     /// Tenant A's `requests_per_second` and `burst` (tenant B never has a rate).
     pub tenant_a_rate: Option<(f64, u32)>,
+    /// Tenant A's `concurrent_runs` and `queued_runs` quotas.
+    pub tenant_a_concurrent_runs: Option<u32>,
+    pub tenant_a_queued_runs: Option<u32>,
 }
 
 impl Default for StackOptions {
@@ -96,6 +99,8 @@ impl Default for StackOptions {
             warm_sizes: Default::default(),
             redis_url: redis_url(),
             tenant_a_rate: None,
+            tenant_a_concurrent_runs: None,
+            tenant_a_queued_runs: None,
             max_deliver: coderun_boot_defaults::<coderun_executor::config::Config>(
                 coderun_executor::config::DEFAULTS,
             )
@@ -172,6 +177,8 @@ impl TestStack {
             tenant_a.requests_per_second = Some(per_second);
             tenant_a.burst = Some(burst);
         }
+        tenant_a.concurrent_runs = options.tenant_a_concurrent_runs;
+        tenant_a.queued_runs = options.tenant_a_queued_runs;
         gateway_config.tenants = vec![tenant_a, tenant("tenant-b", TENANT_B_KEY)];
         let gateway = coderun_gateway::Application::build(gateway_config)
             .await
@@ -295,8 +302,7 @@ fn tenant(id: &str, key: &str) -> coderun_gateway::config::TenantConfig {
         id: id.to_owned(),
         key_sha256: vec![coderun_gateway::auth::hash_key(key)],
         max_limits: Default::default(),
-        requests_per_second: None,
-        burst: None,
+        ..Default::default()
     }
 }
 

@@ -434,7 +434,7 @@ async fn the_agent_refuses_to_run_without_exactly_its_privileges() {
                 vec![Bytes64::default()],
             );
             let result = sandbox
-                .run(&spec, job, Duration::from_secs(30), &Default::default())
+                .run(&spec, job, Duration::from_secs(30), Default::default())
                 .await
                 .expect("an answer");
             let error = result.error.unwrap_or_default();

@@ -5,7 +5,8 @@
 use std::io::{BufRead, Write};
 
 use coderun_schema::agent::{
-    AgentOutput, AgentPaused, AgentResume, OutputStream, AGENT_PROTOCOL_VERSION,
+    AgentOutput, AgentPaused, AgentResume, AgentStage, AgentStageDone, OutputStream,
+    AGENT_PROTOCOL_VERSION,
 };
 use coderun_schema::bytes64::Bytes64;
 
@@ -26,6 +27,16 @@ pub fn send_output(test: Option<u32>, stream: OutputStream, data: &[u8]) -> std:
         stream,
         data: Bytes64(data.to_vec()),
     })
+}
+
+/// Reports a command that ended (the host turns it into a progress event). A host that is gone
+/// is noticed when the final answer cannot be sent.
+pub fn send_stage_done(test: Option<u32>, stage: &AgentStage) {
+    let _ = send(&AgentStageDone {
+        v: AGENT_PROTOCOL_VERSION,
+        test,
+        stage_done: stage.clone(),
+    });
 }
 
 /// Reads one protocol message from the host: a JSON line on stdin (`what` names it in errors).

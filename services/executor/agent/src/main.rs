@@ -3,7 +3,8 @@
 //! It reads one [`AgentJob`] as a JSON line on stdin, checks that it holds exactly the
 //! privileges it expects, writes the files into the workspace (the `/workspace` tmpfs), runs
 //! the compile command once as the compile user and the run command once per stdin as the run
-//! user, streaming their output to the host as [`AgentOutput`] lines, and answers with one
+//! user, streaming their output to the host as [`AgentOutput`] lines and reporting each
+//! command as it ends ([`AgentStageDone`], the host's progress events), and answers with one
 //! [`AgentResult`] line. Then it exits and the container is gone.
 //!
 //! - [`host`]: the protocol's lines on stdin and stdout.
@@ -19,6 +20,7 @@
 //! does not wrap.
 //!
 //! [`AgentOutput`]: coderun_schema::agent::AgentOutput
+//! [`AgentStageDone`]: coderun_schema::agent::AgentStageDone
 #![allow(unsafe_code)]
 
 use std::sync::atomic::AtomicU64;
@@ -72,6 +74,7 @@ fn run_job(job: &AgentJob, result: &mut AgentResult) -> Result<(), String> {
         };
         let stage = command::run(compile, &Bytes64::default(), &context)?;
         let compiled = stage.exit_code == Some(0) && !stage.wall_timed_out && !stage.cpu_timed_out;
+        host::send_stage_done(None, &stage);
         result.compile = Some(stage);
         if !compiled {
             return Ok(());
@@ -93,7 +96,9 @@ fn run_job(job: &AgentJob, result: &mut AgentResult) -> Result<(), String> {
             count_processes: job.count_processes,
             budget: &budget,
         };
-        result.runs.push(command::run(&job.run, stdin, &context)?);
+        let stage = command::run(&job.run, stdin, &context)?;
+        host::send_stage_done(context.test, &stage);
+        result.runs.push(stage);
     }
     Ok(())
 }

@@ -91,7 +91,7 @@ pub async fn create(
         ..Default::default()
     };
     let job = accept::job_for(&state, &tenant, &request)?;
-    let reply = accept::accept(&state, &tenant.id, job, None, wait_for).await?;
+    let reply = accept::accept(&state, &tenant, job, None, wait_for).await?;
     Ok(Json(status_of(&reply.0)))
 }
 

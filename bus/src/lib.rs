@@ -178,6 +178,15 @@ impl Bus {
             .await
     }
 
+    /// Creates the webhooks stream if it does not exist yet.
+    pub async fn ensure_webhooks_stream(&self) -> Result<stream::Stream, BusError> {
+        self.ensure_stream(
+            self.names.webhooks_stream(),
+            vec![self.names.webhooks_due()],
+        )
+        .await
+    }
+
     async fn ensure_stream(
         &self,
         name: String,
@@ -210,6 +219,35 @@ impl Bus {
         let name = self.names.scheduler_consumer();
         self.durable_consumer(&stream, name, self.names.runs_submit(), settings)
             .await
+    }
+
+    /// The scheduler's durable pull consumer on the webhooks stream.
+    pub async fn webhook_consumer(
+        &self,
+        settings: ConsumerSettings,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+        let stream = self.ensure_webhooks_stream().await?;
+        let name = self.names.webhook_consumer();
+        self.durable_consumer(&stream, name, self.names.webhooks_due(), settings)
+            .await
+    }
+
+    /// Hands a run's webhook to the scheduler (stored once per run, whoever sends it), trying
+    /// a few times: a run made final is not undone because NATS hiccuped, but its webhook
+    /// would be lost if every try failed (logged).
+    pub async fn announce_webhook(&self, due: &coderun_schema::messages::WebhookDue) {
+        for attempt in 1..=3u64 {
+            match self
+                .publish_durable(self.names.webhooks_due(), due, &due.run_id)
+                .await
+            {
+                Ok(()) => return,
+                Err(error) if attempt == 3 => {
+                    tracing::error!(run_id = %due.run_id, error = %describe(&error), "the run's webhook could not be queued; it will not be sent");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+            }
+        }
     }
 
     /// The pull consumer shared by every executor of `pool`.

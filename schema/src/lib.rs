@@ -10,7 +10,8 @@
 //! - [`stream`]: the body of each Server-Sent Event of a run's event stream.
 //! - [`agent`]: the host ⇄ in-container agent protocol.
 //! - [`catalog`]: the language catalog (`images/languages.toml`) and resolved limits.
-//! - [`file_names`]: the one rule for submitted file names (gateway and agent).
+//! - [`file_names`]: the one rule for submitted file names (gateway and agent);
+//!   [`callback`]: the one rule for webhook targets (gateway and scheduler).
 //! - [`names`]: NATS subject, stream and Redis key names, all under one prefix.
 //! - [`problem`]: RFC 9457 problem details, the body of every HTTP error.
 //! - [`bytes64`]: bytes that travel as base64 strings in JSON.
@@ -22,6 +23,7 @@
 pub mod agent;
 pub mod batch;
 pub mod bytes64;
+pub mod callback;
 pub mod catalog;
 pub mod file_names;
 pub mod legacy;

@@ -166,6 +166,19 @@ pub struct CancelRequested {
     pub at: OffsetDateTime,
 }
 
+/// executor or gateway → scheduler on `<prefix>.webhooks.due` (JetStream work queue, one per
+/// run: the message id is the run id): a run with a `callback_url` became final. The
+/// scheduler reads the run from Redis and POSTs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDue {
+    #[serde(default = "current_version")]
+    pub v: u32,
+    pub run_id: String,
+    pub tenant: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
 /// One language an executor serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServedLanguage {
@@ -208,4 +221,24 @@ pub struct RunRecord {
     pub run: Run,
     #[serde(default)]
     pub submission: Option<JobSubmitted>,
+}
+
+impl RunRecord {
+    /// Where the run's webhook goes, if it has one.
+    pub fn callback_url(&self) -> Option<&str> {
+        self.submission
+            .as_ref()
+            .and_then(|submission| submission.job.callback_url.as_deref())
+    }
+
+    /// The webhook message for this run, when it has a `callback_url`.
+    pub fn webhook_due(&self) -> Option<WebhookDue> {
+        self.callback_url()?;
+        Some(WebhookDue {
+            v: VERSION,
+            run_id: self.run.id.clone(),
+            tenant: self.tenant.clone(),
+            at: OffsetDateTime::now_utc(),
+        })
+    }
 }

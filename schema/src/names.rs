@@ -64,6 +64,11 @@ impl Names {
         format!("{}.runs.cancel.{run_id}", self.prefix)
     }
 
+    /// JetStream subject of a webhook that is due (executor or gateway → scheduler).
+    pub fn webhooks_due(&self) -> String {
+        format!("{}.webhooks.due", self.prefix)
+    }
+
     /// Every run's cancel subject (what an executor subscribes to).
     pub fn run_cancel_all(&self) -> String {
         format!("{}.runs.cancel.*", self.prefix)
@@ -88,6 +93,16 @@ impl Names {
         format!("{}_JOBS", self.stream_prefix())
     }
 
+    /// The stream that holds webhooks due (work queue, file storage).
+    pub fn webhooks_stream(&self) -> String {
+        format!("{}_WEBHOOKS", self.stream_prefix())
+    }
+
+    /// The scheduler's durable consumer on the webhooks stream.
+    pub fn webhook_consumer(&self) -> String {
+        "webhooks".to_owned()
+    }
+
     /// The scheduler's durable consumer on the submit stream.
     pub fn scheduler_consumer(&self) -> String {
         "scheduler".to_owned()
@@ -107,6 +122,12 @@ impl Names {
     /// the record.
     pub fn run_events_key(&self, run_id: &str) -> String {
         format!("{}:run:{run_id}:events", self.prefix)
+    }
+
+    /// Redis key of a run's webhook delivery status (`WebhookStatus` JSON), expiring with the
+    /// record; the store merges it into the run it reads.
+    pub fn run_webhook_key(&self, run_id: &str) -> String {
+        format!("{}:run:{run_id}:webhook", self.prefix)
     }
 
     /// Redis key of a tenant's runs: a sorted set of run ids, all of score 0, so ordered by

@@ -216,6 +216,27 @@ pub struct Run {
     /// as a whole for memory or output), in words that reveal nothing internal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The webhook's delivery, once one was tried (runs with a `callback_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookStatus>,
+}
+
+/// How delivering a run's webhook went so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
+pub struct WebhookStatus {
+    /// POSTs tried so far.
+    pub attempts: u32,
+    /// The HTTP status of the last answer; `null` when the last attempt got none (refused
+    /// target, connection error, timeout).
+    #[serde(default)]
+    pub last_status: Option<u16>,
+    /// A 2xx answer was received; no more attempts follow.
+    #[serde(default)]
+    pub delivered: bool,
+    /// Why the last attempt failed, when it did without an answer, or why delivery stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Run {
@@ -240,6 +261,7 @@ impl Run {
             finished_at: None,
             queue_ms: None,
             error: None,
+            webhook: None,
         }
     }
 }

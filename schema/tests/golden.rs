@@ -7,7 +7,7 @@ use coderun_schema::agent::{
 };
 use coderun_schema::messages::{
     CancelRequested, ExecutorHeartbeat, JobDispatched, JobSubmitted, RunEvent, RunEventKind,
-    RunRecord,
+    RunRecord, WebhookDue,
 };
 use coderun_schema::run::Verdict;
 use serde::de::DeserializeOwned;
@@ -75,6 +75,15 @@ fn run_event_of_a_test_v1() {
     assert_eq!(
         message.stage.and_then(|stage| stage.verdict),
         Some(Verdict::WrongAnswer)
+    );
+}
+
+#[test]
+fn webhook_due_v1() {
+    let message: WebhookDue = read("webhook_due.v1.json");
+    assert_eq!(
+        (message.run_id.as_str(), message.tenant.as_str()),
+        ("run_01JDZ8W8N6P4Q2R3S4T5V6W7X8", "tenant-a")
     );
 }
 

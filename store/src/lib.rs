@@ -23,6 +23,7 @@ mod events;
 mod listing;
 mod quota;
 mod records;
+mod webhooks;
 
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -108,6 +109,7 @@ pub struct RunStore {
     update_script: redis::Script,
     create_script: redis::Script,
     append_script: redis::Script,
+    webhook_script: redis::Script,
     admit_script: redis::Script,
 }
 
@@ -138,6 +140,7 @@ impl RunStore {
             update_script: redis::Script::new(records::UPDATE_UNLESS_TERMINAL),
             create_script: redis::Script::new(records::CREATE_AND_LIST),
             append_script: redis::Script::new(events::APPEND),
+            webhook_script: redis::Script::new(webhooks::SET_STATUS),
             admit_script: redis::Script::new(quota::ADMIT),
         })
     }
@@ -149,10 +152,15 @@ impl RunStore {
         Ok(())
     }
 
+    /// A run's record, with its webhook status merged into the run.
     pub async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         let mut connection = self.connection.clone();
-        let value: Option<String> = connection.get(self.names.run_key(run_id)).await?;
-        Ok(value.map(|text| serde_json::from_str(&text)).transpose()?)
+        let (record, webhook): (Option<String>, Option<String>) = redis::cmd("MGET")
+            .arg(self.names.run_key(run_id))
+            .arg(self.names.run_webhook_key(run_id))
+            .query_async(&mut connection)
+            .await?;
+        webhooks::merged(record, webhook)
     }
 
     /// Binds a tenant's idempotency key to a run id, unless it is bound already; returns the

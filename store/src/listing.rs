@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use coderun_schema::messages::RunRecord;
 
-use crate::{RunStore, StoreError};
+use crate::{webhooks, RunStore, StoreError};
 
 /// The smallest run id a run created `ttl` ago could have: every id below it has expired.
 pub(crate) fn oldest_living_id(ttl: Duration) -> String {
@@ -54,16 +54,19 @@ impl RunStore {
         if ids.is_empty() {
             return Ok(RunPage::default());
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.names.run_key(id)).collect();
+        let keys: Vec<String> = ids
+            .iter()
+            .flat_map(|id| [self.names.run_key(id), self.names.run_webhook_key(id)])
+            .collect();
         let values: Vec<Option<String>> = redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut connection)
             .await?;
-        let records = values
-            .into_iter()
-            .flatten()
-            .map(|text| serde_json::from_str::<RunRecord>(&text))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut records = Vec::new();
+        let mut values = values.into_iter();
+        while let (Some(record), Some(webhook)) = (values.next(), values.next()) {
+            records.extend(webhooks::merged(record, webhook)?);
+        }
         Ok(RunPage {
             records,
             next_cursor: more.then(|| ids.last().cloned()).flatten(),

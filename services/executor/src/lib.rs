@@ -80,6 +80,7 @@ impl Application {
         };
         let bus = Bus::connect_with(&config.bus, &executor_id).await?;
         bus.ensure_jobs_stream().await?;
+        bus.ensure_webhooks_stream().await?;
         let store = RunStore::connect_with(&config.store, bus.names().clone())
             .await
             .context("failed to connect to Redis")?;

@@ -280,6 +280,9 @@ impl Worker {
         if let Some(event) = event {
             tracing::info!(verdict = ?record.run.verdict, "run finished");
             progress::publish(&self.bus, &event).await;
+            if let Some(due) = record.webhook_due() {
+                self.bus.announce_webhook(&due).await;
+            }
         }
         Ok(())
     }

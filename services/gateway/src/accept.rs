@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use coderun_schema::callback::{check_address, CallbackTarget};
 use coderun_schema::messages::{Job, JobSubmitted, RunEventKind, RunRecord, VERSION};
 use coderun_schema::run::{Run, RunRequest, RunStatus, Verdict};
 use coderun_store::Created;
@@ -28,17 +29,49 @@ use crate::{idempotency, validate, wait, State};
 /// The job of a request: validated against the catalog and the tenant's maximum limits, for a
 /// language some live executor serves (else 503). What every way of creating runs checks
 /// before [`accept`].
-pub fn job_for(state: &State, tenant: &Tenant, request: &RunRequest) -> Result<Job, ApiError> {
+pub async fn job_for(
+    state: &State,
+    tenant: &Tenant,
+    request: &RunRequest,
+) -> Result<Job, ApiError> {
     let job = validate::resolve(
         request,
         &state.catalog,
         |max| tenant.max_limits(max),
         &state.config.runs,
     )?;
+    if let Some(url) = &job.callback_url {
+        check_callback_name(url, &state.config.runs.callback_allow).await?;
+    }
     if !state.executors.serves(&job.language) {
         return Err(ApiError::NoCapacity(job.language));
     }
     Ok(job)
+}
+
+/// A `callback_url` whose host is a name that resolves, now, to an internal address is
+/// refused at once (422); the scheduler checks again at every delivery, which is what counts:
+/// a name that does not resolve yet, or resolves differently later, is caught there.
+async fn check_callback_name(url: &str, allow: &[String]) -> Result<(), ApiError> {
+    let Ok(target) = CallbackTarget::parse(url) else {
+        return Ok(());
+    };
+    if target.ip.is_some() || target.is_allowed(allow) {
+        return Ok(());
+    }
+    let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
+    let Ok(Ok(addresses)) = tokio::time::timeout(Duration::from_secs(2), lookup).await else {
+        return Ok(());
+    };
+    for address in addresses {
+        if let Err(why) = check_address(address.ip()) {
+            return Err(ApiError::invalid_field(
+                "callback_url",
+                format!("{} resolves to {}: {why}", target.host, address.ip()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn new_run_id() -> String {

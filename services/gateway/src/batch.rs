@@ -73,7 +73,7 @@ async fn accept_one(
             format!("not a run request: {error}"),
         )
     })?;
-    let job = accept::job_for(state, tenant, &request)?;
+    let job = accept::job_for(state, tenant, &request).await?;
     let reply = accept::accept(state, tenant, job, key, None).await?;
     Ok(reply.0.id)
 }

@@ -79,7 +79,8 @@ fn already_final(record: RunRecord) -> Result<RunReply, ApiError> {
     }
 }
 
-/// Tells the executors to stop the run and waiters that it ended. Both are best effort: the
+/// Tells the executors to stop the run, waiters that it ended, and the scheduler that its
+/// webhook is due. Both are best effort: the
 /// record is already final, and an executor that misses the message runs the program to its
 /// end, its result refused by the store.
 async fn announce(state: &State, cancelled: &RunRecord, event: Option<RunEvent>) {
@@ -97,5 +98,8 @@ async fn announce(state: &State, cancelled: &RunRecord, event: Option<RunEvent>)
         event.unwrap_or_else(|| RunEvent::with_run(&cancelled.run, RunEventKind::Completed));
     if let Err(error) = state.bus.publish(names.run_events(run_id), &event).await {
         tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish the cancellation");
+    }
+    if let Some(due) = cancelled.webhook_due() {
+        state.bus.announce_webhook(&due).await;
     }
 }

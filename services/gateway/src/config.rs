@@ -11,7 +11,7 @@ use coderun_schema::run::LimitsRequest;
 /// Committed defaults.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 /// Keys whose environment value is a comma-separated list.
-pub const LIST_KEYS: &[&str] = &[];
+pub const LIST_KEYS: &[&str] = &["runs.callback_allow"];
 
 /// The gateway's whole configuration: one field per section of `config/default.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +81,12 @@ pub struct RunsConfig {
     /// seconds; a heartbeat's own `ttl_ms` wins when it has one. Decides which languages the
     /// gateway serves (`GET /v1/languages`, and 503 for a language no live executor serves).
     pub heartbeat_ttl_secs: u64,
+    /// Exact `host:port` webhook targets allowed although they are not public addresses (a
+    /// receiver on 127.0.0.1 in tests, an internal service). Any other `callback_url` that
+    /// names or resolves to a loopback, private, link-local, metadata or otherwise internal
+    /// address is refused with 422. The scheduler's `webhooks.allow` must list the same.
+    #[serde(default)]
+    pub callback_allow: Vec<String>,
 }
 
 /// One `[[tenants]]` table: who a key belongs to and what it may ask for.

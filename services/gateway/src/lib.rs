@@ -207,6 +207,7 @@ impl Application {
         config.validate().map_err(anyhow::Error::msg)?;
         let bus = Bus::connect_with(&config.bus, "coderun-gateway").await?;
         bus.ensure_submit_stream().await?;
+        bus.ensure_webhooks_stream().await?;
         let store = RunStore::connect_with(&config.store, bus.names().clone())
             .await
             .context("failed to connect to Redis")?;

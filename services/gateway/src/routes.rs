@@ -114,7 +114,7 @@ pub async fn create_run(
     } else {
         None
     };
-    let job = accept::job_for(&state, &tenant, &body)?;
+    let job = accept::job_for(&state, &tenant, &body).await?;
 
     let idempotency_key = idempotency::key_of(&request)?;
     accept::accept(&state, &tenant, job, idempotency_key, wait_for).await

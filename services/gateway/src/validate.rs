@@ -3,6 +3,7 @@
 //! Pure: the catalog, the tenant's maximum and the size limits come in as arguments.
 
 use coderun_schema::bytes64::{self, Bytes64};
+use coderun_schema::callback::CallbackTarget;
 use coderun_schema::catalog::{Catalog, Limits};
 use coderun_schema::file_names::{file_name_problem, file_set_problems};
 use coderun_schema::messages::{Job, JobFile, JobTest};
@@ -173,10 +174,10 @@ pub fn resolve(
     problems.0.extend(over_budget(asked, settings));
 
     if let Some(url) = &request.callback_url {
-        match url::Url::parse(url) {
-            Ok(parsed)
-                if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
-            _ => problems.add("callback_url", "must be an absolute http or https URL"),
+        let checked = CallbackTarget::parse(url)
+            .and_then(|target| target.check_literal(&settings.callback_allow));
+        if let Err(why) = checked {
+            problems.add("callback_url", why);
         }
     }
 

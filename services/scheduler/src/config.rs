@@ -1,13 +1,16 @@
 //! The scheduler's configuration, loaded once at start-up (see `config/default.toml`).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 pub use coderun_bus::BusConfig;
+pub use coderun_store::StoreConfig;
 
 /// Committed defaults.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 /// Keys whose environment value is a comma-separated list.
-pub const LIST_KEYS: &[&str] = &[];
+pub const LIST_KEYS: &[&str] = &["webhooks.allow"];
 
 /// The scheduler's whole configuration: one field per section of `config/default.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,6 +21,35 @@ pub struct Config {
     pub bus: BusConfig,
     /// `[submit]`: how the scheduler pulls accepted runs from the submit stream.
     pub submit: SubmitConfig,
+    /// `[store]`: the Redis server with the run records (webhooks read the finished run and
+    /// record how delivering it went).
+    pub store: StoreConfig,
+    /// `[webhooks]`: delivering finished runs to their `callback_url`.
+    pub webhooks: WebhooksConfig,
+}
+
+/// The `[webhooks]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Webhooks being delivered (or waiting to retry) at once, a count (at least 1).
+    pub concurrency: usize,
+    /// How long one POST may take, connecting included, in seconds.
+    pub attempt_timeout_secs: u64,
+    /// The wait before the first retry, in milliseconds; it doubles after each failure up to
+    /// `max_retry_ms`, and each wait is drawn at random between half of it and all of it.
+    pub first_retry_ms: u64,
+    /// The longest wait between two attempts, in milliseconds.
+    pub max_retry_ms: u64,
+    /// No attempt starts later than this after the run ended, in seconds: delivery gives up.
+    pub give_up_after_secs: u64,
+    /// Exact `host:port` targets allowed although they are not public addresses (a receiver
+    /// on 127.0.0.1 in tests, an internal service); everything else must resolve to public
+    /// addresses only.
+    pub allow: Vec<String>,
+    /// The secret each tenant's webhooks are signed with, by tenant id. A tenant without one
+    /// gets no webhooks (the run's `webhook.error` says so).
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// The `[submit]` section: the scheduler's durable consumer on the submit stream.
@@ -47,6 +79,29 @@ impl Config {
         }
         if self.submit.max_deliver < 1 {
             return Err("submit.max_deliver must be at least 1".to_owned());
+        }
+        self.store.validate()?;
+        let webhooks = &self.webhooks;
+        if webhooks.concurrency == 0 || webhooks.attempt_timeout_secs == 0 {
+            return Err(
+                "webhooks.concurrency and webhooks.attempt_timeout_secs must be at least 1"
+                    .to_owned(),
+            );
+        }
+        if webhooks.first_retry_ms == 0 || webhooks.max_retry_ms < webhooks.first_retry_ms {
+            return Err(
+                "webhooks.first_retry_ms must be at least 1 and at most webhooks.max_retry_ms"
+                    .to_owned(),
+            );
+        }
+        if let Some((tenant, _)) = webhooks
+            .secrets
+            .iter()
+            .find(|(_, secret)| secret.len() < 16)
+        {
+            return Err(format!(
+                "webhooks.secrets.{tenant}: a signing secret must be at least 16 characters"
+            ));
         }
         Ok(())
     }

@@ -3,6 +3,8 @@
 //! - [`config`]: the layered configuration.
 //! - [`dispatch`]: pulls the submit stream and queues each run in its pool, acknowledging
 //!   only what is safely queued.
+//! - [`webhooks`]: finished runs POSTed to their `callback_url`, signed, checked against
+//!   internal addresses at delivery, retried with backoff and jitter, outcome recorded.
 //! - [`Application`]: wiring and graceful stop.
 //!
 //! Architecture invariant: the scheduler never runs code and never serves HTTP to clients.
@@ -10,10 +12,12 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod webhooks;
 
 use std::time::Duration;
 
 use coderun_bus::{Bus, ConsumerSettings};
+use coderun_store::RunStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -21,6 +25,7 @@ use crate::config::Config;
 /// A connected scheduler.
 pub struct Application {
     bus: Bus,
+    store: RunStore,
     config: Config,
 }
 
@@ -30,7 +35,9 @@ impl Application {
         let bus = Bus::connect_with(&config.bus, "coderun-scheduler").await?;
         bus.ensure_submit_stream().await?;
         bus.ensure_jobs_stream().await?;
-        Ok(Self { bus, config })
+        bus.ensure_webhooks_stream().await?;
+        let store = RunStore::connect_with(&config.store, bus.names().clone()).await?;
+        Ok(Self { bus, store, config })
     }
 
     /// Dispatches until `shutdown`.
@@ -42,14 +49,28 @@ impl Application {
                 max_deliver: self.config.submit.max_deliver,
             })
             .await?;
+        let webhook_consumer = self
+            .bus
+            .webhook_consumer(ConsumerSettings {
+                ack_wait: Duration::from_secs(60),
+                max_deliver: self.config.submit.max_deliver,
+            })
+            .await?;
         tracing::info!("scheduler dispatching");
-        dispatch::run(
-            self.bus.clone(),
-            consumer,
-            self.config.submit.batch,
-            shutdown,
-        )
-        .await;
+        tokio::join!(
+            dispatch::run(
+                self.bus.clone(),
+                consumer,
+                self.config.submit.batch,
+                shutdown.clone(),
+            ),
+            webhooks::run(
+                self.store.clone(),
+                self.config.webhooks.clone(),
+                webhook_consumer,
+                shutdown,
+            ),
+        );
         let _ = self.bus.client().flush().await;
         tracing::info!("scheduler stopped");
         Ok(())

@@ -11,6 +11,7 @@
 
 pub mod cleanup;
 pub mod private_redis;
+pub mod receiver;
 mod support;
 
 pub use support::*;
@@ -26,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 pub const TENANT_A_KEY: &str = "test-key-tenant-a";
 /// The API key of a second tenant, to prove runs are private.
 pub const TENANT_B_KEY: &str = "test-key-tenant-b";
+/// Tenant A's webhook signing secret (tenant B has none).
+pub const TENANT_A_WEBHOOK_SECRET: &str = "whsec-test-tenant-a-0123456789";
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -84,6 +87,8 @@ pub struct StackOptions {
     /// Tenant A's `concurrent_runs` and `queued_runs` quotas.
     pub tenant_a_concurrent_runs: Option<u32>,
     pub tenant_a_queued_runs: Option<u32>,
+    /// `host:port` webhook targets allowed although internal (gateway and scheduler).
+    pub callback_allow: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -101,6 +106,7 @@ impl Default for StackOptions {
             tenant_a_rate: None,
             tenant_a_concurrent_runs: None,
             tenant_a_queued_runs: None,
+            callback_allow: Vec::new(),
             max_deliver: coderun_boot_defaults::<coderun_executor::config::Config>(
                 coderun_executor::config::DEFAULTS,
             )
@@ -161,6 +167,15 @@ impl TestStack {
             coderun_boot_defaults(coderun_scheduler::config::DEFAULTS);
         scheduler_config.bus.url = nats_url();
         scheduler_config.bus.prefix = prefix.clone();
+        scheduler_config.store.url = options.redis_url.clone();
+        scheduler_config.webhooks.allow = options.callback_allow.clone();
+        scheduler_config.webhooks.secrets =
+            [("tenant-a".to_owned(), TENANT_A_WEBHOOK_SECRET.to_owned())].into();
+        // Retries within a test's patience.
+        scheduler_config.webhooks.first_retry_ms = 200;
+        scheduler_config.webhooks.max_retry_ms = 1000;
+        scheduler_config.webhooks.give_up_after_secs = 20;
+        scheduler_config.webhooks.attempt_timeout_secs = 3;
         let scheduler = coderun_scheduler::Application::build(scheduler_config)
             .await
             .expect("scheduler starts");
@@ -172,6 +187,7 @@ impl TestStack {
         gateway_config.bus.url = nats_url();
         gateway_config.bus.prefix = prefix.clone();
         gateway_config.store.url = options.redis_url.clone();
+        gateway_config.runs.callback_allow = options.callback_allow.clone();
         let mut tenant_a = tenant("tenant-a", TENANT_A_KEY);
         if let Some((per_second, burst)) = options.tenant_a_rate {
             tenant_a.requests_per_second = Some(per_second);

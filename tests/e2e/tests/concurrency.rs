@@ -67,7 +67,10 @@ async fn a_tenant_at_its_concurrent_runs_is_refused_until_one_ends() {
     assert_eq!(quota, "concurrent_runs");
     assert!(retry_after.is_some_and(|seconds| seconds >= 1));
     // Refused means not stored: the tenant's list holds only the two.
-    assert_eq!(client.list_runs(None, None).await.expect("list").runs.len(), 2);
+    assert_eq!(
+        client.list_runs(None, None).await.expect("list").runs.len(),
+        2
+    );
 
     let tenant_b = stack.client_with_key(TENANT_B_KEY);
     let other = create(&tenant_b).await.expect("tenant B is unaffected");
@@ -101,7 +104,9 @@ async fn a_tenant_at_its_queued_runs_is_refused_while_running_runs_do_not_count(
 
     // A cancelled queued run leaves the queue at once.
     client.cancel_run(&waiting).await.expect("cancelled");
-    let next = create(&client).await.expect("accepted once the queue has room");
+    let next = create(&client)
+        .await
+        .expect("accepted once the queue has room");
     for id in [running, next] {
         client.cancel_run(&id).await.expect("cancelled");
     }

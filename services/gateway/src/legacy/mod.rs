@@ -90,7 +90,7 @@ pub async fn create(
         stdin: body.input.unwrap_or_default(),
         ..Default::default()
     };
-    let job = accept::job_for(&state, &tenant, &request)?;
+    let job = accept::job_for(&state, &tenant, &request).await?;
     let reply = accept::accept(&state, &tenant, job, None, wait_for).await?;
     Ok(Json(status_of(&reply.0)))
 }

@@ -115,7 +115,16 @@ pub async fn require_key(
 /// Redis cannot be asked, the request goes through: a rate limit is no reason to refuse what
 /// might otherwise be served.
 async fn admit(request: &ServiceRequest, tenant: &Tenant) -> Result<(), ApiError> {
-    let (Some(rate), Some(state)) = (tenant.rate(), request.app_data::<Data<State>>()) else {
+    match request.app_data::<Data<State>>() {
+        Some(state) => admit_tenant(state, tenant).await,
+        None => Ok(()),
+    }
+}
+
+/// Counts one request of `tenant` against its rate (what [`require_key`] does for `/v1`; the
+/// legacy API, whose key comes in a parameter, calls it itself).
+pub async fn admit_tenant(state: &State, tenant: &Tenant) -> Result<(), ApiError> {
+    let Some(rate) = tenant.rate() else {
         return Ok(());
     };
     match state.store.admit(&tenant.id, rate).await {

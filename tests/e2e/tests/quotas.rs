@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use coderun_e2e::{problem_of, StackOptions, TestStack, TENANT_B_KEY};
+use coderun_e2e::{problem_of, StackOptions, TestStack, TENANT_A_KEY, TENANT_B_KEY};
 use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,6 +55,20 @@ async fn a_tenant_over_its_rate_waits_and_another_is_unaffected() {
             "tenant B has no such limit"
         );
     }
+    // The legacy API, its key in a parameter, counts against the same rate.
+    let legacy = tenant_a
+        .send_raw(
+            Method::GET,
+            &format!("/runners/get_status?id=run_x&api_key={TENANT_A_KEY}"),
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(legacy.status, 429, "the legacy API shares the rate");
+    assert!(legacy.retry_after.is_some());
+
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(
         get(&tenant_a).await.status,

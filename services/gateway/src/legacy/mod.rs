@@ -20,7 +20,7 @@ use coderun_schema::run::{Run, RunRequest};
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::routes::{own_run, read_run};
-use crate::{accept, State};
+use crate::{accept, auth, State};
 
 use self::answers::{details_of, status_of};
 use self::body::FormOrJson;
@@ -28,12 +28,15 @@ use self::body::FormOrJson;
 /// Seconds a `longpoll` waits when `longpoll_timeout` is not given.
 const DEFAULT_LONGPOLL_SECS: u64 = 10;
 
-fn tenant_of_key(state: &State, api_key: &str) -> Result<Arc<Tenant>, ApiError> {
-    state
+/// The tenant of an `api_key` parameter, its request counted against its rate as `/v1`'s are.
+async fn tenant_of_key(state: &State, api_key: &str) -> Result<Arc<Tenant>, ApiError> {
+    let tenant = state
         .tenants
         .find(api_key)
         .cloned()
-        .ok_or(ApiError::Unauthorized)
+        .ok_or(ApiError::Unauthorized)?;
+    auth::admit_tenant(state, &tenant).await?;
+    Ok(tenant)
 }
 
 /// How long a create waits: nothing without `longpoll`, else `longpoll_timeout` seconds
@@ -58,7 +61,7 @@ fn longpoll_wait(state: &State, body: &LegacyCreate) -> Result<Option<Duration>,
 
 /// The run a `get_*` query names, if the key's tenant owns it.
 async fn run_of(state: &State, query: &LegacyQuery) -> Result<Run, ApiError> {
-    let tenant = tenant_of_key(state, &query.api_key)?;
+    let tenant = tenant_of_key(state, &query.api_key).await?;
     Ok(own_run(read_run(state, &query.id).await?, &tenant.id)?.run)
 }
 
@@ -74,6 +77,7 @@ async fn run_of(state: &State, query: &LegacyQuery) -> Result<Run, ApiError> {
     error_code = 401,
     error_code = 413,
     error_code = 422,
+    error_code = 429,
     error_code = 503
 )]
 #[tracing::instrument(skip_all, fields(language = %body.0.language))]
@@ -82,7 +86,7 @@ pub async fn create(
     body: FormOrJson<LegacyCreate>,
 ) -> Result<Json<LegacyStatus>, ApiError> {
     let body = body.0;
-    let tenant = tenant_of_key(&state, &body.api_key)?;
+    let tenant = tenant_of_key(&state, &body.api_key).await?;
     let wait_for = longpoll_wait(&state, &body)?;
     let request = RunRequest {
         language: body.language,
@@ -104,6 +108,7 @@ pub async fn create(
     error_code = 400,
     error_code = 401,
     error_code = 404,
+    error_code = 429,
     error_code = 503
 )]
 pub async fn get_status(
@@ -123,6 +128,7 @@ pub async fn get_status(
     error_code = 400,
     error_code = 401,
     error_code = 404,
+    error_code = 429,
     error_code = 503
 )]
 pub async fn get_details(

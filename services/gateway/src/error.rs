@@ -173,9 +173,14 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (400, "Malformed request"),
     (401, "Missing or unknown API key"),
     (404, "No such run"),
+    (409, "Conflict: the run has already finished"),
     (413, "Request too large"),
     (415, "Body is not JSON"),
     (422, "Invalid request"),
+    (
+        429,
+        "Over a tenant quota: requests per second, concurrent or queued runs (see Retry-After)",
+    ),
     (
         503,
         "No capacity for the language, or a dependency is down (see Retry-After)",

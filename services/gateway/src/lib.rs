@@ -13,7 +13,8 @@
 //!   [`cancel`]: a run made final as `cancelled` and its sandbox stopped; [`listing`]: the
 //!   tenant's runs, a page at a time.
 //! - [`legacy`]: the older runner API (`/runners/*`) over the same runs.
-//! - [`docs_page`]: the `/docs` page's assets, embedded (no CDN).
+//! - [`docs_page`]: the `/docs` page's assets, embedded (no CDN); [`openapi_extras`]: what
+//!   the generated spec cannot say by itself (auth schemes, headers, links, examples).
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
@@ -33,6 +34,7 @@ pub mod executors;
 pub mod idempotency;
 pub mod legacy;
 pub mod listing;
+pub mod openapi_extras;
 pub mod routes;
 pub mod validate;
 pub mod wait;
@@ -194,6 +196,9 @@ pub fn app(
         .service(resource("/healthz").route(get().to(routes::healthz)))
         .service(resource("/readyz").route(get().to(routes::readyz)))
         .default_service(actix::to(no_route))
+        .wrap(actix_web::middleware::from_fn(
+            openapi_extras::decorate_spec,
+        ))
         .build_with(
             "/openapi.json",
             BuildConfig::default()

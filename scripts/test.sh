@@ -11,6 +11,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 ensure_infrastructure
 # Only the tests need a browser: the /docs page is loaded in headless Chromium.
 ensure_commands chromium:chromium
+# The spec is checked by tools nobody here wrote: schemathesis, and a generated Python client.
+CODERUN_TEST_PYTHON_TOOLS="$(ensure_python_tools)"
+export CODERUN_TEST_PYTHON_TOOLS
 bash "$ROOT_DIR/scripts/images.sh"
 CODERUN_TEST_AGENT="$(build_agent)"
 export CODERUN_TEST_AGENT

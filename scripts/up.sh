@@ -35,6 +35,16 @@ port = $GATEWAY_PORT
 id = "local"
 key_sha256 = ["$key_hash"]
 TOML
+# The local tenant's webhook signing secret, kept beside its key, in the scheduler's file.
+if [ ! -s "$STATE_DIR/webhook-secret" ]; then
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' | sed 's/^/whsec_/' >"$STATE_DIR/webhook-secret")
+fi
+webhook_secret="$(cat "$STATE_DIR/webhook-secret")"
+(umask 077 && cat >"$STATE_DIR/scheduler.toml" <<TOML
+[webhooks.secrets]
+local = "$webhook_secret"
+TOML
+)
 
 start_service() {
   local name="$1"
@@ -51,9 +61,10 @@ start_service() {
 
 export CODERUN_GATEWAY__BUS__URL="nats://127.0.0.1:$NATS_PORT" CODERUN_SCHEDULER__BUS__URL="nats://127.0.0.1:$NATS_PORT" \
   CODERUN_EXECUTOR__BUS__URL="nats://127.0.0.1:$NATS_PORT" CODERUN_GATEWAY__STORE__URL="redis://127.0.0.1:$REDIS_PORT" \
-  CODERUN_EXECUTOR__STORE__URL="redis://127.0.0.1:$REDIS_PORT" CODERUN_EXECUTOR__SANDBOX__AGENT_PATH="$STATE_DIR/coderun-agent"
+  CODERUN_EXECUTOR__STORE__URL="redis://127.0.0.1:$REDIS_PORT" CODERUN_SCHEDULER__STORE__URL="redis://127.0.0.1:$REDIS_PORT" \
+  CODERUN_EXECUTOR__SANDBOX__AGENT_PATH="$STATE_DIR/coderun-agent"
 bin="$CARGO_TARGET_DIR/debug"
-start_service scheduler "$bin/coderun-scheduler"
+start_service scheduler "$bin/coderun-scheduler" --config "$STATE_DIR/scheduler.toml"
 start_service executor "$bin/coderun-executor"
 start_service gateway "$bin/coderun-gateway" --config "$STATE_DIR/gateway.toml"
 
@@ -65,6 +76,7 @@ cat <<TEXT
 
 coderun is up at $base  (logs and pids in $STATE_DIR; stop with scripts/down.sh)
 API key: $api_key
+Webhook signing secret: $webhook_secret  (callback_url targets must be public addresses)
 
   curl -s -H "Authorization: Bearer $api_key" $base/v1/languages
 

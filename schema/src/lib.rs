@@ -32,3 +32,4 @@ pub mod names;
 pub mod problem;
 pub mod run;
 pub mod stream;
+mod strict;

@@ -78,9 +78,17 @@ pub struct StageLimitsRequest {
 #[cfg_attr(feature = "openapi", derive(JsonSchema, ApiComponent))]
 #[serde(deny_unknown_fields)]
 pub struct LimitsRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::optional_object"
+    )]
     pub compile: Option<StageLimitsRequest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::optional_object"
+    )]
     pub run: Option<StageLimitsRequest>,
 }
 
@@ -99,7 +107,11 @@ pub struct RunRequest {
     /// separated by single `/`, none empty, `.` or `..`, each at most 255 bytes and the whole
     /// at most 1024; no control or bidirectional-formatting characters or backslashes; not
     /// starting with `-` or `@`; no name twice and none that is also another file's directory.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::strict::objects"
+    )]
     pub files: Vec<SourceFile>,
     /// Shorthand for one file with the catalog's default name for the language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,9 +124,13 @@ pub struct RunRequest {
     pub args: Vec<String>,
     /// Compile once, run once per test. With the limits they are held to per-request budgets:
     /// tests × (stdout + stderr caps) and compile wall + tests × run wall (422 above them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::strict::objects"
+    )]
     pub tests: Vec<TestCase>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::object")]
     pub limits: LimitsRequest,
     #[serde(default)]
     pub encoding: Encoding,

@@ -135,6 +135,34 @@ build_agent() {
   echo "$CARGO_TARGET_DIR/$triple/release/coderun-agent"
 }
 
+# The Python tools the API tests drive (schemathesis, openapi-python-client), pinned, in a
+# virtual environment of their own under the state directory's parent; prints its path.
+PYTHON_TOOLS=(schemathesis==4.32.5 openapi-python-client==0.29.1)
+ensure_python_tools() {
+  local venv="${CODERUN_TOOLS_VENV:-$HOME/.cache/coderun/venv}" stamp
+  stamp="$venv/.coderun-tools"
+  if [ ! -x "$venv/bin/python" ]; then
+    /usr/bin/python3 -m venv --help >/dev/null 2>&1 || ensure_system_package python3-venv
+    /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || ensure_system_package python3-venv
+    log "creating the Python tools environment in $venv"
+    /usr/bin/python3 -m venv "$venv" >&2
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "${PYTHON_TOOLS[*]}" ]; then
+    log "installing ${PYTHON_TOOLS[*]}"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${PYTHON_TOOLS[@]}" >&2
+    printf '%s' "${PYTHON_TOOLS[*]}" >"$stamp"
+  fi
+  echo "$venv"
+}
+
+# Installs one Debian package, whatever commands it has.
+ensure_system_package() {
+  dpkg -s "$1" >/dev/null 2>&1 && return 0
+  log "installing $1"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1"
+}
+
 # Installs a cargo subcommand from crates.io at a pinned version, when it is missing or older.
 ensure_cargo_tool() {
   local crate="$1" version="$2"

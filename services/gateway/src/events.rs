@@ -65,17 +65,31 @@ impl ApiComponent for EventStream {
 
     fn responses(_content_type: Option<String>) -> Option<Responses> {
         let (name, _) = Self::schema()?;
+        // The schema of one event as it goes over the wire; its `data` is the JSON of the
+        // named component.
+        let event: apistos::Schema = serde_json::from_value(serde_json::json!({
+            "type": "object",
+            "required": ["id", "event", "data"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9]+$",
+                       "description": "The event's `seq`: send it back as `Last-Event-ID` to resume after it."},
+                "event": {"type": "string",
+                          "enum": ["queued", "running", "compiled", "test", "completed"]},
+                "data": {"type": "string",
+                         "description": format!("A `{name}` as JSON (see its schema).")}
+            }
+        }))
+        .ok()?;
         let response = Response {
-            description: "Server-Sent Events: each event's `event:` is its kind, `id:` its `seq`, \
-                          and `data:` a RunStreamEvent; `: keep-alive` comments every 15 s; the \
-                          stream ends after `completed`"
-                .to_owned(),
+            description: format!(
+                "Server-Sent Events: each event's `event:` is its kind, `id:` its `seq`, and \
+                 `data:` a `{name}` as JSON; `: keep-alive` comments every 15 s; the stream ends \
+                 after `completed`"
+            ),
             content: BTreeMap::from([(
                 "text/event-stream".to_owned(),
                 MediaType {
-                    schema: Some(ReferenceOr::Reference {
-                        _ref: format!("#/components/schemas/{name}"),
-                    }),
+                    schema: Some(ReferenceOr::Object(event)),
                     ..Default::default()
                 },
             )]),

@@ -7,7 +7,10 @@
 //! - links from a created run to reading, cancelling and streaming it (clients and
 //!   schemathesis follow them);
 //! - unique operation ids for the legacy `.json` paths, their JSON bodies and answers;
-//! - examples of a request, a run and a problem.
+//! - examples of a request, a run and a problem;
+//! - shapes every generator reads: an enum of documented values becomes one `enum` (its
+//!   values' meanings in its description), and an object-typed property drops a `{}` default
+//!   (absent means empty already).
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -62,6 +65,11 @@ pub fn decorate(spec: &mut Value) {
         }),
     );
     add_examples(components);
+    if let Some(schemas) = components.get_mut("schemas").and_then(Value::as_object_mut) {
+        for schema in schemas.values_mut() {
+            simplify(schema);
+        }
+    }
     let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -259,4 +267,58 @@ fn add_examples(components: &mut Map<String, Value>) {
             schema.insert("example".to_owned(), example);
         }
     }
+}
+
+/// Rewrites, in one schema and every schema inside it, the two shapes some generators refuse.
+fn simplify(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(flat) = flat_enum(object) {
+        *object = flat;
+        return;
+    }
+    let empty_object_default = object.get("default") == Some(&json!({}));
+    if empty_object_default && object.contains_key("allOf") {
+        object.remove("default");
+    }
+    for (_, child) in object.iter_mut() {
+        match child {
+            Value::Object(_) => simplify(child),
+            Value::Array(items) => items.iter_mut().for_each(simplify),
+            _ => {}
+        }
+    }
+}
+
+/// `oneOf` of single-string enums (how documented enum variants are generated) as one enum.
+fn flat_enum(object: &Map<String, Value>) -> Option<Map<String, Value>> {
+    let variants = object.get("oneOf")?.as_array()?;
+    let mut values = Vec::new();
+    let mut meanings = Vec::new();
+    for variant in variants {
+        let value = match variant.get("enum")?.as_array()?.as_slice() {
+            [Value::String(value)] => value.clone(),
+            _ => return None,
+        };
+        if let Some(meaning) = variant.get("description").and_then(Value::as_str) {
+            meanings.push(format!("- `{value}`: {meaning}"));
+        }
+        values.push(Value::String(value));
+    }
+    let mut flat = object.clone();
+    flat.remove("oneOf");
+    flat.insert("type".to_owned(), json!("string"));
+    flat.insert("enum".to_owned(), Value::Array(values));
+    if !meanings.is_empty() {
+        let summary = object
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let text = format!("{summary}\n\n{}", meanings.join("\n"))
+            .trim()
+            .to_owned();
+        flat.insert("description".to_owned(), json!(text));
+    }
+    Some(flat)
 }

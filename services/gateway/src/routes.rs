@@ -109,11 +109,9 @@ pub async fn create_run(
 ) -> Result<RunReply, ApiError> {
     let tenant = auth::tenant_of(&request)?;
     tracing::Span::current().record("tenant", tenant.id.as_str());
-    let wait_for = if query.wait {
-        Some(state.wait_duration(query.timeout_ms, "timeout_ms")?)
-    } else {
-        None
-    };
+    // Checked with or without `wait`: a timeout over the maximum is a 422 either way.
+    let timeout = state.wait_duration(query.timeout_ms, "timeout_ms")?;
+    let wait_for = query.wait.then_some(timeout);
     let job = accept::job_for(&state, &tenant, &body).await?;
 
     let idempotency_key = idempotency::key_of(&request)?;

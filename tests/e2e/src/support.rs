@@ -121,3 +121,23 @@ pub fn problem_of(response: &coderun_client::RawResponse) -> coderun_schema::pro
     );
     serde_json::from_slice(&response.body).expect("a problem body")
 }
+
+/// The virtual environment with the Python tools the API tests drive (`scripts/test.sh`
+/// installs it and sets `CODERUN_TEST_PYTHON_TOOLS`). Required under CI; elsewhere its absence
+/// is a skip printed on stderr, and `None`.
+pub fn python_tools(test: &str) -> Option<std::path::PathBuf> {
+    let under_ci = std::env::var("CI").as_deref() == Ok("true");
+    match std::env::var_os("CODERUN_TEST_PYTHON_TOOLS") {
+        Some(path) => Some(path.into()),
+        None => {
+            assert!(
+                !under_ci,
+                "CI=true but CODERUN_TEST_PYTHON_TOOLS is not set: run the suite with scripts/test.sh"
+            );
+            eprintln!(
+                "SKIPPED {test}: CODERUN_TEST_PYTHON_TOOLS is not set (scripts/test.sh sets it)"
+            );
+            None
+        }
+    }
+}

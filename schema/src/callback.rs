@@ -157,6 +157,10 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if segments[..6] == [0; 6] {
         return Some("IPv4-compatible");
     }
+    // ::ffff:0:a.b.c.d (IPv4-translated, SIIT): the IPv4 address decides.
+    if segments[..4] == [0; 4] && segments[4] == 0xffff && segments[5] == 0 {
+        return forbidden_v4(embedded_v4(6));
+    }
     // NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48) carries an IPv4 address.
     if segments[0] == 0x64 && segments[1] == 0xff9b {
         return if segments[2] == 1 {
@@ -211,6 +215,7 @@ mod tests {
             "http://[64:ff9b::7f00:1]/",
             "http://[2002:7f00:1::]/",
             "http://[::127.0.0.1]/",
+            "http://[::ffff:0:7f00:1]/",
             "http://localhost:9000/",
             "http://api.localhost/",
             "http://LOCALHOST./",

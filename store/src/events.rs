@@ -7,11 +7,14 @@ use coderun_schema::messages::RunEvent;
 
 use crate::{RunStore, StoreError};
 
-/// KEYS: record, events. ARGV: event. Appends only while the record exists, with its
-/// lifetime. Returns the event's place (0 when the record is gone).
+/// KEYS: record, events. ARGV: event. Appends only while the record exists and its log has
+/// not ended (`completed` is always the last event), with the record's lifetime. Returns the
+/// event's place (0 when nothing was appended).
 pub(crate) const APPEND: &str = r#"
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then return 0 end
+local last = redis.call('LINDEX', KEYS[2], -1)
+if last and string.find(last, '"kind":"completed"', 1, true) then return 0 end
 local seq = redis.call('RPUSH', KEYS[2], ARGV[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return seq
@@ -58,7 +61,7 @@ impl RunStore {
             .await?;
         values
             .iter()
-            .zip(after + 1..)
+            .zip(after.saturating_add(1)..)
             .map(|(value, seq)| {
                 let mut event: RunEvent = serde_json::from_str(value)?;
                 event.seq = Some(seq);

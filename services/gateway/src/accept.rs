@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use actix_web::web::Data;
 use anyhow::Context as _;
 use coderun_schema::callback::{check_address, CallbackTarget};
 use coderun_schema::messages::{Job, JobSubmitted, RunEventKind, RunRecord, VERSION};
@@ -63,13 +64,15 @@ async fn check_callback_name(url: &str, allow: &[String]) -> Result<(), ApiError
     let Ok(Ok(addresses)) = tokio::time::timeout(Duration::from_secs(2), lookup).await else {
         return Ok(());
     };
-    for address in addresses {
-        if let Err(why) = check_address(address.ip()) {
-            return Err(ApiError::invalid_field(
-                "callback_url",
-                format!("{} resolves to {}: {why}", target.host, address.ip()),
-            ));
-        }
+    // Which address it resolved to is not said: the tenant learns nothing about the network.
+    if addresses
+        .into_iter()
+        .any(|address| check_address(address.ip()).is_err())
+    {
+        return Err(ApiError::invalid_field(
+            "callback_url",
+            format!("{} resolves to an address that is not public", target.host),
+        ));
     }
     Ok(())
 }
@@ -80,7 +83,7 @@ fn new_run_id() -> String {
 
 /// Stores and queues `job` for `tenant`, or answers the run `idempotency_key` already names.
 pub async fn accept(
-    state: &State,
+    state: &Data<State>,
     tenant: &Tenant,
     job: Job,
     idempotency_key: Option<String>,
@@ -142,26 +145,38 @@ pub async fn accept(
         }
         return Err(refused);
     }
-    let accepted = async {
-        // Subscribed before publishing: the run cannot finish unseen.
-        let events = match wait_for {
-            Some(_) => Some(wait::subscribe(&state.bus, &run_id).await?),
-            None => None,
-        };
-        state
-            .bus
-            .publish_durable_encoded(state.bus.names().runs_submit(), payload, &run_id)
-            .await
-            .context("failed to queue the run")?;
-        anyhow::Ok(events)
-    }
-    .await;
-    let events = match accepted {
-        Ok(events) => events,
-        Err(error) => {
-            close_unqueued(state, record, tenant, idempotency_key.as_deref()).await;
-            return Err(ApiError::Unavailable(error));
+    // From here the run is stored: queuing it (or closing it when that fails) runs as a task
+    // of its own, so a client that goes away meanwhile cannot leave it stored and never queued.
+    let task_state = state.clone();
+    let key = idempotency_key.clone();
+    let queuing = tokio::spawn(async move {
+        let queued = async {
+            // Subscribed before publishing: the run cannot finish unseen.
+            let events = match wait_for {
+                Some(_) => Some(wait::subscribe(&task_state.bus, &run_id).await?),
+                None => None,
+            };
+            task_state
+                .bus
+                .publish_durable_encoded(task_state.bus.names().runs_submit(), payload, &run_id)
+                .await
+                .context("failed to queue the run")?;
+            anyhow::Ok(events)
         }
+        .await;
+        match queued {
+            Ok(events) => Ok((events, record)),
+            Err(error) => {
+                let tenant = record.tenant.clone();
+                close_unqueued(&task_state, record, &tenant, key.as_deref()).await;
+                Err(error)
+            }
+        }
+    });
+    let (events, record) = match queuing.await {
+        Ok(Ok(queued)) => queued,
+        Ok(Err(error)) => return Err(ApiError::Unavailable(error)),
+        Err(panicked) => return Err(ApiError::Unexpected(anyhow::anyhow!("{panicked}"))),
     };
     tracing::info!("run queued");
     match (events, wait_for) {

@@ -61,7 +61,7 @@ pub async fn create_runs_batch(
 }
 
 async fn accept_one(
-    state: &State,
+    state: &Data<State>,
     tenant: &Tenant,
     index: usize,
     item: serde_json::Value,

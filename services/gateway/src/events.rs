@@ -6,7 +6,7 @@
 //! sent as it is, any gap is filled from the log, and the log is read again every second
 //! anyway, so a lost NATS message only delays. The stream ends after `completed`. If the
 //! record is final and its log has no `completed` (a log that expired before the record), one
-//! is made from the record. A comment line goes out every 15 s so proxies keep it open.
+//! is made from the record; a record that expired ends the stream. A comment line goes out every 15 s so proxies keep it open.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,6 +30,8 @@ use crate::{auth, wait, State};
 
 /// How often the log is read again when nothing arrives on NATS.
 const POLL: Duration = Duration::from_secs(1);
+/// Every how many polls the record is read too (to end a stream whose log cannot).
+const RECORD_EVERY: u64 = 5;
 /// How often a keep-alive comment is sent.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -152,19 +154,20 @@ fn last_event_id(request: &HttpRequest) -> Result<u64, ApiError> {
     let Some(value) = request.headers().get("last-event-id") else {
         return Ok(0);
     };
-    value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-        .map_or(Ok(0), |text| {
-            text.parse::<u64>().map_err(|_| {
-                ApiError::BadRequest(
-                    "Last-Event-ID must be the id of an event of this stream (a whole number)"
-                        .to_owned(),
-                )
-            })
-        })
+    let refused = || {
+        ApiError::BadRequest(
+            "Last-Event-ID must be the id of an event of this stream (a whole number)".to_owned(),
+        )
+    };
+    match value.to_str().map(str::trim) {
+        Ok("") => Ok(0),
+        Ok(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|seq| i64::try_from(*seq).is_ok())
+            .ok_or_else(refused),
+        Err(_) => Err(refused()),
+    }
 }
 
 /// Why the stream stopped before `completed`.
@@ -189,6 +192,7 @@ impl Pump {
         let mut poll = tokio::time::interval(POLL);
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
         keep_alive.tick().await;
+        let mut polls: u64 = 0;
         loop {
             tokio::select! {
                 message = subscriber.next() => {
@@ -197,7 +201,7 @@ impl Pump {
                         continue;
                     };
                     match event.seq {
-                        Some(seq) if seq == self.sent + 1 => {
+                        Some(seq) if seq == self.sent.saturating_add(1) => {
                             if self.send(event).await? {
                                 return Ok(());
                             }
@@ -211,7 +215,12 @@ impl Pump {
                     }
                 }
                 _ = poll.tick() => {
-                    if self.catch_up().await? || self.finished_without_log().await? {
+                    polls += 1;
+                    if self.catch_up().await? {
+                        return Ok(());
+                    }
+                    // The record itself (larger than the log) only now and then.
+                    if polls % RECORD_EVERY == 0 && self.finished_without_log().await? {
                         return Ok(());
                     }
                 }
@@ -241,18 +250,21 @@ impl Pump {
         }
     }
 
-    /// A final record whose log has nothing more: its `completed` is made from the record.
+    /// A final record whose log has nothing more: its `completed` is made from the record. A
+    /// record that is gone (expired) ends the stream: nothing will follow.
     async fn finished_without_log(&mut self) -> Result<bool, Stop> {
-        let record = self.state.store.get(&self.run_id).await?;
-        let Some(record) = record.filter(|record| record.run.status.is_terminal()) else {
-            return Ok(false);
+        let Some(record) = self.state.store.get(&self.run_id).await? else {
+            return Ok(true);
         };
+        if !record.run.status.is_terminal() {
+            return Ok(false);
+        }
         // The log may have grown since it was read.
         if self.catch_up().await? {
             return Ok(true);
         }
         let mut event = RunEvent::with_run(&record.run, RunEventKind::Completed);
-        event.seq = Some(self.sent + 1);
+        event.seq = Some(self.sent.saturating_add(1));
         if let Some(finished) = record.run.finished_at {
             event.at = finished;
         }
@@ -261,7 +273,7 @@ impl Pump {
 
     /// Sends one event (its `seq` must follow the last one sent); true if it was `completed`.
     async fn send(&mut self, event: RunEvent) -> Result<bool, Stop> {
-        let seq = event.seq.unwrap_or(self.sent + 1);
+        let seq = event.seq.unwrap_or(self.sent.saturating_add(1));
         let kind = event.kind;
         let data = RunStreamEvent::from_event(seq, event);
         let json = serde_json::to_string(&data).unwrap_or_default();

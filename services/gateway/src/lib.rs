@@ -14,7 +14,8 @@
 //!   tenant's runs, a page at a time.
 //! - [`legacy`]: the older runner API (`/runners/*`) over the same runs.
 //! - [`docs_page`]: the `/docs` page's assets, embedded (no CDN); [`openapi_extras`]: what
-//!   the generated spec cannot say by itself (auth schemes, headers, links, examples).
+//!   the generated spec cannot say by itself (auth schemes, headers, links), with
+//!   [`openapi_examples`].
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
@@ -34,6 +35,7 @@ pub mod executors;
 pub mod idempotency;
 pub mod legacy;
 pub mod listing;
+pub mod openapi_examples;
 pub mod openapi_extras;
 pub mod routes;
 pub mod validate;

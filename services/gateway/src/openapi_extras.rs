@@ -64,7 +64,7 @@ pub fn decorate(spec: &mut Value) {
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key", "description": "`X-Api-Key: <api key>`"}
         }),
     );
-    add_examples(components);
+    crate::openapi_examples::add(components);
     if let Some(schemas) = components.get_mut("schemas").and_then(Value::as_object_mut) {
         for schema in schemas.values_mut() {
             simplify(schema);
@@ -224,49 +224,6 @@ fn ensure_object<'a>(value: &'a mut Value, key: &str) -> &'a mut Map<String, Val
         .or_insert_with(|| json!({}))
         .as_object_mut()
         .expect("an object")
-}
-
-fn add_examples(components: &mut Map<String, Value>) {
-    let Some(schemas) = components.get_mut("schemas").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let examples = [
-        (
-            "RunRequest",
-            json!({
-                "language": "python",
-                "source": "print(input()[::-1])",
-                "stdin": "hello\n",
-                "limits": {"run": {"cpu_ms": 2000, "wall_ms": 5000, "memory_mb": 256}}
-            }),
-        ),
-        (
-            "Run",
-            json!({
-                "id": "run_01JDZ8W8N6P4Q2R3S4T5V6W7X8", "status": "completed", "language": "python",
-                "version": "3.11.2", "verdict": "ok", "compile": null,
-                "run": {"exit_code": 0, "signal": null, "stdout": "olleh\n", "stderr": "",
-                        "stdout_truncated": false, "stderr_truncated": false,
-                        "cpu_ms": 11, "wall_ms": 19, "memory_kb": 8312, "verdict": "ok"},
-                "tests": [],
-                "created_at": "2026-12-01T10:00:00Z", "started_at": "2026-12-01T10:00:00.004Z",
-                "finished_at": "2026-12-01T10:00:00.031Z", "queue_ms": 4
-            }),
-        ),
-        (
-            "Problem",
-            json!({
-                "type": "urn:coderun:problem:invalid-request", "title": "Invalid request",
-                "status": 422, "detail": "language: unknown language `cobol`",
-                "errors": [{"field": "language", "message": "unknown language `cobol`"}]
-            }),
-        ),
-    ];
-    for (name, example) in examples {
-        if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
-            schema.insert("example".to_owned(), example);
-        }
-    }
 }
 
 /// Rewrites, in one schema and every schema inside it, the two shapes some generators refuse.

@@ -264,17 +264,29 @@ fn stdin_goes_in_the_tests_when_there_are_tests() {
 }
 
 #[test]
-fn a_callback_is_an_absolute_http_url() {
+fn a_callback_is_an_absolute_http_url_to_a_public_or_allowed_target() {
     let mut request = python("print(1)");
-    for good in ["https://example.com/hook", "http://127.0.0.1:9000/x"] {
+    for good in ["https://example.com/hook", "http://93.184.215.14:9000/x"] {
         request.callback_url = Some(good.to_owned());
         assert!(resolve_default(&request).is_ok(), "{good}");
     }
+    // An internal target is refused unless the operator allowed exactly it.
+    request.callback_url = Some("http://127.0.0.1:9000/x".to_owned());
+    assert_eq!(
+        field_errors(resolve_default(&request).expect_err("loopback")),
+        vec!["callback_url"]
+    );
+    let mut allowing = settings();
+    allowing.callback_allow = vec!["127.0.0.1:9000".to_owned()];
+    assert!(resolve(&request, &Catalog::builtin(), |max| max, &allowing).is_ok());
     for bad in [
         "ftp://example.com/hook",
         "mailto:ops@example.com",
         "/relative",
         "not a url",
+        "http://user:secret@example.com/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
     ] {
         request.callback_url = Some(bad.to_owned());
         assert_eq!(

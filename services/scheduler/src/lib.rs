@@ -52,8 +52,10 @@ impl Application {
         let webhook_consumer = self
             .bus
             .webhook_consumer(ConsumerSettings {
+                // One attempt at a time: it ends within its timeout, progress acks cover it.
                 ack_wait: Duration::from_secs(60),
-                max_deliver: self.config.submit.max_deliver,
+                // Each retry is a redelivery; `give_up_after_secs` bounds them, not a count.
+                max_deliver: -1,
             })
             .await?;
         tracing::info!("scheduler dispatching");

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use coderun_e2e::{problem_of, wait_until, StackOptions, TestStack, TENANT_B_KEY};
+use coderun_schema::messages::RunEventKind;
 use coderun_schema::run::{RunRequest, RunStatus, Verdict};
 
 fn bash(source: &str) -> RunRequest {
@@ -118,6 +119,21 @@ async fn a_queued_run_is_cancelled_at_once_and_never_starts() {
     let read = client.get_run(&queued, None).await.expect("read").body;
     assert_eq!(read.status, RunStatus::Cancelled);
     assert!(read.started_at.is_none() && read.run.is_none(), "{read:#?}");
+    // Its events: queued, then the cancellation as the last, `completed` event; never running.
+    let events = client
+        .run_events(&queued, None)
+        .await
+        .expect("stream opens")
+        .collect()
+        .await
+        .expect("stream reads");
+    let kinds: Vec<_> = events.iter().map(|event| event.data.event).collect();
+    assert_eq!(kinds, [RunEventKind::Queued, RunEventKind::Completed]);
+    let last = events[1].data.run.as_ref().expect("the run");
+    assert_eq!(
+        (last.status, last.verdict),
+        (RunStatus::Cancelled, Some(Verdict::Cancelled))
+    );
 
     // A problem answer for a bad id is still problem+json.
     let raw = client

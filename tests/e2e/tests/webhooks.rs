@@ -138,6 +138,33 @@ async fn a_webhook_is_retried_until_delivered_signed_and_recorded_on_the_run() {
     // Delivered once: nothing more arrives.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.received().len(), 3);
+
+    // A cancelled run's webhook goes too, carrying the cancelled run.
+    let mut sleeper = python("import time; time.sleep(60)", &receiver.url("/cancelled"));
+    sleeper.limits.run = Some(coderun_schema::run::StageLimitsRequest {
+        wall_ms: coderun_e2e::max_limits("python").run.wall_ms.into(),
+        ..Default::default()
+    });
+    let id = client
+        .create_run(&sleeper, &Default::default())
+        .await
+        .expect("accepted")
+        .body
+        .id;
+    client.cancel_run(&id).await.expect("cancelled");
+    let hit = wait_until(Duration::from_secs(20), || async {
+        receiver
+            .received()
+            .into_iter()
+            .find(|hit| hit.path == "/cancelled")
+    })
+    .await
+    .expect("the cancelled run's webhook arrives");
+    let body: Run = serde_json::from_slice(&hit.body).expect("a run");
+    assert_eq!(
+        (body.id.as_str(), body.status),
+        (id.as_str(), RunStatus::Cancelled)
+    );
     stack.stop().await;
 }
 

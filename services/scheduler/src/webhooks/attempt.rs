@@ -1,13 +1,17 @@
 //! One delivery attempt: the target checked where it will actually be connected to, then one
-//! POST to that checked address.
+//! POST.
 //!
 //! A name is resolved here, at delivery, and every address it resolves to must be public
-//! (`coderun_schema::callback`); the connection then goes to the first of those checked
-//! addresses (the HTTP client is told to use it for that name, so it cannot resolve again and
-//! get another). Redirects are not followed and no proxy is used. Only an exact `host:port` on
-//! the operator's allow-list skips the address check.
+//! (`coderun_schema::callback`). The HTTP client's own resolver is [`CheckedResolver`]: whatever
+//! name the client looks up (`evil.example.` with its trailing dot included) comes back with
+//! checked addresses only, so a name that resolves differently between the check and the
+//! connection (DNS rebinding) still cannot reach an internal address. Redirects are not
+//! followed and no proxy is used. Only an exact `host:port` on the operator's allow-list skips
+//! the address check. Refusals name no address: the tenant learns nothing about the network
+//! behind the scheduler.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use coderun_schema::callback::{check_address, CallbackTarget};
@@ -38,21 +42,23 @@ pub struct Delivery<'a> {
 
 /// Checks the target and POSTs the body once.
 pub async fn attempt(delivery: &Delivery<'_>) -> Outcome {
-    let address = match checked_address(delivery).await {
-        Ok(address) => address,
-        Err(outcome) => return outcome,
-    };
+    if let Err(outcome) = check_target(delivery).await {
+        return outcome;
+    }
     let target = delivery.target;
-    let mut builder = reqwest::Client::builder()
+    let resolver = CheckedResolver {
+        check: !target.is_allowed(delivery.allow),
+        timeout: delivery.timeout,
+    };
+    let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(delivery.timeout)
         .connect_timeout(delivery.timeout)
-        .user_agent(concat!("coderun-webhooks/", env!("CARGO_PKG_VERSION")));
-    if target.ip.is_none() {
-        builder = builder.resolve(&target.host, address);
-    }
-    let client = match builder.build() {
+        .dns_resolver(Arc::new(resolver))
+        .user_agent(concat!("coderun-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let client = match client {
         Ok(client) => client,
         Err(error) => return Outcome::Failed(format!("no HTTP client: {error}")),
     };
@@ -71,19 +77,68 @@ pub async fn attempt(delivery: &Delivery<'_>) -> Outcome {
         .await;
     match sent {
         Ok(response) => Outcome::Answered(response.status().as_u16()),
+        // The resolver refused what the name resolves to now (it changed since the check).
+        Err(error) if refused_by_resolver(&error) => Outcome::Refused(REFUSED_NAME.to_owned()),
         Err(error) => Outcome::Failed(describe(&error)),
     }
 }
 
-/// The address to connect to, checked; `Err` with the outcome when there is none.
-async fn checked_address(delivery: &Delivery<'_>) -> Result<SocketAddr, Outcome> {
-    let target = delivery.target;
-    let allowed = target.is_allowed(delivery.allow);
-    if let Some(ip) = target.ip {
-        if !allowed {
-            check_address(ip).map_err(Outcome::Refused)?;
+/// Why a name is refused; which address it resolved to is not said.
+const REFUSED_NAME: &str = "callback_url resolves to an address that is not public";
+
+/// The client's resolver: a name's addresses, every one checked unless the target is allowed.
+struct CheckedResolver {
+    check: bool,
+    timeout: Duration,
+}
+
+/// A resolution refused because an address is not public.
+#[derive(Debug, thiserror::Error)]
+#[error("{REFUSED_NAME}")]
+struct RefusedAddress;
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (check, timeout) = (self.check, self.timeout);
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let lookup = tokio::net::lookup_host((host.as_str(), 0));
+            let addresses: Vec<SocketAddr> = tokio::time::timeout(timeout, lookup)
+                .await
+                .map_err(|_| format!("resolving {host} timed out"))??
+                .collect();
+            if check
+                && addresses
+                    .iter()
+                    .any(|address| check_address(address.ip()).is_err())
+            {
+                return Err(Box::new(RefusedAddress) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+fn refused_by_resolver(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<RefusedAddress>() {
+            return true;
         }
-        return Ok(SocketAddr::new(ip, target.port));
+        source = cause.source();
+    }
+    false
+}
+
+/// Refuses a target whose address is not public, as far as it can be known before
+/// connecting (the resolver checks again on the connection itself).
+async fn check_target(delivery: &Delivery<'_>) -> Result<(), Outcome> {
+    let target = delivery.target;
+    if target.is_allowed(delivery.allow) {
+        return Ok(());
+    }
+    if let Some(ip) = target.ip {
+        return check_address(ip).map_err(Outcome::Refused);
     }
     target
         .check_literal(delivery.allow)
@@ -91,12 +146,7 @@ async fn checked_address(delivery: &Delivery<'_>) -> Result<SocketAddr, Outcome>
     let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
     let addresses: Vec<SocketAddr> = match tokio::time::timeout(delivery.timeout, lookup).await {
         Ok(Ok(addresses)) => addresses.collect(),
-        Ok(Err(error)) => {
-            return Err(Outcome::Failed(format!(
-                "{} does not resolve: {error}",
-                target.host
-            )))
-        }
+        Ok(Err(_)) => return Err(Outcome::Failed(format!("{} does not resolve", target.host))),
         Err(_) => {
             return Err(Outcome::Failed(format!(
                 "resolving {} timed out",
@@ -104,21 +154,16 @@ async fn checked_address(delivery: &Delivery<'_>) -> Result<SocketAddr, Outcome>
             )))
         }
     };
-    if !allowed {
-        for address in &addresses {
-            check_address(address.ip()).map_err(|why| {
-                Outcome::Refused(format!(
-                    "{} resolves to {}: {why}",
-                    target.host,
-                    address.ip()
-                ))
-            })?;
-        }
+    if addresses.is_empty() {
+        return Err(Outcome::Failed(format!("{} has no address", target.host)));
     }
-    addresses
-        .first()
-        .copied()
-        .ok_or_else(|| Outcome::Failed(format!("{} has no address", target.host)))
+    if addresses
+        .iter()
+        .any(|address| check_address(address.ip()).is_err())
+    {
+        return Err(Outcome::Refused(REFUSED_NAME.to_owned()));
+    }
+    Ok(())
 }
 
 /// An HTTP error in a few words, with its causes.

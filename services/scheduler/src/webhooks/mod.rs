@@ -5,12 +5,13 @@
 //! last_status, delivered, error}`), so its owner can see it.
 //!
 //! Work comes from the webhooks stream (`WebhookDue`, one per run), pulled by a durable
-//! consumer: the message stays unacknowledged (kept alive with progress acks) while its
-//! webhook is being delivered or waits to retry, so a scheduler that dies hands it to another,
-//! which goes on counting attempts from the recorded status. A run whose webhook was
-//! delivered is never POSTed again by a redelivery; a receiver may still see a POST twice if
-//! the scheduler died between its answer and the record (the `X-Coderun-Run-Id` header lets it
-//! deduplicate).
+//! consumer. A delivery slot is held for one attempt only: after a failure the status is
+//! recorded and the message handed back to NATS with the backoff as its delay (NAK), so a
+//! receiver that keeps failing holds no slot while it waits, and a scheduler that dies hands
+//! its webhooks to another. The attempt count goes on from the recorded status. A run whose
+//! webhook was delivered is never POSTed again by a redelivery; a receiver may still see a POST
+//! twice if the scheduler died between its answer and the record (the `X-Coderun-Run-Id`
+//! header lets it deduplicate).
 
 pub mod attempt;
 pub mod signature;
@@ -48,8 +49,9 @@ struct Context {
 enum Handled {
     /// Delivered, given up, or nothing to deliver: acknowledge.
     Done,
-    /// Stopped part way (shutdown, Redis away): hand the message back.
-    Interrupted,
+    /// Not delivered yet: hand the message back to come again after this long (a retry's
+    /// backoff, or a second after a shutdown or Redis being away).
+    Later(Duration),
 }
 
 /// Pulls due webhooks and delivers up to `concurrency` at once, until `shutdown`; deliveries
@@ -111,18 +113,14 @@ async fn handle(context: &Context, message: jetstream::Message) {
     alive.cancel();
     let acked = match handled {
         Handled::Done => message.double_ack().await,
-        Handled::Interrupted => {
-            message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await
-        }
+        Handled::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
     };
     if let Err(error) = acked {
         tracing::warn!(%error, "failed to acknowledge a due webhook");
     }
 }
 
-/// Delivers one run's webhook, attempt after attempt.
+/// Makes the next attempt at one run's webhook.
 async fn deliver(context: &Context, due: &WebhookDue) -> Handled {
     let config = &context.config;
     let record = match context.store.get(&due.run_id).await {
@@ -130,7 +128,7 @@ async fn deliver(context: &Context, due: &WebhookDue) -> Handled {
         Ok(None) => return Handled::Done,
         Err(error) => {
             tracing::warn!(%error, "the run could not be read; the webhook waits");
-            return Handled::Interrupted;
+            return Handled::Later(Duration::from_secs(1));
         }
     };
     let Some(url) = record.callback_url() else {
@@ -151,47 +149,42 @@ async fn deliver(context: &Context, due: &WebhookDue) -> Handled {
     let mut run = record.run;
     run.webhook = None;
     let body = serde_json::to_vec(&run).unwrap_or_default();
-    let give_up_at = due.at + Duration::from_secs(config.give_up_after_secs);
-    loop {
-        status.attempts += 1;
-        let delivery = Delivery {
-            target: &target,
-            allow: &config.allow,
-            body: &body,
-            secret: secret.as_bytes(),
-            run_id: &due.run_id,
-            attempt: status.attempts,
-            timeout: Duration::from_secs(config.attempt_timeout_secs),
-        };
-        let outcome = tokio::select! {
-            _ = context.shutdown.cancelled() => return Handled::Interrupted,
-            outcome = attempt::attempt(&delivery) => outcome,
-        };
-        let refused = matches!(outcome, Outcome::Refused(_));
-        apply(&mut status, outcome);
-        tracing::info!(attempts = status.attempts, last_status = ?status.last_status, error = ?status.error, "webhook attempt");
-        if status.delivered || refused {
-            record_status(context, due, &status).await;
-            return Handled::Done;
-        }
-        let wait = backoff(config, status.attempts);
-        if OffsetDateTime::now_utc() + wait > give_up_at {
-            let why = status.error.clone().unwrap_or_default();
-            let attempts = status.attempts;
-            return stop(
-                context,
-                due,
-                status,
-                format!("{why}; gave up after {attempts} attempts"),
-            )
-            .await;
-        }
+    status.attempts += 1;
+    let delivery = Delivery {
+        target: &target,
+        allow: &config.allow,
+        body: &body,
+        secret: secret.as_bytes(),
+        run_id: &due.run_id,
+        attempt: status.attempts,
+        timeout: Duration::from_secs(config.attempt_timeout_secs),
+    };
+    let outcome = tokio::select! {
+        _ = context.shutdown.cancelled() => return Handled::Later(Duration::from_secs(1)),
+        outcome = attempt::attempt(&delivery) => outcome,
+    };
+    let refused = matches!(outcome, Outcome::Refused(_));
+    apply(&mut status, outcome);
+    tracing::info!(attempts = status.attempts, last_status = ?status.last_status, error = ?status.error, "webhook attempt");
+    if status.delivered || refused {
         record_status(context, due, &status).await;
-        tokio::select! {
-            _ = context.shutdown.cancelled() => return Handled::Interrupted,
-            _ = tokio::time::sleep(wait) => {}
-        }
+        return Handled::Done;
     }
+    let wait = backoff(config, status.attempts);
+    let give_up_at = due.at + Duration::from_secs(config.give_up_after_secs);
+    if OffsetDateTime::now_utc() + wait > give_up_at {
+        let why = status.error.clone().unwrap_or_default();
+        let attempts = status.attempts;
+        return stop(
+            context,
+            due,
+            status,
+            format!("{why}; gave up after {attempts} attempts"),
+        )
+        .await;
+    }
+    record_status(context, due, &status).await;
+    Handled::Later(wait)
 }
 
 /// Records why delivery stopped for good.

@@ -43,6 +43,26 @@ impl RunStore {
         Ok(Some(event))
     }
 
+    /// The last event of a run's log, with its `seq`, if the log has any.
+    pub async fn last_event(&self, run_id: &str) -> Result<Option<RunEvent>, StoreError> {
+        let mut connection = self.connection.clone();
+        let key = self.names.run_events_key(run_id);
+        let (length, last): (u64, Option<String>) = redis::pipe()
+            .cmd("LLEN")
+            .arg(&key)
+            .cmd("LINDEX")
+            .arg(&key)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await?;
+        let Some(last) = last else {
+            return Ok(None);
+        };
+        let mut event: RunEvent = serde_json::from_str(&last)?;
+        event.seq = Some(length);
+        Ok(Some(event))
+    }
+
     /// The events of a run's log after the first `after`, in order, each with its `seq`
     /// (at most a few hundred; ask again from the last one for more).
     pub async fn events_after(

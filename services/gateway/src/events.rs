@@ -219,8 +219,8 @@ impl Pump {
                     if self.catch_up().await? {
                         return Ok(());
                     }
-                    // The record itself (larger than the log) only now and then.
-                    if polls % RECORD_EVERY == 0 && self.finished_without_log().await? {
+                    // The record itself (larger than the log) at once, then now and then.
+                    if polls % RECORD_EVERY == 1 && self.finished_without_log().await? {
                         return Ok(());
                     }
                 }
@@ -261,6 +261,12 @@ impl Pump {
         }
         // The log may have grown since it was read.
         if self.catch_up().await? {
+            return Ok(true);
+        }
+        // A log that ends with `completed` has been sent up to the client's id (or past it):
+        // nothing follows.
+        let last = self.state.store.last_event(&self.run_id).await?;
+        if last.is_some_and(|event| event.kind == RunEventKind::Completed) {
             return Ok(true);
         }
         let mut event = RunEvent::with_run(&record.run, RunEventKind::Completed);

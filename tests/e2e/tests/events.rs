@@ -189,21 +189,32 @@ async fn another_tenants_run_and_a_bad_last_event_id_are_refused() {
         .err();
     assert_eq!(missing.and_then(|error| error.status()), Some(404));
 
-    let raw = client
-        .send_raw(
-            reqwest::Method::GET,
-            &format!("/v1/runs/{}/events", run.id),
-            None,
-            Vec::new(),
-            &[("Last-Event-ID", "seven")],
-        )
+    for bad in ["seven", "-1", "18446744073709551615"] {
+        let raw = client
+            .send_raw(
+                reqwest::Method::GET,
+                &format!("/v1/runs/{}/events", run.id),
+                None,
+                Vec::new(),
+                &[("Last-Event-ID", bad)],
+            )
+            .await
+            .expect("answered");
+        assert_eq!(raw.status, 400, "{bad}");
+        assert!(problem_of(&raw)
+            .detail
+            .unwrap_or_default()
+            .contains("Last-Event-ID"));
+    }
+    // An id past the end of a finished run's stream: nothing more, the stream ends.
+    let past = client
+        .run_events(&run.id, Some("9223372036854775807"))
         .await
-        .expect("answered");
-    assert_eq!(raw.status, 400);
-    assert!(problem_of(&raw)
-        .detail
-        .unwrap_or_default()
-        .contains("Last-Event-ID"));
+        .expect("stream opens")
+        .collect()
+        .await
+        .expect("stream reads");
+    assert!(past.is_empty(), "{past:#?}");
 
     // A run without tests has one `test` event: its one execution.
     let events = client

@@ -183,3 +183,37 @@ fn describe(error: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve;
+
+    fn resolve(check: bool, name: &'static str) -> reqwest::dns::Resolving {
+        let resolver = CheckedResolver {
+            check,
+            timeout: Duration::from_secs(5),
+        };
+        resolver.resolve(name.parse().expect("a name"))
+    }
+
+    #[tokio::test]
+    async fn the_clients_resolver_refuses_internal_addresses_however_the_name_is_written() {
+        for name in ["localhost", "LOCALHOST"] {
+            let error = resolve(true, name).await.err().expect(name);
+            assert!(error.is::<RefusedAddress>(), "{name}: {error}");
+        }
+        // With its trailing dot the name may not resolve at all here (no DNS): never to an
+        // address that is let through.
+        assert!(resolve(true, "localhost.").await.is_err());
+        // An allowed target's name resolves as it is.
+        let addresses: Vec<SocketAddr> = resolve(false, "localhost")
+            .await
+            .expect("resolves")
+            .collect();
+        assert!(
+            addresses.iter().all(|address| address.ip().is_loopback()),
+            "{addresses:?}"
+        );
+    }
+}

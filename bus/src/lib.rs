@@ -11,12 +11,16 @@
 //! Architecture invariant: this crate knows the shape of the topology, not what the messages
 //! mean; what to do with a message is the services' business.
 
+mod progress;
+
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use coderun_schema::names::Names;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+pub use progress::InProgress;
 
 pub use async_nats;
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
-use coderun_bus::{async_nats, Bus};
+use coderun_bus::{async_nats, Bus, InProgress};
 use coderun_schema::catalog::{Catalog, LanguageSpec};
 use coderun_schema::messages::{JobDispatched, RunEvent, RunEventKind, RunRecord, ServedLanguage};
 use coderun_schema::run::{RunStatus, Verdict};
@@ -116,9 +116,9 @@ impl Worker {
             let (has_slot, slot_taken) = tokio::sync::oneshot::channel::<()>();
             let worker = self.clone();
             tracker.spawn(async move {
-                let progress = keep_alive(&message, worker.progress_every());
+                let progress = InProgress::start(&message, worker.progress_every());
                 let permit = worker.slots.clone().acquire_owned().await;
-                progress.cancel();
+                progress.stop();
                 let _ = has_slot.send(());
                 if let Ok(_permit) = permit {
                     worker.handle(message).await;
@@ -148,14 +148,14 @@ impl Worker {
             .info()
             .map(|info| info.delivered >= self.settings.max_deliver)
             .unwrap_or(false);
-        let progress = keep_alive(&message, self.progress_every());
+        let progress = InProgress::start(&message, self.progress_every());
         let mut outcome = self.execute(&mut dispatched, last_delivery).await;
         if let (Err(error), true) = (&outcome, last_delivery) {
             // No delivery is left to try again: the run is made final here, never left behind.
             tracing::error!(error = %format!("{error:#}"), "job failed on its last delivery");
             outcome = self.give_up(&dispatched.run_id).await;
         }
-        progress.cancel();
+        progress.stop();
         match outcome {
             Ok(()) => {
                 if let Err(error) = message.double_ack().await {
@@ -341,28 +341,6 @@ fn failure_verdict(error: &SandboxError) -> (Verdict, &'static str) {
         ),
         _ => (Verdict::InternalError, "the sandbox could not be started"),
     }
-}
-
-/// Sends in-progress acknowledgements until the returned token is cancelled.
-fn keep_alive(message: &jetstream::Message, every: Duration) -> CancellationToken {
-    let done = CancellationToken::new();
-    let stop = done.clone();
-    let message = message.clone();
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = ticker.tick() => {
-                    if let Err(error) = message.ack_with(AckKind::Progress).await {
-                        tracing::warn!(%error, "failed to send a progress acknowledgement");
-                    }
-                }
-            }
-        }
-    });
-    done
 }
 
 fn millis_between(from: OffsetDateTime, to: OffsetDateTime) -> u64 {

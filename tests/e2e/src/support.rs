@@ -65,6 +65,21 @@ pub fn max_limits(language: &str) -> coderun_schema::catalog::Limits {
     catalog.max_limits(spec)
 }
 
+/// A run of `source` that may take as long as its language allows: for tests that cancel it,
+/// or need it to hold its slot, while it waits.
+pub fn long_running(language: &str, source: &str) -> coderun_schema::run::RunRequest {
+    let mut request = coderun_schema::run::RunRequest {
+        language: language.to_owned(),
+        source: Some(source.to_owned()),
+        ..Default::default()
+    };
+    request.limits.run = Some(coderun_schema::run::StageLimitsRequest {
+        wall_ms: Some(max_limits(language).run.wall_ms),
+        ..Default::default()
+    });
+    request
+}
+
 /// Runs `command` inside a running sandbox container (as the container's own user) and says
 /// whether it succeeded: for tests to observe or signal a program from outside. Gives up after
 /// 20 s (the engine can hang on a container that is being removed) and reports a failure.

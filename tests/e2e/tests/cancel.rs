@@ -20,11 +20,7 @@ fn bash(source: &str) -> RunRequest {
 async fn a_running_run_is_stopped_and_its_sandbox_removed() {
     let stack = TestStack::start().await;
     let client = stack.client();
-    let mut sleeper = bash("sleep 60; echo never");
-    sleeper.limits.run = Some(coderun_schema::run::StageLimitsRequest {
-        wall_ms: coderun_e2e::max_limits("bash").run.wall_ms.into(),
-        ..Default::default()
-    });
+    let sleeper = coderun_e2e::long_running("bash", "sleep 60; echo never");
     let id = client
         .create_run(&sleeper, &Default::default())
         .await

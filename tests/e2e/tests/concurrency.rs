@@ -6,21 +6,10 @@ use std::time::Duration;
 
 use coderun_client::{Client, ClientError};
 use coderun_e2e::{wait_until, StackOptions, TestStack, TENANT_B_KEY};
-use coderun_schema::run::{RunRequest, RunStatus, StageLimitsRequest};
+use coderun_schema::run::{RunRequest, RunStatus};
 
 fn sleeper() -> RunRequest {
-    RunRequest {
-        language: "bash".to_owned(),
-        source: Some("sleep 60".to_owned()),
-        limits: coderun_schema::run::LimitsRequest {
-            run: Some(StageLimitsRequest {
-                wall_ms: coderun_e2e::max_limits("bash").run.wall_ms.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    coderun_e2e::long_running("bash", "sleep 60")
 }
 
 async fn create(client: &Client) -> Result<String, ClientError> {

@@ -1,7 +1,7 @@
 //! `GET /v1/runs/{id}/events`: a run's Server-Sent Events, in order, as they happen, replayed
 //! after the run finished, resumable with `Last-Event-ID`, and private to the run's tenant.
 
-use coderun_client::SseEvent;
+use coderun_client::{Client, SseEvent};
 use coderun_e2e::{problem_of, TestStack, TENANT_B_KEY};
 use coderun_schema::messages::RunEventKind;
 use coderun_schema::run::{RunRequest, TestCase, Verdict};
@@ -26,6 +26,17 @@ fn three_tests(language: &str, source: &str) -> RunRequest {
         ],
         ..Default::default()
     }
+}
+
+/// Every event of a run's stream, from just after `last_event_id`, until the stream ends.
+async fn all_events(client: &Client, id: &str, last_event_id: Option<&str>) -> Vec<SseEvent> {
+    client
+        .run_events(id, last_event_id)
+        .await
+        .expect("stream opens")
+        .collect()
+        .await
+        .expect("stream reads")
 }
 
 fn kinds(events: &[SseEvent]) -> Vec<RunEventKind> {
@@ -55,13 +66,7 @@ async fn a_compiled_three_test_run_streams_its_events_in_order_and_replays_them(
         .id;
 
     // Connected while the run is queued or running: the stream shows it live.
-    let live = client
-        .run_events(&id, None)
-        .await
-        .expect("stream opens")
-        .collect()
-        .await
-        .expect("stream reads");
+    let live = all_events(&client, &id, None).await;
     assert_eq!(
         kinds(&live),
         [
@@ -102,13 +107,7 @@ async fn a_compiled_three_test_run_streams_its_events_in_order_and_replays_them(
     );
 
     // Connected after the run finished: the same events again.
-    let replay = client
-        .run_events(&id, None)
-        .await
-        .expect("stream opens")
-        .collect()
-        .await
-        .expect("stream reads");
+    let replay = all_events(&client, &id, None).await;
     assert_eq!(kinds(&replay), kinds(&live));
     assert_eq!(
         replay.last().map(|event| &event.data),
@@ -116,13 +115,7 @@ async fn a_compiled_three_test_run_streams_its_events_in_order_and_replays_them(
     );
 
     // Resumed after the third event: only what followed it.
-    let resumed = client
-        .run_events(&id, Some("3"))
-        .await
-        .expect("stream opens")
-        .collect()
-        .await
-        .expect("stream reads");
+    let resumed = all_events(&client, &id, Some("3")).await;
     assert_eq!(kinds(&resumed), kinds(&live)[3..]);
     assert_numbered(&resumed, 4);
     stack.stop().await;
@@ -207,23 +200,11 @@ async fn another_tenants_run_and_a_bad_last_event_id_are_refused() {
             .contains("Last-Event-ID"));
     }
     // An id past the end of a finished run's stream: nothing more, the stream ends.
-    let past = client
-        .run_events(&run.id, Some("9223372036854775807"))
-        .await
-        .expect("stream opens")
-        .collect()
-        .await
-        .expect("stream reads");
+    let past = all_events(&client, &run.id, Some("9223372036854775807")).await;
     assert!(past.is_empty(), "{past:#?}");
 
     // A run without tests has one `test` event: its one execution.
-    let events = client
-        .run_events(&run.id, None)
-        .await
-        .expect("stream opens")
-        .collect()
-        .await
-        .expect("stream reads");
+    let events = all_events(&client, &run.id, None).await;
     assert_eq!(
         kinds(&events),
         [

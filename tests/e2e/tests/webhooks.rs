@@ -140,11 +140,8 @@ async fn a_webhook_is_retried_until_delivered_signed_and_recorded_on_the_run() {
     assert_eq!(receiver.received().len(), 3);
 
     // A cancelled run's webhook goes too, carrying the cancelled run.
-    let mut sleeper = python("import time; time.sleep(60)", &receiver.url("/cancelled"));
-    sleeper.limits.run = Some(coderun_schema::run::StageLimitsRequest {
-        wall_ms: coderun_e2e::max_limits("python").run.wall_ms.into(),
-        ..Default::default()
-    });
+    let mut sleeper = coderun_e2e::long_running("python", "import time; time.sleep(60)");
+    sleeper.callback_url = Some(receiver.url("/cancelled"));
     let id = client
         .create_run(&sleeper, &Default::default())
         .await
@@ -166,6 +163,21 @@ async fn a_webhook_is_retried_until_delivered_signed_and_recorded_on_the_run() {
         (id.as_str(), RunStatus::Cancelled)
     );
     stack.stop().await;
+}
+
+/// One delivery attempt of the scheduler's, at `url`.
+async fn attempt_at(url: &str, allow: &[String]) -> Outcome {
+    let target = CallbackTarget::parse(url).expect("parses");
+    attempt(&Delivery {
+        target: &target,
+        allow,
+        body: b"{}",
+        secret: b"0123456789abcdef",
+        run_id: "run_x",
+        attempt: 1,
+        timeout: Duration::from_secs(3),
+    })
+    .await
 }
 
 /// A name other than `localhost` that resolves to an internal address on this machine.
@@ -217,39 +229,17 @@ async fn internal_targets_are_refused_at_creation_and_at_delivery() {
     }
 
     // At delivery the scheduler checks again, whatever the gateway let through.
-    let allow: Vec<String> = Vec::new();
-    let body = b"{}".to_vec();
     for url in [
         format!("http://{name}:{port}/x"),
         format!("http://0x7f000001:{port}/x"),
     ] {
-        let target = CallbackTarget::parse(&url).expect("parses");
-        let outcome = attempt(&Delivery {
-            target: &target,
-            allow: &allow,
-            body: &body,
-            secret: b"0123456789abcdef",
-            run_id: "run_x",
-            attempt: 1,
-            timeout: Duration::from_secs(3),
-        })
-        .await;
+        let outcome = attempt_at(&url, &[]).await;
         assert!(matches!(outcome, Outcome::Refused(_)), "{url}: {outcome:?}");
     }
     // An allowed target that redirects: the redirect is not followed.
     let redirecting = Receiver::start(&[302]).await;
-    let allowed = vec![format!("127.0.0.1:{}", redirecting.port)];
-    let target = CallbackTarget::parse(&redirecting.url("/hook")).expect("parses");
-    let outcome = attempt(&Delivery {
-        target: &target,
-        allow: &allowed,
-        body: &body,
-        secret: b"0123456789abcdef",
-        run_id: "run_x",
-        attempt: 1,
-        timeout: Duration::from_secs(3),
-    })
-    .await;
+    let allowed = [format!("127.0.0.1:{}", redirecting.port)];
+    let outcome = attempt_at(&redirecting.url("/hook"), &allowed).await;
     assert_eq!(outcome, Outcome::Answered(302));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let paths: Vec<String> = redirecting

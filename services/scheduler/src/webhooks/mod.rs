@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
-use coderun_bus::async_nats;
+use coderun_bus::{async_nats, InProgress};
 use coderun_schema::callback::CallbackTarget;
 use coderun_schema::messages::WebhookDue;
 use coderun_schema::run::WebhookStatus;
@@ -108,9 +108,9 @@ async fn handle(context: &Context, message: jetstream::Message) {
         return;
     };
     tracing::Span::current().record("run_id", due.run_id.as_str());
-    let alive = keep_alive(&message);
+    let alive = InProgress::start(&message, PROGRESS_EVERY);
     let handled = deliver(context, &due).await;
-    alive.cancel();
+    alive.stop();
     let acked = match handled {
         Handled::Done => message.double_ack().await,
         Handled::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
@@ -229,26 +229,6 @@ fn backoff(config: &WebhooksConfig, attempts: u32) -> Duration {
     let ceiling = doubled.min(config.max_retry_ms).max(1);
     let jittered = rand::rng().random_range(ceiling.div_ceil(2)..=ceiling);
     Duration::from_millis(jittered)
-}
-
-/// Progress acknowledgements until the returned token is cancelled.
-fn keep_alive(message: &jetstream::Message) -> CancellationToken {
-    let done = CancellationToken::new();
-    let stop = done.clone();
-    let message = message.clone();
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(PROGRESS_EVERY);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = ticker.tick() => {
-                    let _ = message.ack_with(AckKind::Progress).await;
-                }
-            }
-        }
-    });
-    done
 }
 
 #[cfg(test)]

@@ -94,7 +94,8 @@ pub struct RunsConfig {
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Stable tenant id, stored in each of its run records and idempotency keys; runs are
-    /// visible only to it (another tenant's run answers 404). Must not be empty.
+    /// visible only to it (another tenant's run answers 404). 1 to 64 letters, digits, `-`,
+    /// `_` or `.` (it is part of Redis key names).
     pub id: String,
     /// Hex SHA-256 (64 hex digits, either case) of each API key of this tenant, at least one;
     /// several allow a key to be rotated. The keys themselves are never stored.
@@ -157,6 +158,15 @@ impl Config {
                     tenant.id
                 ));
             }
+            // The id is part of Redis key names (`<prefix>:tenant:<id>:runs`, ...): no
+            // separators or patterns in it.
+            let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+            if tenant.id.len() > 64 || !tenant.id.chars().all(plain) {
+                return Err(format!(
+                    "tenant `{}`: an id is 1 to 64 letters, digits, `-`, `_` or `.`",
+                    tenant.id
+                ));
+            }
             if tenant
                 .requests_per_second
                 .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
@@ -212,6 +222,20 @@ mod tests {
             ..Default::default()
         }];
         config
+    }
+
+    #[test]
+    fn a_tenant_id_is_plain_text_fit_for_key_names() {
+        for good in ["acme", "tenant-a", "a.b_c", "x"] {
+            let mut config = with_rate(None, None);
+            config.tenants[0].id = good.to_owned();
+            assert_eq!(config.validate(), Ok(()), "{good}");
+        }
+        for bad in ["", "a:b", "a*", "a b", "ü", &"x".repeat(65)] {
+            let mut config = with_rate(None, None);
+            config.tenants[0].id = bad.to_owned();
+            assert!(config.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

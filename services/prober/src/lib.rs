@@ -1,20 +1,26 @@
 //! coderun-prober: synthetic checks through the public API.
 //!
-//! Status: a first slice. [`check_hello_worlds`] runs every served language's hello-world
-//! through the API and compares the output; `coderun-prober --once` runs it and exits non-zero
-//! on failure, and without `--once` the prober runs it every `probe.interval_secs` and logs
-//! the results. The verdict checks and the CloudWatch and Prometheus metrics are not built
-//! yet.
+//! [`checks`]: one round of checks — every *expected* language's hello-world (a language no
+//! executor serves fails) and the verdict checks — each with its own timeout and latency
+//! objective. `coderun-prober --once` runs a round, prints a table and exits non-zero on any
+//! failure (a release gate); without `--once` a round runs every `probe.interval_secs` and its
+//! results are logged. The CloudWatch and Prometheus metrics are not built yet.
 //!
 //! Architecture invariant: the prober uses nothing but the public API, through `client/`.
 
-use coderun_client::Client;
+pub mod checks;
+
+use std::time::Duration;
+
 use coderun_schema::catalog::Catalog;
-use coderun_schema::run::{RunRequest, Verdict};
 use serde::Deserialize;
+
+pub use checks::{run_round, CheckResult, Timing};
 
 /// Committed defaults.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
+/// Keys whose environment value is a comma-separated list.
+pub const LIST_KEYS: &[&str] = &["probe.languages"];
 
 /// The prober's whole configuration: one field per section of `config/default.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +39,24 @@ pub struct ProbeConfig {
     /// Seconds between two rounds of checks when the prober runs without `--once` (at least
     /// 1): how late a failure may be noticed.
     pub interval_secs: u64,
+    /// The catalog ids the deployment is expected to serve; each gets a hello-world check,
+    /// and one that no live executor serves fails. Empty: the whole catalog.
+    pub languages: Vec<String>,
+    /// How long one check may take before it fails, in seconds.
+    pub timeout_secs: u64,
+    /// How long one check should take, in milliseconds: slower is reported (`slow`), not a
+    /// failure.
+    pub objective_ms: u64,
+}
+
+impl ProbeConfig {
+    /// Each check's timeout and objective.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            timeout: Duration::from_secs(self.timeout_secs),
+            objective: Duration::from_millis(self.objective_ms),
+        }
+    }
 }
 
 impl Config {
@@ -49,8 +73,19 @@ impl Config {
                     .to_owned(),
             );
         }
-        if self.probe.interval_secs == 0 {
-            return Err("probe.interval_secs must be at least 1".to_owned());
+        if self.probe.interval_secs == 0 || self.probe.timeout_secs == 0 {
+            return Err("probe.interval_secs and probe.timeout_secs must be at least 1".to_owned());
+        }
+        let catalog = Catalog::builtin();
+        if let Some(unknown) = self
+            .probe
+            .languages
+            .iter()
+            .find(|id| !catalog.languages.iter().any(|spec| &spec.id == *id))
+        {
+            return Err(format!(
+                "probe.languages: `{unknown}` is not a catalog language id"
+            ));
         }
         Ok(())
     }
@@ -67,51 +102,4 @@ pub struct TargetConfig {
     /// its runs are told apart from clients'. Required: without one every check would fail
     /// with 401, so the prober refuses to start.
     pub api_key: String,
-}
-
-/// One check's outcome.
-#[derive(Debug, Clone)]
-pub struct CheckResult {
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-    pub millis: u128,
-}
-
-/// Runs each served language's hello-world and checks verdict and output.
-pub async fn check_hello_worlds(client: &Client) -> anyhow::Result<Vec<CheckResult>> {
-    let catalog = Catalog::builtin();
-    let served = client.languages().await?;
-    let mut results = Vec::new();
-    for language in served.languages {
-        let Some(spec) = catalog.find(&language.id) else {
-            continue;
-        };
-        let request = RunRequest {
-            language: spec.id.clone(),
-            source: Some(spec.hello_world.clone()),
-            ..Default::default()
-        };
-        let started = std::time::Instant::now();
-        let outcome = client.run_and_wait(&request).await;
-        let millis = started.elapsed().as_millis();
-        let (passed, detail) = match outcome {
-            Ok(run) => {
-                let stdout = run.stdout();
-                let passed = run.verdict == Some(Verdict::Ok) && stdout == spec.hello_world_stdout;
-                (
-                    passed,
-                    format!("verdict {:?}, stdout {stdout:?}", run.verdict),
-                )
-            }
-            Err(error) => (false, error.to_string()),
-        };
-        results.push(CheckResult {
-            name: format!("hello_world.{}", spec.id),
-            passed,
-            detail,
-            millis,
-        });
-    }
-    Ok(results)
 }

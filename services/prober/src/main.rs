@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use coderun_client::Client;
-use coderun_prober::{check_hello_worlds, CheckResult, Config, DEFAULTS};
+use coderun_prober::{run_round, CheckResult, Config, DEFAULTS, LIST_KEYS};
 
 /// coderun prober: synthetic checks through the public API.
 #[derive(Parser)]
@@ -21,18 +21,25 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     coderun_boot::init_tracing();
     let config: Config =
-        coderun_boot::load_or_exit("PROBER", DEFAULTS, &[], &args.boot, Config::validate);
+        coderun_boot::load_or_exit("PROBER", DEFAULTS, LIST_KEYS, &args.boot, Config::validate);
     let client = Client::new(&config.target.base_url, &config.target.api_key)?;
+    let (languages, timing) = (config.probe.languages.clone(), config.probe.timing());
     if args.once {
-        let results = check_hello_worlds(&client).await?;
+        let results = run_round(&client, &languages, timing).await;
         for result in &results {
-            let mark = if result.passed { "pass" } else { "FAIL" };
+            let mark = match (result.passed, result.within_objective) {
+                (false, _) => "FAIL",
+                (true, false) => "slow",
+                (true, true) => "pass",
+            };
             println!(
-                "{mark} {} ({} ms): {}",
+                "{mark}  {:<28} {:>7} ms  {}",
                 result.name, result.millis, result.detail
             );
         }
-        if results.is_empty() || results.iter().any(|result| !result.passed) {
+        let failed = results.iter().filter(|result| !result.passed).count();
+        println!("{} checks, {failed} failed", results.len());
+        if failed > 0 {
             std::process::exit(1);
         }
         return Ok(());
@@ -42,22 +49,20 @@ async fn main() -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = ticker.tick() => log_round(check_hello_worlds(&client).await),
+            _ = ticker.tick() => log_round(run_round(&client, &languages, timing).await),
         }
     }
 }
 
-fn log_round(round: anyhow::Result<Vec<CheckResult>>) {
-    match round {
-        Ok(results) => {
-            for result in results {
-                if result.passed {
-                    tracing::info!(check = %result.name, millis = result.millis as u64, "pass");
-                } else {
-                    tracing::error!(check = %result.name, detail = %result.detail, "FAIL");
-                }
-            }
+fn log_round(results: Vec<CheckResult>) {
+    for result in results {
+        let millis = result.millis as u64;
+        if !result.passed {
+            tracing::error!(check = %result.name, millis, detail = %result.detail, "FAIL");
+        } else if !result.within_objective {
+            tracing::warn!(check = %result.name, millis, "slow");
+        } else {
+            tracing::info!(check = %result.name, millis, "pass");
         }
-        Err(error) => tracing::error!(error = %format!("{error:#}"), "the checks could not run"),
     }
 }

@@ -309,14 +309,42 @@ async fn concurrent_runs_each_get_their_own_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_prober_passes_every_served_hello_world() {
+async fn the_prober_passes_what_is_served_and_fails_an_expected_language_nobody_serves() {
     let stack = TestStack::start().await;
-    let results = coderun_prober::check_hello_worlds(&stack.client())
-        .await
-        .expect("probe");
-    assert!(results.len() >= 3, "{results:?}");
-    for result in &results {
-        assert!(result.passed, "{result:?}");
+    // The stack serves bash, python and c; ruby is expected but nobody serves it.
+    let expected = ["bash", "python", "c", "ruby"].map(str::to_owned).to_vec();
+    let timing = coderun_prober::Timing {
+        timeout: std::time::Duration::from_secs(60),
+        objective: std::time::Duration::from_secs(30),
+    };
+    let results = coderun_prober::run_round(&stack.client(), &expected, timing).await;
+    let failed: Vec<_> = results.iter().filter(|result| !result.passed).collect();
+    assert_eq!(
+        failed
+            .iter()
+            .map(|result| result.name.as_str())
+            .collect::<Vec<_>>(),
+        ["hello_world.ruby"],
+        "{results:#?}"
+    );
+    assert!(
+        failed[0].detail.contains("no live executor"),
+        "{:?}",
+        failed[0]
+    );
+    let names: Vec<_> = results.iter().map(|result| result.name.as_str()).collect();
+    for name in [
+        "hello_world.bash",
+        "hello_world.python",
+        "hello_world.c",
+        "verdict.compile_error",
+        "verdict.runtime_error",
+        "verdict.time_limit",
+        "verdict.memory_limit",
+        "verdict.wrong_answer",
+        "stdin.unicode_echo",
+    ] {
+        assert!(names.contains(&name), "{name} missing: {names:?}");
     }
     stack.stop().await;
 }

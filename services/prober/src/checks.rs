@@ -25,11 +25,14 @@ pub struct CheckResult {
     pub within_objective: bool,
 }
 
+/// What a check's run must show: `Err` says what it showed instead.
+type Expectation = Box<dyn Fn(&Run) -> Result<(), String> + Send + Sync>;
+
 /// One check: a request and what its run must show.
 struct Check {
     name: String,
     request: RunRequest,
-    expect: Box<dyn Fn(&Run) -> Result<(), String> + Send + Sync>,
+    expect: Expectation,
     timeout: Duration,
     objective: Duration,
 }
@@ -41,7 +44,7 @@ pub struct Timing {
     pub objective: Duration,
 }
 
-fn verdict_is(expected: Verdict) -> Box<dyn Fn(&Run) -> Result<(), String> + Send + Sync> {
+fn verdict_is(expected: Verdict) -> Expectation {
     Box::new(move |run: &Run| {
         if run.verdict == Some(expected) {
             Ok(())

@@ -194,8 +194,14 @@ fn all_checks(languages: &[String], timing: Timing) -> Vec<Check> {
     checks
 }
 
-/// Runs one round of checks, one after another (a prober must not load what it watches).
-pub async fn run_round(client: &Client, languages: &[String], timing: Timing) -> Vec<CheckResult> {
+/// Runs one round of checks, one after another (a prober must not load what it watches): the
+/// languages', the verdict checks, then the API paths'.
+pub async fn run_round(
+    client: &Client,
+    api_key: &str,
+    languages: &[String],
+    timing: Timing,
+) -> Vec<CheckResult> {
     let mut results = Vec::new();
     for check in all_checks(languages, timing) {
         let started = Instant::now();
@@ -228,5 +234,6 @@ pub async fn run_round(client: &Client, languages: &[String], timing: Timing) ->
             within_objective: elapsed <= check.objective,
         });
     }
+    results.extend(crate::api_checks::run(client, api_key, timing).await);
     results
 }

@@ -2,12 +2,14 @@
 //!
 //! [`checks`]: one round of checks — every *expected* language's hello-world (a language no
 //! executor serves fails) and the verdict checks — each with its own timeout and latency
-//! objective. `coderun-prober --once` runs a round, prints a table and exits non-zero on any
+//! objective; [`api_checks`]: the API paths users depend on (long-poll, idempotent retry,
+//! the legacy API, cancel, the event stream). `coderun-prober --once` runs a round, prints a table and exits non-zero on any
 //! failure (a release gate); without `--once` a round runs every `probe.interval_secs` and its
 //! results are logged. The CloudWatch and Prometheus metrics are not built yet.
 //!
 //! Architecture invariant: the prober uses nothing but the public API, through `client/`.
 
+pub mod api_checks;
 pub mod checks;
 
 use std::time::Duration;

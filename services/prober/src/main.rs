@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::new(&config.target.base_url, &config.target.api_key)?;
     let (languages, timing) = (config.probe.languages.clone(), config.probe.timing());
     if args.once {
-        let results = run_round(&client, &languages, timing).await;
+        let results = run_round(&client, &config.target.api_key, &languages, timing).await;
         for result in &results {
             let mark = match (result.passed, result.within_objective) {
                 (false, _) => "FAIL",
@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = ticker.tick() => log_round(run_round(&client, &languages, timing).await),
+            _ = ticker.tick() => log_round(run_round(&client, &config.target.api_key, &languages, timing).await),
         }
     }
 }

@@ -317,7 +317,13 @@ async fn the_prober_passes_what_is_served_and_fails_an_expected_language_nobody_
         timeout: std::time::Duration::from_secs(60),
         objective: std::time::Duration::from_secs(30),
     };
-    let results = coderun_prober::run_round(&stack.client(), &expected, timing).await;
+    let results = coderun_prober::run_round(
+        &stack.client(),
+        coderun_e2e::TENANT_A_KEY,
+        &expected,
+        timing,
+    )
+    .await;
     let failed: Vec<_> = results.iter().filter(|result| !result.passed).collect();
     assert_eq!(
         failed
@@ -343,6 +349,11 @@ async fn the_prober_passes_what_is_served_and_fails_an_expected_language_nobody_
         "verdict.memory_limit",
         "verdict.wrong_answer",
         "stdin.unicode_echo",
+        "api.long_poll",
+        "api.idempotent_retry",
+        "api.legacy",
+        "api.cancel",
+        "api.events",
     ] {
         assert!(names.contains(&name), "{name} missing: {names:?}");
     }

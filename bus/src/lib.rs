@@ -236,6 +236,15 @@ impl Bus {
             .await
     }
 
+    /// Publishes a run's event on its subject (core NATS). Best effort: listeners fall back to
+    /// the run's event log and record, so an event lost here delays, never loses (logged).
+    pub async fn publish_run_event(&self, event: &coderun_schema::messages::RunEvent) {
+        let subject = self.names.run_events(&event.run_id);
+        if let Err(error) = self.publish(subject, event).await {
+            tracing::warn!(run_id = %event.run_id, error = %describe(&error), "failed to publish a run event");
+        }
+    }
+
     /// Hands a run's webhook to the scheduler (stored once per run, whoever sends it), trying
     /// a few times: a run made final is not undone because NATS hiccuped, but its webhook
     /// would be lost if every try failed (logged).

@@ -31,7 +31,7 @@ pub async fn forward(
         };
         let stored = tokio::time::timeout(STORE_TIMEOUT, store.append_event(event)).await;
         match stored {
-            Ok(Ok(Some(event))) => publish(bus, &event).await,
+            Ok(Ok(Some(event))) => bus.publish_run_event(&event).await,
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "failed to store a progress event"),
             Err(_) => tracing::warn!("storing a progress event timed out"),
@@ -58,13 +58,4 @@ fn event_of(done: &AgentStageDone, job: &Job, run_id: &str) -> Option<RunEvent> 
         test_index,
         ..RunEvent::new(run_id, kind)
     })
-}
-
-/// Publishes a stored event on the run's subject. Listeners fall back to the log and the
-/// record: an event lost here delays, never loses.
-pub async fn publish(bus: &Bus, event: &RunEvent) {
-    let subject = bus.names().run_events(&event.run_id);
-    if let Err(error) = bus.publish(subject, event).await {
-        tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish a run event");
-    }
 }

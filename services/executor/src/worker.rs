@@ -209,7 +209,7 @@ impl Worker {
             return Ok(());
         }
         if let Some(event) = event {
-            progress::publish(&self.bus, &event).await;
+            self.bus.publish_run_event(&event).await;
         }
 
         // The sources and stdins move into the agent's job: the run's outcome needs neither.
@@ -279,7 +279,7 @@ impl Worker {
         };
         if let Some(event) = event {
             tracing::info!(verdict = ?record.run.verdict, "run finished");
-            progress::publish(&self.bus, &event).await;
+            self.bus.publish_run_event(&event).await;
             if let Some(due) = record.webhook_due() {
                 self.bus.announce_webhook(&due).await;
             }

@@ -96,9 +96,7 @@ async fn announce(state: &State, cancelled: &RunRecord, event: Option<RunEvent>)
     }
     let event =
         event.unwrap_or_else(|| RunEvent::with_run(&cancelled.run, RunEventKind::Completed));
-    if let Err(error) = state.bus.publish(names.run_events(run_id), &event).await {
-        tracing::warn!(error = %coderun_bus::describe(&error), "failed to publish the cancellation");
-    }
+    state.bus.publish_run_event(&event).await;
     if let Some(due) = cancelled.webhook_due() {
         state.bus.announce_webhook(&due).await;
     }

@@ -18,6 +18,9 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use serde_json::{json, Map, Value};
 
+/// The decorated spec, made on the first request for it.
+static DECORATED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
 /// Middleware: rewrites the body of `GET /openapi.json`; every other response passes as it is.
 pub async fn decorate_spec(
     request: ServiceRequest,
@@ -30,13 +33,21 @@ pub async fn decorate_spec(
     }
     let (request, response) = response.into_parts();
     let (head, body) = response.into_parts();
-    let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
-    let decorated = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(mut spec) => {
+    // The generated spec never changes while the process runs: decorated once, then served.
+    let decorated = match DECORATED.get() {
+        Some(decorated) => decorated.clone(),
+        None => {
+            let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+            let Ok(mut spec) = serde_json::from_slice::<Value>(&bytes) else {
+                return Ok(ServiceResponse::new(
+                    request,
+                    head.set_body(BoxBody::new(bytes)),
+                ));
+            };
             decorate(&mut spec);
-            serde_json::to_vec(&spec).unwrap_or_else(|_| bytes.to_vec())
+            let decorated = serde_json::to_vec(&spec).unwrap_or_else(|_| bytes.to_vec());
+            DECORATED.get_or_init(|| decorated).clone()
         }
-        Err(_) => bytes.to_vec(),
     };
     let mut response = head.set_body(BoxBody::new(decorated));
     response.headers_mut().insert(

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real components: installs what is missing, starts dockerd,
 # NATS with JetStream and Redis on loopback, builds the language images and the static agent,
-# then checks formatting, lints (clippy -D warnings, shellcheck), unused dependencies
-# (cargo-machete) and runs every test.
+# then checks formatting, lints (clippy -D warnings, shellcheck), the alert rules (promtool),
+# unused dependencies (cargo-machete) and runs every test.
 # Regenerate the committed OpenAPI document with CODERUN_UPDATE_OPENAPI=1 scripts/test.sh.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -11,6 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 ensure_infrastructure
 # Only the tests need a browser: the /docs page is loaded in headless Chromium.
 ensure_commands chromium:chromium
+# Alert rules are unit-tested by promtool; a test scrapes every service with a real Prometheus.
+ensure_monitoring_tools
 # The spec is checked by tools nobody here wrote: schemathesis, and a generated Python client.
 CODERUN_TEST_PYTHON_TOOLS="$(ensure_python_tools)"
 export CODERUN_TEST_PYTHON_TOOLS
@@ -27,6 +29,8 @@ log "cargo fmt --check"
 cargo fmt --all --check
 log "shellcheck"
 shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
+log "monitoring: alert rules, their unit tests, dashboards"
+bash "$ROOT_DIR/scripts/check-monitoring.sh"
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo machete (unused dependencies)"

@@ -7,20 +7,25 @@
 //!   subject per pool), both work queues on file storage.
 //! - Consumers: the scheduler's durable consumer on the submit stream, and one durable
 //!   consumer per pool on the jobs stream that every executor serving the pool shares.
+//! - Publishing (`publish`): core NATS or JetStream, with the run's trace context as a
+//!   `traceparent` header ([`trace_of`] reads it back); failures counted by operation.
 //!
 //! Architecture invariant: this crate knows the shape of the topology, not what the messages
 //! mean; what to do with a message is the services' business.
 
 mod progress;
+mod publish;
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use coderun_schema::names::Names;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 pub use progress::InProgress;
+pub use publish::trace_of;
 
 pub use async_nats;
 
@@ -99,12 +104,27 @@ pub struct ConsumerSettings {
     pub max_deliver: i64,
 }
 
+/// The operations NATS errors are counted by.
+pub const OPERATIONS: [&str; 6] = [
+    "publish",
+    "publish_durable",
+    "setup",
+    "fetch",
+    "ack",
+    "queue_read",
+];
+
+/// Label pairs of a metric family (here: the failed `operation`).
+pub type Labels = Vec<(&'static str, String)>;
+
 /// A NATS connection with the coderun topology.
 #[derive(Clone)]
 pub struct Bus {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     names: Names,
+    /// NATS calls that failed, by operation: what `coderun_nats_errors_total` reports.
+    errors: Family<Labels, Counter>,
 }
 
 impl Bus {
@@ -141,11 +161,32 @@ impl Bus {
                 source: error.into(),
             })?;
         let jetstream = jetstream::new(client.clone());
+        let errors = Family::<Labels, Counter>::default();
+        // Every operation's series exists from the start at 0, so a first error is an
+        // increase a rule sees, not a series appearing.
+        for operation in OPERATIONS {
+            let _ = errors.get_or_create(&vec![("operation", operation.to_owned())]);
+        }
         Ok(Self {
             client,
             jetstream,
             names,
+            errors,
         })
+    }
+
+    /// The failed NATS calls by operation, for the service to register as
+    /// `coderun_nats_errors` (counted here for publishes and set-up, by the services for
+    /// fetches and acknowledgements).
+    pub fn error_counter(&self) -> Family<Labels, Counter> {
+        self.errors.clone()
+    }
+
+    /// Counts one failed NATS call.
+    pub fn count_error(&self, operation: &'static str) {
+        self.errors
+            .get_or_create(&vec![("operation", operation.to_owned())])
+            .inc();
     }
 
     pub fn names(&self) -> &Names {
@@ -208,9 +249,12 @@ impl Bus {
         self.jetstream
             .get_or_create_stream(config)
             .await
-            .map_err(|error| BusError::Setup {
-                what: format!("stream {name}"),
-                source: error.into(),
+            .map_err(|error| {
+                self.count_error("setup");
+                BusError::Setup {
+                    what: format!("stream {name}"),
+                    source: error.into(),
+                }
             })
     }
 
@@ -234,33 +278,6 @@ impl Bus {
         let name = self.names.webhook_consumer();
         self.durable_consumer(&stream, name, self.names.webhooks_due(), settings)
             .await
-    }
-
-    /// Publishes a run's event on its subject (core NATS). Best effort: listeners fall back to
-    /// the run's event log and record, so an event lost here delays, never loses (logged).
-    pub async fn publish_run_event(&self, event: &coderun_schema::messages::RunEvent) {
-        let subject = self.names.run_events(&event.run_id);
-        if let Err(error) = self.publish(subject, event).await {
-            tracing::warn!(run_id = %event.run_id, error = %describe(&error), "failed to publish a run event");
-        }
-    }
-
-    /// Hands a run's webhook to the scheduler (stored once per run, whoever sends it), trying
-    /// a few times: a run made final is not undone because NATS hiccuped, but its webhook
-    /// would be lost if every try failed (logged).
-    pub async fn announce_webhook(&self, due: &coderun_schema::messages::WebhookDue) {
-        for attempt in 1..=3u64 {
-            match self
-                .publish_durable(self.names.webhooks_due(), due, &due.run_id)
-                .await
-            {
-                Ok(()) => return,
-                Err(error) if attempt == 3 => {
-                    tracing::error!(run_id = %due.run_id, error = %describe(&error), "the run's webhook could not be queued; it will not be sent");
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
-            }
-        }
     }
 
     /// The pull consumer shared by every executor of `pool`.
@@ -293,62 +310,13 @@ impl Bus {
         stream
             .get_or_create_consumer(&name, config)
             .await
-            .map_err(|error| BusError::Setup {
-                what: format!("consumer {name}"),
-                source: error.into(),
+            .map_err(|error| {
+                self.count_error("setup");
+                BusError::Setup {
+                    what: format!("consumer {name}"),
+                    source: error.into(),
+                }
             })
-    }
-
-    /// Publishes on core NATS: fire and forget (events, heartbeats).
-    pub async fn publish<T: Serialize>(
-        &self,
-        subject: String,
-        message: &T,
-    ) -> Result<(), BusError> {
-        let payload = serde_json::to_vec(message)?;
-        self.client
-            .publish(subject.clone(), payload.into())
-            .await
-            .map_err(|error| BusError::Publish {
-                subject,
-                source: error.into(),
-            })
-    }
-
-    /// Publishes to JetStream and waits until the stream has stored the message. `message_id`
-    /// makes retries idempotent within the stream's duplicate window.
-    pub async fn publish_durable<T: Serialize>(
-        &self,
-        subject: String,
-        message: &T,
-        message_id: &str,
-    ) -> Result<(), BusError> {
-        let payload = serde_json::to_vec(message)?;
-        self.publish_durable_encoded(subject, payload, message_id)
-            .await
-    }
-
-    /// [`Bus::publish_durable`] for a message already encoded (when the caller needed its
-    /// size first).
-    pub async fn publish_durable_encoded(
-        &self,
-        subject: String,
-        payload: Vec<u8>,
-        message_id: &str,
-    ) -> Result<(), BusError> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", message_id);
-        let publish_error = |source: Cause| BusError::Publish {
-            subject: subject.clone(),
-            source,
-        };
-        let ack = self
-            .jetstream
-            .publish_with_headers(subject.clone(), headers, payload.into())
-            .await
-            .map_err(|error| publish_error(error.into()))?;
-        ack.await.map_err(|error| publish_error(error.into()))?;
-        Ok(())
     }
 }
 

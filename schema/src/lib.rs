@@ -12,6 +12,7 @@
 //! - [`catalog`]: the language catalog (`images/languages.toml`) and resolved limits.
 //! - [`file_names`]: the one rule for submitted file names (gateway and agent);
 //!   [`callback`]: the one rule for webhook targets (gateway and scheduler).
+//! - [`trace`]: the W3C trace context that travels with a run (HTTP and NATS headers).
 //! - [`names`]: NATS subject, stream and Redis key names, all under one prefix.
 //! - [`problem`]: RFC 9457 problem details, the body of every HTTP error.
 //! - [`bytes64`]: bytes that travel as base64 strings in JSON.
@@ -33,3 +34,4 @@ pub mod problem;
 pub mod run;
 pub mod stream;
 mod strict;
+pub mod trace;

@@ -135,9 +135,10 @@ build_agent() {
   echo "$CARGO_TARGET_DIR/$triple/release/coderun-agent"
 }
 
-# The Python tools the API tests drive (schemathesis, openapi-python-client), pinned, in a
+# The Python tools the tests drive (schemathesis, openapi-python-client, and moto's server as
+# the CloudWatch of the prober's tests), pinned, in a
 # virtual environment of their own under the state directory's parent; prints its path.
-PYTHON_TOOLS=(schemathesis==4.32.5 openapi-python-client==0.29.1)
+PYTHON_TOOLS=(schemathesis==4.32.5 openapi-python-client==0.29.1 'moto[server]==5.2.5')
 ensure_python_tools() {
   local venv="${CODERUN_TOOLS_VENV:-$HOME/.cache/coderun/venv}" stamp
   stamp="$venv/.coderun-tools"
@@ -153,6 +154,18 @@ ensure_python_tools() {
     printf '%s' "${PYTHON_TOOLS[*]}" >"$stamp"
   fi
   echo "$venv"
+}
+
+# promtool and prometheus (Debian's prometheus package, without its recommended node exporter)
+# check the alert rules and scrape the services in a test; python3-yaml reads Grafana's
+# provisioning files.
+ensure_monitoring_tools() {
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    log "installing prometheus"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
+  fi
+  ensure_system_package python3-yaml
 }
 
 # Installs one Debian package, whatever commands it has.

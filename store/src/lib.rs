@@ -8,6 +8,7 @@
 //!   tenant's queued and running sets follow it (`records`, `events`); the gateway's
 //!   concurrency quotas count those sets when it creates a run.
 //! - Records expire after a TTL; long-term storage is not a goal.
+//! - Every call goes through one connection that counts what Redis failed (`counted`).
 //! - Each tenant's run ids are kept in a sorted set beside the records, for listing
 //!   ([`RunStore::list`], in `listing`); tenants' request rates are kept here too, so every
 //!   gateway shares them ([`RunStore::admit`], in `quota`).
@@ -19,13 +20,19 @@ use std::time::Duration;
 
 use coderun_schema::messages::RunRecord;
 use coderun_schema::names::Names;
+mod counted;
 mod events;
 mod listing;
 mod quota;
 mod records;
 mod webhooks;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use redis::aio::ConnectionManager;
+
+use crate::counted::CountedConnection;
+pub use crate::counted::Labels;
 use redis::AsyncCommands;
 
 pub use listing::RunPage;
@@ -103,7 +110,7 @@ pub enum UpdateOutcome {
 /// Run records under one prefix.
 #[derive(Clone)]
 pub struct RunStore {
-    connection: ConnectionManager,
+    connection: CountedConnection,
     names: Names,
     ttl: Duration,
     update_script: redis::Script,
@@ -132,7 +139,8 @@ impl RunStore {
             .set_response_timeout(Duration::from_secs(5))
             .set_max_delay(1000)
             .set_number_of_retries(3);
-        let connection = ConnectionManager::new_with_config(client, config).await?;
+        let connection =
+            CountedConnection::new(ConnectionManager::new_with_config(client, config).await?);
         Ok(Self {
             connection,
             names,
@@ -143,6 +151,12 @@ impl RunStore {
             webhook_script: redis::Script::new(webhooks::SET_STATUS),
             admit_script: redis::Script::new(quota::ADMIT),
         })
+    }
+
+    /// The Redis calls that failed, by kind, for the service to register as
+    /// `coderun_redis_errors`.
+    pub fn error_counter(&self) -> Family<Labels, Counter> {
+        self.connection.error_counter()
     }
 
     /// Answers when Redis answers a PING.

@@ -29,6 +29,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// `[sandbox]`: the containers runs execute in.
     pub sandbox: SandboxConfig,
+    /// `[ops]`: where `/metrics`, `/healthz` and `/readyz` are served.
+    pub ops: coderun_telemetry::ops::OpsConfig,
 }
 
 /// The `[worker]` section: pulling jobs, slots, heartbeats and shutdown.

@@ -66,6 +66,33 @@ impl Sandbox {
         body: ContainerCreateBody,
         name: &str,
     ) -> Result<ReadyContainer, SandboxError> {
+        let language = body
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(LABEL_POOL))
+            .cloned()
+            .unwrap_or_default();
+        let started = std::time::Instant::now();
+        let created = self.create_attached(body, name).await;
+        let label = coderun_telemetry::metrics::labels([("language", &language)]);
+        match &created {
+            Ok(_) => self
+                .containers
+                .create_seconds
+                .get_or_create(&label)
+                .observe(started.elapsed().as_secs_f64()),
+            Err(_) => {
+                self.containers.create_failures.get_or_create(&label).inc();
+            }
+        }
+        created
+    }
+
+    async fn create_attached(
+        &self,
+        body: ContainerCreateBody,
+        name: &str,
+    ) -> Result<ReadyContainer, SandboxError> {
         let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
             .name(name)
             .build();

@@ -19,6 +19,8 @@
 //!   read from it.
 //! - [`cancels`]: cancel requests from the gateway stop the sandbox of a run in flight.
 //! - [`heartbeat`]: telling the gateways what this executor serves.
+//! - [`metrics`]: runs finished and their durations, slots, warm containers, container
+//!   creation, connection errors; served with `/healthz` and `/readyz` by the ops listener.
 //! - [`Application`]: wiring, start-up checks, and a graceful drain on shutdown.
 //!
 //! Architecture invariant: only the executor talks to Docker, and it never decides who goes
@@ -33,6 +35,7 @@ pub mod containers;
 pub mod exchange;
 pub mod heartbeat;
 pub mod languages;
+pub mod metrics;
 pub mod outcome;
 pub mod persist;
 pub mod progress;
@@ -49,12 +52,14 @@ use coderun_bus::{Bus, ConsumerSettings};
 use coderun_schema::catalog::Catalog;
 use coderun_schema::messages::ServedLanguage;
 use coderun_store::RunStore;
+use coderun_telemetry::ops::{OpsServer, ReadinessCheck};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::heartbeat::Heartbeat;
+use crate::metrics::ExecutorMetrics;
 use crate::sandbox::Sandbox;
 use crate::worker::Worker;
 
@@ -63,6 +68,7 @@ pub struct Application {
     worker: Arc<Worker>,
     executor_id: String,
     config: Config,
+    ops: OpsServer,
 }
 
 impl Application {
@@ -99,7 +105,27 @@ impl Application {
         if languages.is_empty() {
             anyhow::bail!("no language image is available: build them with scripts/images.sh");
         }
+        let containers = sandbox.container_metrics();
+        for language in languages.values() {
+            containers.start_series(&language.spec.id);
+        }
+        let metrics = ExecutorMetrics::new(&bus, &store, &containers);
+        let readiness: ReadinessCheck = {
+            let (bus, store, sandbox) = (bus.clone(), store.clone(), sandbox.clone());
+            Arc::new(move || {
+                let (bus, store, sandbox) = (bus.clone(), store.clone(), sandbox.clone());
+                Box::pin(async move {
+                    vec![
+                        ("nats", bus.is_connected()),
+                        ("redis", store.ping().await.is_ok()),
+                        ("docker", sandbox.engine_answers().await),
+                    ]
+                })
+            })
+        };
+        let ops = OpsServer::bind_with(&config.ops, metrics.registry.clone(), readiness)?;
         let worker = Worker {
+            metrics,
             bus,
             store,
             sandbox,
@@ -116,6 +142,7 @@ impl Application {
             worker: Arc::new(worker),
             executor_id,
             config,
+            ops,
         })
     }
 
@@ -124,78 +151,94 @@ impl Application {
         self.worker.sandbox.warm_store()
     }
 
+    /// The port of the ops listener (`/metrics`, `/healthz`, `/readyz`).
+    pub fn ops_port(&self) -> u16 {
+        self.ops.port()
+    }
+
     pub fn executor_id(&self) -> &str {
         &self.executor_id
     }
 
     /// The languages served, with versions read from their images.
     pub fn languages(&self) -> Vec<ServedLanguage> {
-        let mut served: Vec<ServedLanguage> = self
-            .worker
-            .languages
-            .values()
-            .map(|language| language.served.clone())
-            .collect();
-        served.sort_by(|a, b| a.id.cmp(&b.id));
-        served
+        served_languages(&self.worker)
     }
 
     /// Serves until `shutdown`, then stops pulling, announces `draining`, and waits for the
     /// runs in flight (up to the drain timeout).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            worker,
+            executor_id,
+            config,
+            ops,
+        } = self;
+        let served = served_languages(&worker);
         let tracker = TaskTracker::new();
         let settings = ConsumerSettings {
-            ack_wait: Duration::from_secs(self.config.worker.ack_wait_secs),
-            max_deliver: self.config.worker.max_deliver,
+            ack_wait: Duration::from_secs(config.worker.ack_wait_secs),
+            max_deliver: config.worker.max_deliver,
         };
         let mut consumers = Vec::new();
-        for pool in self.worker.languages.keys() {
-            let consumer = self.worker.bus.pool_consumer(pool, settings).await?;
+        for pool in worker.languages.keys() {
+            let consumer = worker.bus.pool_consumer(pool, settings).await?;
             consumers.push((pool.clone(), consumer));
         }
         let warmer = crate::warm::Warmer::new(
-            self.worker.sandbox.clone(),
-            self.worker.languages.values(),
-            &self.worker.catalog,
-            self.config.sandbox.warm_per_language,
-            &self.config.sandbox.warm_sizes,
+            worker.sandbox.clone(),
+            worker.languages.values(),
+            &worker.catalog,
+            config.sandbox.warm_per_language,
+            &config.sandbox.warm_sizes,
         );
+        let ops_stop = CancellationToken::new();
+        let ops_port = ops.port();
+        let ops = tokio::spawn(ops.run(ops_stop.clone()));
+        let gauges = tokio::spawn(worker.metrics.clone().watch(
+            worker.slots.clone(),
+            config.worker.slots,
+            worker.sandbox.warm_store(),
+            warmer.targets(),
+            Duration::from_secs(1),
+            ops_stop.clone(),
+        ));
         // Warm before pulling, so the first runs are warm too.
         warmer.fill().await;
         let pullers: Vec<_> = consumers
             .into_iter()
             .map(|(pool, consumer)| {
-                tokio::spawn(self.worker.clone().pull(
-                    pool,
-                    consumer,
-                    shutdown.clone(),
-                    tracker.clone(),
-                ))
+                tokio::spawn(
+                    worker
+                        .clone()
+                        .pull(pool, consumer, shutdown.clone(), tracker.clone()),
+                )
             })
             .collect();
         let warmer_stop = CancellationToken::new();
         let warmer = tokio::spawn(warmer.run(warmer_stop.clone()));
         let heartbeat = Heartbeat {
-            bus: self.worker.bus.clone(),
-            executor_id: self.executor_id.clone(),
-            languages: self.languages(),
-            slots_total: self.config.worker.slots,
-            busy: self.worker.busy.clone(),
-            interval: self.config.heartbeat_interval(),
+            bus: worker.bus.clone(),
+            executor_id: executor_id.clone(),
+            languages: served,
+            slots_total: config.worker.slots,
+            busy: worker.busy.clone(),
+            interval: config.heartbeat_interval(),
         };
         let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
         // Followed until the runs in flight are drained, so they can still be cancelled.
         let cancels_stop = CancellationToken::new();
         let cancels = tokio::spawn(
-            self.worker
+            worker
                 .cancels
                 .clone()
-                .listen(self.worker.bus.clone(), cancels_stop.clone()),
+                .listen(worker.bus.clone(), cancels_stop.clone()),
         );
         tracing::info!(
-            executor_id = %self.executor_id,
-            languages = ?self.worker.languages.keys().collect::<Vec<_>>(),
-            slots = self.config.worker.slots,
+            executor_id = %executor_id,
+            languages = ?worker.languages.keys().collect::<Vec<_>>(),
+            slots = config.worker.slots,
+            ops_port,
             "executor serving"
         );
         shutdown.cancelled().await;
@@ -204,13 +247,13 @@ impl Application {
         }
         let _ = heartbeat.await;
         tracker.close();
-        let drain = Duration::from_secs(self.config.worker.drain_timeout_secs);
+        let drain = Duration::from_secs(config.worker.drain_timeout_secs);
         if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
             tracing::warn!(
                 "runs still in flight after the drain timeout; NATS will redeliver them"
             );
             // Jobs still waiting for Redis hand themselves back to NATS now.
-            self.worker.abandon.cancel();
+            worker.abandon.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         }
         cancels_stop.cancel();
@@ -220,8 +263,23 @@ impl Application {
         // Only now: runs in flight may still have been taking warm containers.
         warmer_stop.cancel();
         let _ = warmer.await;
-        self.worker.sandbox.finish_removals().await;
+        worker.sandbox.finish_removals().await;
+        ops_stop.cancel();
+        let _ = gauges.await;
+        if let Ok(Err(error)) = ops.await {
+            tracing::warn!(error = %format!("{error:#}"), "the ops listener failed");
+        }
         tracing::info!("executor stopped");
         Ok(())
     }
+}
+
+fn served_languages(worker: &Worker) -> Vec<ServedLanguage> {
+    let mut served: Vec<ServedLanguage> = worker
+        .languages
+        .values()
+        .map(|language| language.served.clone())
+        .collect();
+    served.sort_by(|a, b| a.id.cmp(&b.id));
+    served
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use coderun_bus::Bus;
 use coderun_schema::agent::AgentStageDone;
 use coderun_schema::messages::{Job, RunEvent, RunEventKind};
+use coderun_schema::trace::TraceContext;
 use coderun_store::RunStore;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -23,6 +24,7 @@ pub async fn forward(
     bus: &Bus,
     job: &Job,
     run_id: &str,
+    trace: TraceContext,
 ) {
     while let Some(done) = reports.recv().await {
         let Some(event) = event_of(&done, job, run_id) else {
@@ -31,7 +33,7 @@ pub async fn forward(
         };
         let stored = tokio::time::timeout(STORE_TIMEOUT, store.append_event(event)).await;
         match stored {
-            Ok(Ok(Some(event))) => bus.publish_run_event(&event).await,
+            Ok(Ok(Some(event))) => bus.publish_run_event(&event, Some(trace)).await,
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "failed to store a progress event"),
             Err(_) => tracing::warn!("storing a progress event timed out"),

@@ -102,6 +102,8 @@ pub struct Sandbox {
     pub(crate) removals: tokio_util::task::TaskTracker,
     /// The users of the runs in flight.
     users: Arc<ProgramUsers>,
+    /// Container creations timed and failures counted, by language.
+    pub(crate) containers: crate::metrics::ContainerMetrics,
 }
 
 /// The most output a job can produce within its caps: stdout and stderr of the compile
@@ -129,7 +131,18 @@ impl Sandbox {
             warm: Arc::default(),
             removals: tokio_util::task::TaskTracker::new(),
             settings,
+            containers: Default::default(),
         })
+    }
+
+    /// Whether the Docker engine answers a ping now (readiness).
+    pub async fn engine_answers(&self) -> bool {
+        self.docker.ping().await.is_ok()
+    }
+
+    /// Container creation's metrics, for the executor's registry.
+    pub fn container_metrics(&self) -> crate::metrics::ContainerMetrics {
+        self.containers.clone()
     }
 
     /// The pre-warmed containers and the counters.

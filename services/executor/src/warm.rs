@@ -97,6 +97,14 @@ pub struct Warmer {
     languages: Vec<WarmLanguage>,
 }
 
+/// How many warm containers one language should have, and under which key they wait.
+#[derive(Debug, Clone)]
+pub struct WarmTarget {
+    pub language: String,
+    pub key: String,
+    pub size: usize,
+}
+
 /// What the warmer keeps for one language.
 struct WarmLanguage {
     language: String,
@@ -142,6 +150,18 @@ impl Warmer {
             sandbox,
             languages: warmed,
         }
+    }
+
+    /// Each language's target, for the warm-container gauges.
+    pub fn targets(&self) -> Vec<WarmTarget> {
+        self.languages
+            .iter()
+            .map(|warmed| WarmTarget {
+                language: warmed.language.clone(),
+                key: warmed.key.clone(),
+                size: warmed.size,
+            })
+            .collect()
     }
 
     /// Fills every language's containers now, so the first runs are warm too.

@@ -24,12 +24,14 @@ use coderun_bus::{async_nats, Bus, InProgress};
 use coderun_schema::catalog::{Catalog, LanguageSpec};
 use coderun_schema::messages::{JobDispatched, RunEvent, RunEventKind, RunRecord, ServedLanguage};
 use coderun_schema::run::{RunStatus, Verdict};
+use coderun_schema::trace::TraceContext;
 use coderun_store::{RunStore, StoreError, UpdateOutcome};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::agent_job::agent_job;
 use crate::config::WorkerConfig;
@@ -63,6 +65,8 @@ pub struct Worker {
     pub abandon: CancellationToken,
     /// The runs being handled, for cancel requests to find.
     pub cancels: crate::cancels::Cancels,
+    /// Runs finished, their durations, slots and warm containers.
+    pub metrics: crate::metrics::ExecutorMetrics,
 }
 
 impl Worker {
@@ -93,6 +97,7 @@ impl Worker {
             let mut batch = match batch {
                 Ok(batch) => batch,
                 Err(error) => {
+                    self.bus.count_error("fetch");
                     tracing::warn!(%pool, %error, "failed to fetch jobs; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -121,7 +126,15 @@ impl Worker {
                 progress.stop();
                 let _ = has_slot.send(());
                 if let Ok(_permit) = permit {
-                    worker.handle(message).await;
+                    let trace = coderun_telemetry::trace::continue_or_start(coderun_bus::trace_of(
+                        message.headers.as_ref(),
+                    ));
+                    let span = tracing::info_span!(
+                        "run",
+                        run_id = tracing::field::Empty,
+                        trace_id = %trace.trace_id_hex()
+                    );
+                    worker.handle(message, trace).instrument(span).await;
                 }
                 worker.busy.fetch_sub(1, Ordering::SeqCst);
             });
@@ -137,8 +150,7 @@ impl Worker {
         Duration::from_secs(self.settings.ack_wait_secs.max(3) / 3)
     }
 
-    #[tracing::instrument(skip_all, fields(run_id))]
-    async fn handle(&self, message: jetstream::Message) {
+    async fn handle(&self, message: jetstream::Message, trace: TraceContext) {
         let Some(mut dispatched) = coderun_bus::decode_or_term::<JobDispatched>(&message).await
         else {
             return;
@@ -149,16 +161,17 @@ impl Worker {
             .map(|info| info.delivered >= self.settings.max_deliver)
             .unwrap_or(false);
         let progress = InProgress::start(&message, self.progress_every());
-        let mut outcome = self.execute(&mut dispatched, last_delivery).await;
+        let mut outcome = self.execute(&mut dispatched, last_delivery, trace).await;
         if let (Err(error), true) = (&outcome, last_delivery) {
             // No delivery is left to try again: the run is made final here, never left behind.
             tracing::error!(error = %format!("{error:#}"), "job failed on its last delivery");
-            outcome = self.give_up(&dispatched.run_id).await;
+            outcome = self.give_up(&dispatched.run_id, trace).await;
         }
         progress.stop();
         match outcome {
             Ok(()) => {
                 if let Err(error) = message.double_ack().await {
+                    self.bus.count_error("ack");
                     tracing::warn!(%error, "failed to acknowledge a finished job");
                 }
             }
@@ -175,6 +188,7 @@ impl Worker {
         &self,
         dispatched: &mut JobDispatched,
         last_delivery: bool,
+        trace: TraceContext,
     ) -> anyhow::Result<()> {
         let run_id = &dispatched.run_id;
         // Registered before the run is marked running: a cancel that comes later finds it, and
@@ -208,8 +222,12 @@ impl Worker {
         if marked != UpdateOutcome::Updated {
             return Ok(());
         }
+        self.metrics.started(
+            &record.run.language,
+            Duration::from_millis(record.run.queue_ms.unwrap_or(0)),
+        );
         if let Some(event) = event {
-            self.bus.publish_run_event(&event).await;
+            self.bus.publish_run_event(&event, Some(trace)).await;
         }
 
         // The sources and stdins move into the agent's job: the run's outcome needs neither.
@@ -231,7 +249,14 @@ impl Worker {
         };
         let (result, ()) = tokio::join!(
             self.sandbox.run(&spec, agent_job, deadline, watch),
-            progress::forward(received, &self.store, &self.bus, &dispatched.job, run_id),
+            progress::forward(
+                received,
+                &self.store,
+                &self.bus,
+                &dispatched.job,
+                run_id,
+                trace
+            ),
         );
         if let Err(SandboxError::Cancelled) = result {
             // The gateway made the record final (`cancelled`) before it asked.
@@ -252,12 +277,12 @@ impl Worker {
                 run.error = Some(why.to_owned());
             }
         }
-        self.finish(&mut record).await
+        self.finish(&mut record, trace).await
     }
 
     /// Makes the run final (`completed`, `finished_at` now), stores it (retrying while Redis is
     /// away) and publishes the `completed` event.
-    async fn finish(&self, record: &mut RunRecord) -> anyhow::Result<()> {
+    async fn finish(&self, record: &mut RunRecord, trace: TraceContext) -> anyhow::Result<()> {
         record.run.status = RunStatus::Completed;
         record.run.finished_at = Some(OffsetDateTime::now_utc());
         let (stored, event) = self
@@ -279,16 +304,17 @@ impl Worker {
         };
         if let Some(event) = event {
             tracing::info!(verdict = ?record.run.verdict, "run finished");
-            self.bus.publish_run_event(&event).await;
+            self.metrics.finished(&record.run);
+            self.bus.publish_run_event(&event, Some(trace)).await;
             if let Some(due) = record.webhook_due() {
-                self.bus.announce_webhook(&due).await;
+                self.bus.announce_webhook(&due, Some(trace)).await;
             }
         }
         Ok(())
     }
 
     /// Ends a run whose job cannot be tried again as `internal_error`, unless it is final.
-    async fn give_up(&self, run_id: &str) -> anyhow::Result<()> {
+    async fn give_up(&self, run_id: &str, trace: TraceContext) -> anyhow::Result<()> {
         let Some(mut record) = self
             .persist("read the run", || self.store.get(run_id))
             .await?
@@ -300,7 +326,7 @@ impl Worker {
         }
         record.run.verdict = Some(Verdict::InternalError);
         record.run.error = Some("the run could not be executed".to_owned());
-        self.finish(&mut record).await
+        self.finish(&mut record, trace).await
     }
 
     /// Runs a store operation until it succeeds, waiting longer after each failure, until the

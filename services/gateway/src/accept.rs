@@ -19,8 +19,10 @@ use anyhow::Context as _;
 use coderun_schema::callback::{check_address, CallbackTarget};
 use coderun_schema::messages::{Job, JobSubmitted, RunEventKind, RunRecord, VERSION};
 use coderun_schema::run::{Run, RunRequest, RunStatus, Verdict};
+use coderun_schema::trace::TraceContext;
 use coderun_store::Created;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 use crate::auth::Tenant;
 use crate::error::ApiError;
@@ -82,12 +84,36 @@ fn new_run_id() -> String {
 }
 
 /// Stores and queues `job` for `tenant`, or answers the run `idempotency_key` already names.
+///
+/// The run's trace starts here (under the client's `traceparent` when it sent one): every
+/// log line of accepting it carries `run_id` and `trace_id`, and the submission carries the
+/// context to the scheduler.
 pub async fn accept(
     state: &Data<State>,
     tenant: &Tenant,
     job: Job,
     idempotency_key: Option<String>,
     wait_for: Option<Duration>,
+    incoming_trace: Option<TraceContext>,
+) -> Result<RunReply, ApiError> {
+    let trace = coderun_telemetry::trace::continue_or_start(incoming_trace);
+    let span = tracing::info_span!(
+        "accept",
+        run_id = tracing::field::Empty,
+        trace_id = %trace.trace_id_hex()
+    );
+    accept_traced(state, tenant, job, idempotency_key, wait_for, trace)
+        .instrument(span)
+        .await
+}
+
+async fn accept_traced(
+    state: &Data<State>,
+    tenant: &Tenant,
+    job: Job,
+    idempotency_key: Option<String>,
+    wait_for: Option<Duration>,
+    trace: TraceContext,
 ) -> Result<RunReply, ApiError> {
     let quota = tenant.active_quota();
     let tenant = tenant.id.as_str();
@@ -120,6 +146,7 @@ pub async fn accept(
         if bound != run_id {
             // The same key was used before: answer with that run, never a second one.
             tracing::Span::current().record("run_id", bound.as_str());
+            tracing::info!("the idempotency key names an earlier run");
             // The request that bound the key may not have stored its run yet.
             let stored = idempotency::wait_for_record(state, &bound).await?;
             return answer_record(state, own_run(stored, tenant)?, wait_for).await;
@@ -149,35 +176,45 @@ pub async fn accept(
     // of its own, so a client that goes away meanwhile cannot leave it stored and never queued.
     let task_state = state.clone();
     let key = idempotency_key.clone();
-    let queuing = tokio::spawn(async move {
-        let queued = async {
-            // Subscribed before publishing: the run cannot finish unseen.
-            let events = match wait_for {
-                Some(_) => Some(wait::subscribe(&task_state.bus, &run_id).await?),
-                None => None,
-            };
-            task_state
-                .bus
-                .publish_durable_encoded(task_state.bus.names().runs_submit(), payload, &run_id)
-                .await
-                .context("failed to queue the run")?;
-            anyhow::Ok(events)
-        }
-        .await;
-        match queued {
-            Ok(events) => Ok((events, record)),
-            Err(error) => {
-                let tenant = record.tenant.clone();
-                close_unqueued(&task_state, record, &tenant, key.as_deref()).await;
-                Err(error)
+    let language = record.run.language.clone();
+    let queuing = tokio::spawn(
+        async move {
+            let queued = async {
+                // Subscribed before publishing: the run cannot finish unseen.
+                let events = match wait_for {
+                    Some(_) => Some(wait::subscribe(&task_state.bus, &run_id).await?),
+                    None => None,
+                };
+                task_state
+                    .bus
+                    .publish_durable_encoded(
+                        task_state.bus.names().runs_submit(),
+                        payload,
+                        &run_id,
+                        Some(trace),
+                    )
+                    .await
+                    .context("failed to queue the run")?;
+                anyhow::Ok(events)
+            }
+            .await;
+            match queued {
+                Ok(events) => Ok((events, record)),
+                Err(error) => {
+                    let tenant = record.tenant.clone();
+                    close_unqueued(&task_state, record, &tenant, key.as_deref()).await;
+                    Err(error)
+                }
             }
         }
-    });
+        .instrument(tracing::Span::current()),
+    );
     let (events, record) = match queuing.await {
         Ok(Ok(queued)) => queued,
         Ok(Err(error)) => return Err(ApiError::Unavailable(error)),
         Err(panicked) => return Err(ApiError::Unexpected(anyhow::anyhow!("{panicked}"))),
     };
+    state.metrics.run_accepted(&language);
     tracing::info!("run queued");
     match (events, wait_for) {
         (Some(events), Some(timeout)) => wait_reply(state, events, timeout, record.run).await,

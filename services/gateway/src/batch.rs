@@ -42,10 +42,11 @@ pub async fn create_runs_batch(
         ));
     }
     let key = idempotency::key_of(&request)?;
+    let trace = crate::routes::incoming_trace(&request);
     let mut runs = Vec::with_capacity(body.runs.len());
     for (index, item) in body.into_inner().runs.into_iter().enumerate() {
         let item_key = key.as_ref().map(|key| format!("{key}#{index}"));
-        let outcome = accept_one(&state, &tenant, index, item, item_key).await;
+        let outcome = accept_one(&state, &tenant, index, item, item_key, trace).await;
         runs.push(match outcome {
             Ok(id) => BatchItem {
                 id: Some(id),
@@ -66,6 +67,7 @@ async fn accept_one(
     index: usize,
     item: serde_json::Value,
     key: Option<String>,
+    trace: Option<coderun_schema::trace::TraceContext>,
 ) -> Result<String, ApiError> {
     let request: RunRequest = serde_json::from_value(item).map_err(|error| {
         ApiError::invalid_field(
@@ -74,6 +76,6 @@ async fn accept_one(
         )
     })?;
     let job = accept::job_for(state, tenant, &request).await?;
-    let reply = accept::accept(state, tenant, job, key, None).await?;
+    let reply = accept::accept(state, tenant, job, key, None, trace).await?;
     Ok(reply.0.id)
 }

@@ -96,8 +96,8 @@ async fn announce(state: &State, cancelled: &RunRecord, event: Option<RunEvent>)
     }
     let event =
         event.unwrap_or_else(|| RunEvent::with_run(&cancelled.run, RunEventKind::Completed));
-    state.bus.publish_run_event(&event).await;
+    state.bus.publish_run_event(&event, None).await;
     if let Some(due) = cancelled.webhook_due() {
-        state.bus.announce_webhook(&due).await;
+        state.bus.announce_webhook(&due, None).await;
     }
 }

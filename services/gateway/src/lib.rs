@@ -16,6 +16,7 @@
 //! - [`docs_page`]: the `/docs` page's assets, embedded (no CDN); [`openapi_extras`]: what
 //!   the generated spec cannot say by itself (auth schemes, headers, links), with
 //!   [`openapi_examples`].
+//! - [`metrics`]: requests, accepted runs and connection errors, on `GET /metrics`.
 //! - [`routes`]: the handlers; [`error`]: every error as problem+json, in one place.
 //! - [`Application`]: binds its own listener (port 0 in tests) and serves until shutdown.
 //!
@@ -35,6 +36,7 @@ pub mod executors;
 pub mod idempotency;
 pub mod legacy;
 pub mod listing;
+pub mod metrics;
 pub mod openapi_examples;
 pub mod openapi_extras;
 pub mod routes;
@@ -71,6 +73,7 @@ pub struct State {
     pub bus: Bus,
     pub store: RunStore,
     pub executors: ExecutorView,
+    pub metrics: metrics::GatewayMetrics,
 }
 
 impl State {
@@ -197,10 +200,12 @@ pub fn app(
         )
         .service(resource("/healthz").route(get().to(routes::healthz)))
         .service(resource("/readyz").route(get().to(routes::readyz)))
+        .service(resource("/metrics").route(get().to(metrics::metrics)))
         .default_service(actix::to(no_route))
         .wrap(actix_web::middleware::from_fn(
             openapi_extras::decorate_spec,
         ))
+        .wrap(actix_web::middleware::from_fn(metrics::observe))
         .build_with(
             "/openapi.json",
             BuildConfig::default()
@@ -234,6 +239,7 @@ impl Application {
             config.http.workers
         };
         let state = Data::new(State {
+            metrics: metrics::GatewayMetrics::new(&bus, &store),
             tenants: Tenants::new(&config.tenants),
             catalog: Catalog::builtin(),
             config,

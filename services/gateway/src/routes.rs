@@ -115,7 +115,15 @@ pub async fn create_run(
     let job = accept::job_for(&state, &tenant, &body).await?;
 
     let idempotency_key = idempotency::key_of(&request)?;
-    accept::accept(&state, &tenant, job, idempotency_key, wait_for).await
+    accept::accept(
+        &state,
+        &tenant,
+        job,
+        idempotency_key,
+        wait_for,
+        incoming_trace(&request),
+    )
+    .await
 }
 
 async fn answer_existing(
@@ -240,6 +248,15 @@ pub async fn list_languages(
         })
         .collect();
     Ok(Json(LanguageList { languages }))
+}
+
+/// The `traceparent` a client sent, if valid: its run joins the client's trace.
+pub fn incoming_trace(request: &HttpRequest) -> Option<coderun_schema::trace::TraceContext> {
+    request
+        .headers()
+        .get(coderun_schema::trace::TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(coderun_schema::trace::TraceContext::parse)
 }
 
 /// Liveness

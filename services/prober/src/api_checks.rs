@@ -19,7 +19,7 @@ fn python(source: &str) -> RunRequest {
 }
 
 /// Runs one check within its timeout and objective.
-async fn timed<F>(name: &str, timing: Timing, check: F) -> CheckResult
+pub(crate) async fn timed<F>(name: &str, timing: Timing, check: F) -> CheckResult
 where
     F: Future<Output = Result<String, String>>,
 {
@@ -33,6 +33,8 @@ where
     };
     CheckResult {
         name: name.to_owned(),
+        language: "python".to_owned(),
+        objective: timing.objective,
         passed,
         detail,
         millis: elapsed.as_millis(),

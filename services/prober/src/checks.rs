@@ -17,12 +17,37 @@ use coderun_schema::run::{LimitsRequest, Run, RunRequest, StageLimitsRequest, Te
 /// One check's outcome.
 #[derive(Debug, Clone)]
 pub struct CheckResult {
+    /// `hello_world.<language>`, `verdict.…`, `stdin.…` or `api.…`.
     pub name: String,
+    /// The catalog id of the language the check's program is written in.
+    pub language: String,
     pub passed: bool,
     pub detail: String,
     pub millis: u128,
+    /// How long the check should take.
+    pub objective: Duration,
     /// Whether it answered within its latency objective (a passing check can still be slow).
     pub within_objective: bool,
+}
+
+impl CheckResult {
+    /// The `check` and `language` of the check's metrics: a hello-world is `hello_world`
+    /// with its language; every other check keeps its name.
+    pub fn labels(&self) -> (&str, &str) {
+        match self.name.split_once('.') {
+            Some(("hello_world", _)) => ("hello_world", &self.language),
+            _ => (&self.name, &self.language),
+        }
+    }
+
+    /// `pass`, `slow` (passed outside its objective) or `fail`.
+    pub fn outcome(&self) -> &'static str {
+        match (self.passed, self.within_objective) {
+            (false, _) => "fail",
+            (true, false) => "slow",
+            (true, true) => "pass",
+        }
+    }
 }
 
 /// What a check's run must show: `Err` says what it showed instead.
@@ -228,6 +253,8 @@ pub async fn run_round(
         };
         results.push(CheckResult {
             name: check.name,
+            language: check.request.language.clone(),
+            objective: check.objective,
             passed,
             detail,
             millis: elapsed.as_millis(),
@@ -236,4 +263,41 @@ pub async fn run_round(
     }
     results.extend(crate::api_checks::run(client, api_key, timing).await);
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, language: &str, passed: bool, within_objective: bool) -> CheckResult {
+        CheckResult {
+            name: name.to_owned(),
+            language: language.to_owned(),
+            passed,
+            detail: String::new(),
+            millis: 1,
+            objective: Duration::from_secs(1),
+            within_objective,
+        }
+    }
+
+    #[test]
+    fn a_hello_world_is_labelled_by_its_language_and_other_checks_by_name() {
+        assert_eq!(
+            result("hello_world.rust", "rust", true, true).labels(),
+            ("hello_world", "rust")
+        );
+        assert_eq!(
+            result("verdict.compile_error", "c", true, true).labels(),
+            ("verdict.compile_error", "c")
+        );
+        assert_eq!(
+            result("api.cancel", "python", false, true).outcome(),
+            "fail"
+        );
+        assert_eq!(
+            result("api.cancel", "python", true, false).outcome(),
+            "slow"
+        );
+    }
 }

@@ -1,107 +1,202 @@
-//! coderun-prober: synthetic checks through the public API.
+//! coderun-prober: synthetic checks through the public API, the deployment's direct failure
+//! detector.
 //!
-//! [`checks`]: one round of checks — every *expected* language's hello-world (a language no
-//! executor serves fails) and the verdict checks — each with its own timeout and latency
-//! objective; [`api_checks`]: the API paths users depend on (long-poll, idempotent retry,
-//! the legacy API, cancel, the event stream). `coderun-prober --once` runs a round, prints a table and exits non-zero on any
-//! failure (a release gate); without `--once` a round runs every `probe.interval_secs` and its
-//! results are logged. The CloudWatch and Prometheus metrics are not built yet.
+//! - [`checks`]: one round of checks — every *expected* language's hello-world (a language no
+//!   executor serves fails) and the verdict checks — each with its own timeout and latency
+//!   objective; [`api_checks`]: the API paths users depend on (long-poll, idempotent retry,
+//!   the legacy API, cancel, the event stream); [`webhook_check`]: a webhook to the prober's
+//!   own receiver, signature checked.
+//! - [`metrics`]: each check's last result and latency on `GET /metrics` (the ops listener);
+//!   [`cloudwatch`]: the same results as CloudWatch metrics, one batched PutMetricData per
+//!   round.
+//! - [`config`]: the layered configuration.
+//! - [`Prober`]: starts the listeners, runs rounds (`--once`: one round, a table, exit
+//!   non-zero on any failure — the release gate; otherwise every `probe.interval_secs`).
 //!
 //! Architecture invariant: the prober uses nothing but the public API, through `client/`.
 
 pub mod api_checks;
 pub mod checks;
+pub mod cloudwatch;
+pub mod config;
+pub mod metrics;
+pub mod webhook_check;
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use coderun_schema::catalog::Catalog;
-use serde::Deserialize;
+use coderun_client::Client;
+use coderun_telemetry::ops::{OpsServer, ReadinessCheck};
+use tokio_util::sync::CancellationToken;
 
 pub use checks::{run_round, CheckResult, Timing};
+pub use config::{Config, DEFAULTS, LIST_KEYS};
 
-/// Committed defaults.
-pub const DEFAULTS: &str = include_str!("../config/default.toml");
-/// Keys whose environment value is a comma-separated list.
-pub const LIST_KEYS: &[&str] = &["probe.languages"];
+use crate::cloudwatch::Publisher;
+use crate::metrics::ProberMetrics;
+use crate::webhook_check::Receiver;
 
-/// The prober's whole configuration: one field per section of `config/default.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// `[target]`: the deployment the prober checks, reached through its public API only.
-    pub target: TargetConfig,
-    /// `[probe]`: how often the checks run.
-    pub probe: ProbeConfig,
+/// One round's results, and the checks it could not run (with why).
+#[derive(Debug, Clone, Default)]
+pub struct Round {
+    pub results: Vec<CheckResult>,
+    pub skipped: Vec<(String, String)>,
 }
 
-/// The `[probe]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbeConfig {
-    /// Seconds between two rounds of checks when the prober runs without `--once` (at least
-    /// 1): how late a failure may be noticed.
-    pub interval_secs: u64,
-    /// The catalog ids the deployment is expected to serve; each gets a hello-world check,
-    /// and one that no live executor serves fails. Empty: the whole catalog.
-    pub languages: Vec<String>,
-    /// How long one check may take before it fails, in seconds.
-    pub timeout_secs: u64,
-    /// How long one check should take, in milliseconds: slower is reported (`slow`), not a
-    /// failure.
-    pub objective_ms: u64,
-}
-
-impl ProbeConfig {
-    /// Each check's timeout and objective.
-    pub fn timing(&self) -> Timing {
-        Timing {
-            timeout: Duration::from_secs(self.timeout_secs),
-            objective: Duration::from_millis(self.objective_ms),
-        }
+impl Round {
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|result| !result.passed).count()
     }
-}
 
-impl Config {
-    /// Checks what serde cannot: a usable base URL, a key, an interval.
-    pub fn validate(&self) -> Result<(), String> {
-        let url = url::Url::parse(&self.target.base_url)
-            .map_err(|error| format!("target.base_url is not a URL: {error}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("target.base_url must be an http or https URL".to_owned());
-        }
-        if self.target.api_key.is_empty() {
-            return Err(
-                "target.api_key is empty: set CODERUN_PROBER__TARGET__API_KEY to a tenant's key"
-                    .to_owned(),
-            );
-        }
-        if self.probe.interval_secs == 0 || self.probe.timeout_secs == 0 {
-            return Err("probe.interval_secs and probe.timeout_secs must be at least 1".to_owned());
-        }
-        let catalog = Catalog::builtin();
-        if let Some(unknown) = self
-            .probe
-            .languages
-            .iter()
-            .find(|id| !catalog.languages.iter().any(|spec| &spec.id == *id))
-        {
-            return Err(format!(
-                "probe.languages: `{unknown}` is not a catalog language id"
+    /// The `--once` table: one line per check, the skipped ones, and a summary line.
+    pub fn table(&self) -> String {
+        let mut text = String::new();
+        for result in &self.results {
+            let mark = match result.outcome() {
+                "fail" => "FAIL",
+                other => other,
+            };
+            text.push_str(&format!(
+                "{mark}  {:<28} {:>7} ms  {}\n",
+                result.name, result.millis, result.detail
             ));
         }
-        Ok(())
+        for (name, why) in &self.skipped {
+            text.push_str(&format!("skip  {name:<28} {:>7}     {why}\n", "-"));
+        }
+        text.push_str(&format!(
+            "{} checks, {} failed, {} skipped\n",
+            self.results.len(),
+            self.failed(),
+            self.skipped.len()
+        ));
+        text
     }
 }
 
-/// The `[target]` section: which gateway to call, and as whom.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    /// The gateway's base URL (scheme, host and port; the API's paths are joined to it), the
-    /// same address a client would use.
-    pub base_url: String,
-    /// The API key the prober sends as `Authorization: Bearer`, best a tenant of its own so
-    /// its runs are told apart from clients'. Required: without one every check would fail
-    /// with 401, so the prober refuses to start.
-    pub api_key: String,
+/// A started prober: its ops listener and webhook receiver serve until [`Prober::stop`].
+pub struct Prober {
+    client: Client,
+    config: Config,
+    metrics: ProberMetrics,
+    cloudwatch: Option<Publisher>,
+    receiver: Receiver,
+    ops_port: u16,
+    stop: CancellationToken,
+    serving: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Prober {
+    /// Validates the config, binds the ops listener and the webhook receiver and starts them.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let client = Client::new(&config.target.base_url, &config.target.api_key)?;
+        let metrics = ProberMetrics::new();
+        let cloudwatch = if config.cloudwatch.enabled {
+            Some(Publisher::new(&config.cloudwatch, metrics.cloudwatch_publishes.clone()).await)
+        } else {
+            None
+        };
+        let readiness: ReadinessCheck = Arc::new(|| Box::pin(async { Vec::new() }));
+        let ops = OpsServer::bind_with(&config.ops, metrics.registry.clone(), readiness)?;
+        let ops_port = ops.port();
+        let stop = CancellationToken::new();
+        let (receiver, receiving) = Receiver::start(&config.webhook, stop.clone())?;
+        let ops_stop = stop.clone();
+        let ops_serving = tokio::spawn(async move {
+            if let Err(error) = ops.run(ops_stop).await {
+                tracing::error!(error = %format!("{error:#}"), "the ops listener failed");
+            }
+        });
+        Ok(Self {
+            client,
+            config,
+            metrics,
+            cloudwatch,
+            receiver,
+            ops_port,
+            stop,
+            serving: vec![ops_serving, receiving],
+        })
+    }
+
+    /// The ops listener's port (`/metrics`, `/healthz`, `/readyz`).
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
+    }
+
+    /// The webhook receiver's port.
+    pub fn webhook_port(&self) -> u16 {
+        self.receiver.port()
+    }
+
+    /// Runs every check once, records the results as metrics and publishes them to
+    /// CloudWatch when enabled.
+    pub async fn round(&self) -> Round {
+        let probe = &self.config.probe;
+        let timing = probe.timing();
+        let mut round = Round {
+            results: run_round(
+                &self.client,
+                &self.config.target.api_key,
+                &probe.languages,
+                timing,
+            )
+            .await,
+            skipped: Vec::new(),
+        };
+        if self.config.webhook.public_url.is_empty() {
+            round.skipped.push((
+                "api.webhook".to_owned(),
+                "webhook.public_url is not set".to_owned(),
+            ));
+        } else {
+            round.results.push(
+                webhook_check::check(&self.client, &self.receiver, &self.config.webhook, timing)
+                    .await,
+            );
+        }
+        self.metrics.record(&round.results);
+        if let Some(cloudwatch) = &self.cloudwatch {
+            cloudwatch.publish(&round.results).await;
+        }
+        round
+    }
+
+    /// Runs a round every `probe.interval_secs` until `shutdown`, logging each check.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let every = std::time::Duration::from_secs(self.config.probe.interval_secs);
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => log_round(&self.round().await),
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Stops the listeners.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for task in self.serving {
+            let _ = task.await;
+        }
+    }
+}
+
+fn log_round(round: &Round) {
+    for result in &round.results {
+        let millis = result.millis as u64;
+        let (check, language) = result.labels();
+        match result.outcome() {
+            "fail" => {
+                tracing::error!(check, language, millis, detail = %result.detail, "check failed")
+            }
+            "slow" => tracing::warn!(check, language, millis, "check slow"),
+            _ => tracing::info!(check, language, millis, "check passed"),
+        }
+    }
+    for (name, why) in &round.skipped {
+        tracing::warn!(check = %name, %why, "check skipped");
+    }
 }

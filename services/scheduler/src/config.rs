@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 pub use coderun_bus::BusConfig;
 pub use coderun_store::StoreConfig;
+pub use coderun_telemetry::ops::OpsConfig;
 
 /// Committed defaults.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -26,6 +27,19 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[webhooks]`: delivering finished runs to their `callback_url`.
     pub webhooks: WebhooksConfig,
+    /// `[ops]`: where `/metrics`, `/healthz` and `/readyz` are served.
+    pub ops: OpsConfig,
+    /// `[metrics]`: how often the queues are read for their metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// The `[metrics]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Seconds between two readings of every language's queue (`coderun_queue_depth`,
+    /// `coderun_queue_oldest_age_seconds`), at least 1: how stale those gauges may be.
+    pub queue_poll_secs: u64,
 }
 
 /// The `[webhooks]` section.
@@ -81,6 +95,9 @@ impl Config {
             return Err("submit.max_deliver must be at least 1".to_owned());
         }
         self.store.validate()?;
+        if self.metrics.queue_poll_secs == 0 {
+            return Err("metrics.queue_poll_secs must be at least 1".to_owned());
+        }
         let webhooks = &self.webhooks;
         if webhooks.concurrency == 0 || webhooks.attempt_timeout_secs == 0 {
             return Err(

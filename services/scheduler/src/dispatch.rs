@@ -10,9 +10,13 @@ use async_nats::jetstream::{self, consumer, AckKind};
 use coderun_bus::{async_nats, Bus};
 use coderun_schema::messages::{JobDispatched, JobSubmitted, VERSION};
 use coderun_schema::names::Names;
+use coderun_schema::trace::TraceContext;
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::metrics::SchedulerMetrics;
 
 /// The pool a job goes to (the rule is `Names::pool_of`).
 pub fn pool_for(submitted: &JobSubmitted) -> String {
@@ -22,6 +26,7 @@ pub fn pool_for(submitted: &JobSubmitted) -> String {
 /// Pulls submissions until `shutdown`; the batch in hand is finished before it returns.
 pub async fn run(
     bus: Bus,
+    metrics: SchedulerMetrics,
     consumer: consumer::Consumer<consumer::pull::Config>,
     batch: usize,
     shutdown: CancellationToken,
@@ -34,6 +39,7 @@ pub async fn run(
         let mut messages = match messages {
             Ok(messages) => messages,
             Err(error) => {
+                bus.count_error("fetch");
                 tracing::warn!(%error, "failed to fetch submissions; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
@@ -41,20 +47,37 @@ pub async fn run(
         };
         while let Some(message) = messages.next().await {
             match message {
-                Ok(message) => dispatch(&bus, message).await,
+                Ok(message) => {
+                    let trace = coderun_telemetry::trace::continue_or_start(coderun_bus::trace_of(
+                        message.headers.as_ref(),
+                    ));
+                    let span = tracing::info_span!(
+                        "dispatch",
+                        run_id = tracing::field::Empty,
+                        trace_id = %trace.trace_id_hex()
+                    );
+                    dispatch(&bus, &metrics, message, trace)
+                        .instrument(span)
+                        .await
+                }
                 Err(error) => tracing::warn!(%error, "failed to receive a submission"),
             }
         }
     }
 }
 
-#[tracing::instrument(skip_all, fields(run_id))]
-async fn dispatch(bus: &Bus, message: jetstream::Message) {
+async fn dispatch(
+    bus: &Bus,
+    metrics: &SchedulerMetrics,
+    message: jetstream::Message,
+    trace: TraceContext,
+) {
     let Some(submitted) = coderun_bus::decode_or_term::<JobSubmitted>(&message).await else {
         return;
     };
     tracing::Span::current().record("run_id", submitted.run_id.as_str());
     let pool = pool_for(&submitted);
+    let language = submitted.job.language.clone();
     let dispatched = JobDispatched {
         v: VERSION,
         run_id: submitted.run_id.clone(),
@@ -66,11 +89,13 @@ async fn dispatch(bus: &Bus, message: jetstream::Message) {
     };
     let subject = bus.names().jobs(&pool);
     match bus
-        .publish_durable(subject, &dispatched, &dispatched.run_id)
+        .publish_durable_traced(subject, &dispatched, &dispatched.run_id, Some(trace))
         .await
     {
         Ok(()) => {
+            metrics.dispatched(&language);
             if let Err(error) = message.double_ack().await {
+                bus.count_error("ack");
                 // The submission comes back; the duplicate window absorbs the second publish.
                 tracing::warn!(%error, "failed to acknowledge a dispatched submission");
             }

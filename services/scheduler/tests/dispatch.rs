@@ -36,6 +36,7 @@ async fn start() -> Scheduler {
     config.bus.url = nats_url();
     config.bus.prefix = prefix.clone();
     config.submit.ack_wait_secs = 2;
+    config.ops.port = 0;
     let names = Names::new(prefix).expect("a valid prefix");
     let bus = Bus::connect(&nats_url(), names, "dispatch-test")
         .await

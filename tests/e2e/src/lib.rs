@@ -7,9 +7,11 @@
 //!
 //! A stack removes what it leaves behind when dropped, also when its test panics
 //! ([`cleanup`]); [`private_redis`] gives a test a Redis of its own to crash; the helpers
-//! tests share (runtimes, catalog limits, waiting for a condition, problems) are in `support`.
+//! tests share (runtimes, catalog limits, waiting for a condition, problems) are in `support`;
+//! [`observe`] reads metrics pages and runs a Prometheus of a test's own.
 
 pub mod cleanup;
+pub mod observe;
 pub mod private_redis;
 pub mod receiver;
 mod support;
@@ -122,6 +124,10 @@ pub struct TestStack {
     pub names: Names,
     /// The executor's pre-warmed containers and warm/cold counters.
     pub warm: std::sync::Arc<coderun_executor::warm::WarmStore>,
+    /// The scheduler's ops listener (`/metrics`, `/healthz`, `/readyz`).
+    pub scheduler_ops_url: String,
+    /// The executor's ops listener.
+    pub executor_ops_url: String,
     redis_url: String,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -158,10 +164,12 @@ impl TestStack {
         executor_config.sandbox.first_program_uid = program_uid_base();
         // Below the largest file a run may write, so filling the disk meets the tmpfs cap.
         executor_config.sandbox.workspace_mb = 32;
+        executor_config.ops.port = 0;
         let executor = coderun_executor::Application::build(executor_config)
             .await
             .expect("executor starts");
         let warm = executor.warm_store();
+        let executor_ops_url = format!("http://127.0.0.1:{}", executor.ops_port());
 
         let mut scheduler_config: coderun_scheduler::config::Config =
             coderun_boot_defaults(coderun_scheduler::config::DEFAULTS);
@@ -176,9 +184,12 @@ impl TestStack {
         scheduler_config.webhooks.max_retry_ms = 1000;
         scheduler_config.webhooks.give_up_after_secs = 20;
         scheduler_config.webhooks.attempt_timeout_secs = 3;
+        scheduler_config.ops.port = 0;
+        scheduler_config.metrics.queue_poll_secs = 1;
         let scheduler = coderun_scheduler::Application::build(scheduler_config)
             .await
             .expect("scheduler starts");
+        let scheduler_ops_url = format!("http://127.0.0.1:{}", scheduler.ops_port());
 
         let mut gateway_config: coderun_gateway::config::Config =
             coderun_boot_defaults(coderun_gateway::config::DEFAULTS);
@@ -210,6 +221,8 @@ impl TestStack {
             base_url,
             names,
             warm,
+            scheduler_ops_url,
+            executor_ops_url,
             redis_url: options.redis_url,
             shutdown,
             tasks,

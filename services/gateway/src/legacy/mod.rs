@@ -82,6 +82,7 @@ async fn run_of(state: &State, query: &LegacyQuery) -> Result<Run, ApiError> {
 )]
 #[tracing::instrument(skip_all, fields(language = %body.0.language))]
 pub async fn create(
+    http: actix_web::HttpRequest,
     state: Data<State>,
     body: FormOrJson<LegacyCreate>,
 ) -> Result<Json<LegacyStatus>, ApiError> {
@@ -95,7 +96,8 @@ pub async fn create(
         ..Default::default()
     };
     let job = accept::job_for(&state, &tenant, &request).await?;
-    let reply = accept::accept(&state, &tenant, job, None, wait_for).await?;
+    let trace = crate::routes::incoming_trace(&http);
+    let reply = accept::accept(&state, &tenant, job, None, wait_for, trace).await?;
     Ok(Json(status_of(&reply.0)))
 }
 

@@ -32,7 +32,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use tracing::Instrument as _;
+
 use crate::config::WebhooksConfig;
+use crate::metrics::SchedulerMetrics;
 use attempt::{Delivery, Outcome};
 
 /// How often a webhook in hand is reported as still in progress to NATS.
@@ -41,6 +44,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// What the delivery of one webhook needs.
 struct Context {
     store: RunStore,
+    metrics: SchedulerMetrics,
     config: WebhooksConfig,
     shutdown: CancellationToken,
 }
@@ -58,6 +62,7 @@ enum Handled {
 /// in hand are handed back to NATS then.
 pub async fn run(
     store: RunStore,
+    metrics: SchedulerMetrics,
     config: WebhooksConfig,
     consumer: consumer::Consumer<consumer::pull::Config>,
     shutdown: CancellationToken,
@@ -65,6 +70,7 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let context = Arc::new(Context {
         store,
+        metrics,
         config,
         shutdown: shutdown.clone(),
     });
@@ -81,6 +87,7 @@ pub async fn run(
         let mut messages = match fetched {
             Ok(messages) => messages,
             Err(error) => {
+                context.metrics.count_nats_error("fetch");
                 tracing::warn!(%error, "failed to fetch due webhooks; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
@@ -89,10 +96,21 @@ pub async fn run(
         match messages.next().await {
             Some(Ok(message)) => {
                 let context = context.clone();
-                tracker.spawn(async move {
-                    handle(&context, message).await;
-                    drop(permit);
-                });
+                let trace = coderun_telemetry::trace::continue_or_start(coderun_bus::trace_of(
+                    message.headers.as_ref(),
+                ));
+                let span = tracing::info_span!(
+                    "webhook",
+                    run_id = tracing::field::Empty,
+                    trace_id = %trace.trace_id_hex()
+                );
+                tracker.spawn(
+                    async move {
+                        handle(&context, message).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
             }
             Some(Err(error)) => tracing::warn!(%error, "failed to receive a due webhook"),
             None => {}
@@ -102,7 +120,6 @@ pub async fn run(
     tracker.wait().await;
 }
 
-#[tracing::instrument(skip_all, fields(run_id))]
 async fn handle(context: &Context, message: jetstream::Message) {
     let Some(due) = coderun_bus::decode_or_term::<WebhookDue>(&message).await else {
         return;
@@ -140,9 +157,13 @@ async fn deliver(context: &Context, due: &WebhookDue) -> Handled {
     }
     let target = match CallbackTarget::parse(url) {
         Ok(target) => target,
-        Err(why) => return stop(context, due, status, format!("callback_url {why}")).await,
+        Err(why) => {
+            context.metrics.webhook("refused");
+            return stop(context, due, status, format!("callback_url {why}")).await;
+        }
     };
     let Some(secret) = config.secrets.get(&due.tenant) else {
+        context.metrics.webhook("refused");
         let why = "no signing secret is configured for this tenant; webhooks are not sent";
         return stop(context, due, status, why.to_owned()).await;
     };
@@ -167,6 +188,9 @@ async fn deliver(context: &Context, due: &WebhookDue) -> Handled {
     apply(&mut status, outcome);
     tracing::info!(attempts = status.attempts, last_status = ?status.last_status, error = ?status.error, "webhook attempt");
     if status.delivered || refused {
+        context
+            .metrics
+            .webhook(if refused { "refused" } else { "delivered" });
         record_status(context, due, &status).await;
         return Handled::Done;
     }
@@ -175,6 +199,7 @@ async fn deliver(context: &Context, due: &WebhookDue) -> Handled {
     if OffsetDateTime::now_utc() + wait > give_up_at {
         let why = status.error.clone().unwrap_or_default();
         let attempts = status.attempts;
+        context.metrics.webhook("gave_up");
         return stop(
             context,
             due,
@@ -183,6 +208,7 @@ async fn deliver(context: &Context, due: &WebhookDue) -> Handled {
         )
         .await;
     }
+    context.metrics.webhook("failed");
     record_status(context, due, &status).await;
     Handled::Later(wait)
 }

@@ -1,0 +1,226 @@
+//! The scheduler's Prometheus metrics (served by its ops listener): runs dispatched by
+//! language, every language's queue (depth and oldest job's age, read by [`watch_queues`]),
+//! webhook outcomes, and the NATS and Redis errors of its connections. The catalog is
+//! `docs/observability.md`.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::stream::Stream;
+use coderun_bus::{async_nats, Bus};
+use coderun_schema::catalog::Catalog;
+use coderun_schema::names::Names;
+use coderun_store::RunStore;
+use coderun_telemetry::metrics::{labels, Labels};
+use coderun_telemetry::prometheus_client::metrics::counter::Counter;
+use coderun_telemetry::prometheus_client::metrics::family::Family;
+use coderun_telemetry::prometheus_client::metrics::gauge::Gauge;
+use coderun_telemetry::prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// What the scheduler measures, registered in a registry of its own.
+#[derive(Clone)]
+pub struct SchedulerMetrics {
+    pub registry: Arc<Registry>,
+    /// `coderun_runs_dispatched_total{language}`.
+    dispatched: Family<Labels, Counter>,
+    /// `coderun_queue_depth{language}`.
+    queue_depth: Family<Labels, Gauge>,
+    /// `coderun_queue_oldest_age_seconds{language}`.
+    oldest_age: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// `coderun_webhook_deliveries_total{outcome}`.
+    webhooks: Family<Labels, Counter>,
+    /// `coderun_nats_errors_total{operation}`, shared with the bus connection.
+    nats_errors: Family<Labels, Counter>,
+}
+
+impl SchedulerMetrics {
+    pub fn new(bus: &Bus, store: &RunStore) -> Self {
+        let mut registry =
+            coderun_telemetry::metrics::registry_for("scheduler", env!("CARGO_PKG_VERSION"));
+        let metrics = Self {
+            registry: Arc::new(Registry::default()),
+            dispatched: Family::default(),
+            queue_depth: Family::default(),
+            oldest_age: Family::default(),
+            webhooks: Family::default(),
+            nats_errors: bus.error_counter(),
+        };
+        registry.register(
+            "coderun_runs_dispatched",
+            "Runs moved from the submit stream to their pool's queue, by language",
+            metrics.dispatched.clone(),
+        );
+        registry.register(
+            "coderun_queue_depth",
+            "Jobs in a language's queue that no executor has taken yet",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "coderun_queue_oldest_age_seconds",
+            "How long the oldest job no executor has taken has waited since it was dispatched",
+            metrics.oldest_age.clone(),
+        );
+        registry.register(
+            "coderun_webhook_deliveries",
+            "Webhook attempts by outcome: delivered, failed (to be retried), gave_up, refused",
+            metrics.webhooks.clone(),
+        );
+        registry.register(
+            "coderun_nats_errors",
+            "NATS calls that failed, by operation",
+            bus.error_counter(),
+        );
+        registry.register(
+            "coderun_redis_errors",
+            "Redis calls that failed, by kind",
+            store.error_counter(),
+        );
+        // Every outcome's series exists from the start at 0: a first one is an increase a
+        // rule sees, not a series appearing.
+        for outcome in ["delivered", "failed", "gave_up", "refused"] {
+            let _ = metrics
+                .webhooks
+                .get_or_create(&labels([("outcome", outcome)]));
+        }
+        Self {
+            registry: Arc::new(registry),
+            ..metrics
+        }
+    }
+
+    /// Counts a run dispatched to its pool.
+    pub fn dispatched(&self, language: &str) {
+        self.dispatched
+            .get_or_create(&labels([("language", language)]))
+            .inc();
+    }
+
+    /// Counts a failed NATS call made outside the bus crate (fetches, acknowledgements).
+    pub fn count_nats_error(&self, operation: &'static str) {
+        self.nats_errors
+            .get_or_create(&labels([("operation", operation)]))
+            .inc();
+    }
+
+    /// Counts a webhook attempt's outcome.
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&labels([("outcome", outcome)]))
+            .inc();
+    }
+}
+
+/// One language's queue: jobs no executor has taken, and the oldest one's age.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueReading {
+    pub depth: u64,
+    pub oldest_age: Duration,
+}
+
+/// Reads every catalog language's queue every `every` until `shutdown`. A reading that fails
+/// (NATS away) leaves the gauges as they were and is counted as a NATS error.
+pub async fn watch_queues(
+    bus: Bus,
+    metrics: SchedulerMetrics,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let languages: Vec<String> = Catalog::builtin()
+        .languages
+        .into_iter()
+        .map(|spec| spec.id)
+        .collect();
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let stream = match bus.ensure_jobs_stream().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(error = %coderun_bus::describe(&error), "cannot read the queues");
+                continue;
+            }
+        };
+        for language in &languages {
+            match read_queue(&bus, &stream, bus.names(), language).await {
+                Ok(reading) => {
+                    let label = labels([("language", language)]);
+                    metrics
+                        .queue_depth
+                        .get_or_create(&label)
+                        .set(i64::try_from(reading.depth).unwrap_or(i64::MAX));
+                    metrics
+                        .oldest_age
+                        .get_or_create(&label)
+                        .set(reading.oldest_age.as_secs_f64());
+                }
+                Err(error) => {
+                    bus.count_error("queue_read");
+                    tracing::debug!(%language, %error, "failed to read a queue");
+                }
+            }
+        }
+    }
+}
+
+/// Reads one language's queue: the jobs after what its pool consumer has delivered (or all
+/// of them when no executor has ever created the consumer), and the first one's age.
+pub async fn read_queue(
+    bus: &Bus,
+    stream: &Stream,
+    names: &Names,
+    language: &str,
+) -> Result<QueueReading, async_nats::Error> {
+    let pool = Names::pool_of(language);
+    let subject = names.jobs(&pool);
+    let (depth, after) = match stream.consumer_info(names.pool_consumer(&pool)).await {
+        Ok(info) => (info.num_pending, info.delivered.stream_sequence + 1),
+        Err(_) => {
+            let mut info = stream.info_with_subjects(&subject).await?;
+            let count = futures::TryStreamExt::try_next(&mut info)
+                .await?
+                .map_or(0, |(_, count)| count as u64);
+            (count, 1)
+        }
+    };
+    if depth == 0 {
+        return Ok(QueueReading {
+            depth: 0,
+            oldest_age: Duration::ZERO,
+        });
+    }
+    let oldest_age = oldest_after(bus, stream, &subject, after)
+        .await
+        .map(|stored| {
+            let age = OffsetDateTime::now_utc() - stored;
+            Duration::try_from(age).unwrap_or(Duration::ZERO)
+        })
+        .unwrap_or(Duration::ZERO);
+    Ok(QueueReading { depth, oldest_age })
+}
+
+/// When the first message on `subject` at or after stream sequence `after` was stored (the
+/// stream's "next by subject" lookup, which the client library offers only from the start).
+async fn oldest_after(
+    bus: &Bus,
+    stream: &Stream,
+    subject: &str,
+    after: u64,
+) -> Option<OffsetDateTime> {
+    let request = serde_json::json!({ "seq": after, "next_by_subj": subject });
+    let answer: serde_json::Value = bus
+        .jetstream()
+        .request(
+            format!("STREAM.MSG.GET.{}", stream.cached_info().config.name),
+            &request,
+        )
+        .await
+        .ok()?;
+    let time = answer.pointer("/message/time")?.as_str()?;
+    OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()
+}

@@ -1,0 +1,18 @@
+//! What every coderun service exposes about itself, so each one exposes it the same way.
+//!
+//! - [`metrics`]: rendering a service's Prometheus registry, the shared bucket layouts, and
+//!   `coderun_build_info`.
+//! - [`ops`]: the operations listener of the services that serve no HTTP API themselves
+//!   (scheduler, executor, prober): `GET /metrics`, `/healthz`, `/readyz`.
+//! - [`trace`]: starting or continuing a run's trace (the W3C context in
+//!   `coderun_schema::trace`) with ids drawn at random.
+//!
+//! Architecture invariant: this crate knows how to expose and name telemetry, not what any
+//! service measures; each service owns its metrics (its `metrics` module) and registers them
+//! in a registry of its own, so services sharing one process (the tests) never mix figures.
+
+pub mod metrics;
+pub mod ops;
+pub mod trace;
+
+pub use prometheus_client;

@@ -1,0 +1,139 @@
+//! One run is one trace: the trace context travels gateway → scheduler → executor in NATS
+//! headers, and the run's log lines in all three services carry its `run_id` and `trace_id`.
+//! The services' JSON logs (production mode) are captured in this test process.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use coderun_e2e::{StackOptions, TestStack};
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Every log line written in this process, as JSON.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+/// The services whose lines carry `field == value` in their current span.
+fn services_logging(lines: &[serde_json::Value], field: &str, value: &str) -> Vec<String> {
+    let mut services: Vec<String> = lines
+        .iter()
+        .filter(|line| line["span"][field] == value)
+        .filter_map(|line| line["target"].as_str())
+        .map(|target| target.split("::").next().unwrap_or(target).to_owned())
+        .collect();
+    services.sort();
+    services.dedup();
+    services
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_trace_id_is_in_the_logs_of_gateway_scheduler_and_executor() {
+    let captured = Captured::default();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("info")
+        .with_writer(captured.clone())
+        .init();
+    let stack = TestStack::start_with(StackOptions {
+        languages: vec!["python".to_owned()],
+        ..StackOptions::default()
+    })
+    .await;
+    let client = stack.client();
+
+    // A client that sends its own trace context: the run joins that trace.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let response = client
+        .send_raw(
+            reqwest::Method::POST,
+            "/v1/runs?wait=true",
+            Some("application/json"),
+            br#"{"language":"python","source":"print('traced')"}"#.to_vec(),
+            &[("traceparent", &traceparent)],
+        )
+        .await
+        .expect("answers");
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&response.body).expect("a run");
+    let run_id = run["id"].as_str().expect("an id").to_owned();
+
+    // A client that sends none: the gateway starts a trace, and every service uses it.
+    let untraced = client
+        .run_and_wait(&coderun_schema::run::RunRequest {
+            language: "python".to_owned(),
+            source: Some("print('untraced')".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("runs");
+    stack.stop().await;
+
+    let lines = captured.lines();
+    let expected = ["coderun_executor", "coderun_gateway", "coderun_scheduler"];
+    assert_eq!(
+        services_logging(&lines, "trace_id", trace_id),
+        expected,
+        "the client's trace id is in every service's lines"
+    );
+    assert_eq!(services_logging(&lines, "run_id", &run_id), expected);
+    for line in lines
+        .iter()
+        .filter(|line| line["span"]["run_id"] == run_id.as_str())
+    {
+        assert_eq!(line["span"]["trace_id"], trace_id, "{line}");
+    }
+
+    let untraced_ids: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter(|line| line["span"]["run_id"] == untraced.id.as_str())
+        .filter_map(|line| line["span"]["trace_id"].as_str())
+        .collect();
+    assert_eq!(
+        untraced_ids.len(),
+        1,
+        "one trace for the run: {untraced_ids:?}"
+    );
+    assert_ne!(untraced_ids.first(), Some(&trace_id));
+    assert_eq!(services_logging(&lines, "run_id", &untraced.id), expected);
+}

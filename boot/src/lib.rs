@@ -1,5 +1,6 @@
 //! What every coderun service binary does before and around its real work, so each `main.rs`
-//! stays a few lines: arguments → telemetry → config → build → run until a signal.
+//! stays a few lines: arguments → telemetry (`coderun_telemetry::logs::init`) → config → build
+//! → run until a signal.
 //!
 //! - [`ConfigArgs`]: the `--config PATH` argument, flattened into each binary's clap parser
 //!   (which also gives `--help` and `--version`).
@@ -8,7 +9,6 @@
 //!   `CODERUN_<SERVICE>__SECTION__KEY`. Unknown keys are refused by the services'
 //!   `deny_unknown_fields` config types, and unknown `CODERUN_*` variables are warned about, so
 //!   a typo is found, not silently ignored.
-//! - [`init_tracing`]: pretty logs locally, JSON when `CODERUN_LOG_FORMAT=json`.
 //! - [`shutdown_on_signal`]: a token cancelled on SIGTERM or SIGINT. Only binaries call it.
 //!
 //! Architecture invariant: no service logic lives here.
@@ -28,19 +28,6 @@ pub struct ConfigArgs {
     /// A TOML file layered over the committed defaults (environment variables still win).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-}
-
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), JSON when
-/// `CODERUN_LOG_FORMAT=json`.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::env::var("CODERUN_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 /// A token cancelled when the process gets SIGTERM or SIGINT.
@@ -66,7 +53,7 @@ pub fn shutdown_on_signal() -> CancellationToken {
 }
 
 /// Loads `C` from the defaults, `args.config` and the process environment, then checks it with
-/// `validate`. Unknown `CODERUN_*` variables are logged as warnings (call [`init_tracing`]
+/// `validate`. Unknown `CODERUN_*` variables are logged as warnings (call `coderun_telemetry::logs::init`
 /// first). Any error prints one clear line and exits with [`EXIT_BAD_CONFIG`], before the
 /// service connects to anything. `list_keys` are keys whose environment value is a comma list.
 pub fn load_or_exit<C: DeserializeOwned>(

@@ -201,9 +201,16 @@ impl Bus {
         &self.jetstream
     }
 
-    /// The largest message the server accepts.
+    /// The largest message the server accepts, headers included.
     pub fn max_message_bytes(&self) -> usize {
         self.client.server_info().max_payload
+    }
+
+    /// The largest payload a caller should encode: the server's limit less room for the
+    /// headers a publish adds (`Nats-Msg-Id`, `traceparent`) and for what the next hop adds
+    /// to the message (the scheduler's dispatch fields).
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_message_bytes().saturating_sub(1024)
     }
 
     /// Whether the connection is up right now.

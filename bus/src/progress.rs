@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument as _;
+
 use async_nats::jetstream::{self, AckKind};
 
 /// Sends in-progress acknowledgements for one message until stopped or dropped.
@@ -13,16 +15,19 @@ impl InProgress {
     /// `every`: the delivery itself counts as the start).
     pub fn start(message: &jetstream::Message, every: Duration) -> Self {
         let message = message.clone();
-        Self(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.tick().await;
-            loop {
+        Self(tokio::spawn(
+            async move {
+                let mut ticker = tokio::time::interval(every);
                 ticker.tick().await;
-                if let Err(error) = message.ack_with(AckKind::Progress).await {
-                    tracing::warn!(%error, "failed to send a progress acknowledgement");
+                loop {
+                    ticker.tick().await;
+                    if let Err(error) = message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(%error, "failed to send a progress acknowledgement");
+                    }
                 }
             }
-        }))
+            .in_current_span(),
+        ))
     }
 
     /// Stops the acknowledgements (before the message is acknowledged for good).

@@ -25,7 +25,46 @@ fn headers_with(trace: Option<TraceContext>) -> HeaderMap {
     headers
 }
 
+/// The bytes headers add to a message on the wire (`NATS/1.0\r\n`, each `name: value\r\n`,
+/// the closing `\r\n`), which the server counts against its payload limit.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    if headers.is_empty() {
+        return 0;
+    }
+    let lines: usize = headers
+        .iter()
+        .map(|(name, values)| {
+            values
+                .iter()
+                .map(|value| name.to_string().len() + value.as_str().len() + 4)
+                .sum::<usize>()
+        })
+        .sum();
+    "NATS/1.0\r\n".len() + lines + 2
+}
+
 impl Bus {
+    /// Refuses, before sending, a message the server would refuse (closing the connection):
+    /// payload and headers over its payload limit.
+    fn check_size(
+        &self,
+        subject: &str,
+        payload: usize,
+        headers: &HeaderMap,
+    ) -> Result<(), BusError> {
+        let limit = self.max_message_bytes();
+        let size = payload + header_bytes(headers);
+        if size > limit {
+            self.count_error("publish");
+            return Err(BusError::Publish {
+                subject: subject.to_owned(),
+                source: format!("the message takes {size} bytes; the server accepts {limit}")
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Publishes a run's event on its subject (core NATS). Best effort: listeners fall back to
     /// the run's event log and record, so an event lost here delays, never loses (logged).
     pub async fn publish_run_event(&self, event: &RunEvent, trace: Option<TraceContext>) {
@@ -70,16 +109,22 @@ impl Bus {
         trace: Option<TraceContext>,
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(message)?;
-        self.client
-            .publish_with_headers(subject.clone(), headers_with(trace), payload.into())
-            .await
-            .map_err(|error| {
-                self.count_error("publish");
-                BusError::Publish {
-                    subject,
-                    source: error.into(),
-                }
-            })
+        let headers = headers_with(trace);
+        self.check_size(&subject, payload.len(), &headers)?;
+        let sent = if headers.is_empty() {
+            self.client.publish(subject.clone(), payload.into()).await
+        } else {
+            self.client
+                .publish_with_headers(subject.clone(), headers, payload.into())
+                .await
+        };
+        sent.map_err(|error| {
+            self.count_error("publish");
+            BusError::Publish {
+                subject,
+                source: error.into(),
+            }
+        })
     }
 
     /// Publishes to JetStream and waits until the stream has stored the message. `message_id`
@@ -118,6 +163,7 @@ impl Bus {
     ) -> Result<(), BusError> {
         let mut headers = headers_with(trace);
         headers.insert("Nats-Msg-Id", message_id);
+        self.check_size(&subject, payload.len(), &headers)?;
         let publish_error = |source: Cause| {
             self.count_error("publish_durable");
             BusError::Publish {

@@ -221,9 +221,20 @@ pub struct RunRecord {
     pub run: Run,
     #[serde(default)]
     pub submission: Option<JobSubmitted>,
+    /// The W3C `traceparent` of the gateway's span that accepted the run, so that later work
+    /// on the run (a cancel, an idempotent retry) is logged and sent under the same trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl RunRecord {
+    /// The run's trace context, when the record has a valid one.
+    pub fn trace(&self) -> Option<crate::trace::TraceContext> {
+        self.traceparent
+            .as_deref()
+            .and_then(crate::trace::TraceContext::parse)
+    }
+
     /// Where the run's webhook goes, if it has one.
     pub fn callback_url(&self) -> Option<&str> {
         self.submission

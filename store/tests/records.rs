@@ -31,6 +31,7 @@ fn record(id: &str) -> RunRecord {
             time::OffsetDateTime::now_utc(),
         ),
         submission: None,
+        traceparent: None,
     }
 }
 

@@ -115,8 +115,17 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
+/// How long the readiness checks may take together before the service counts as not ready.
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn readyz(shared: Data<Shared>) -> HttpResponse {
-    let checks = (shared.readiness)().await;
+    let Ok(checks) = tokio::time::timeout(READINESS_TIMEOUT, (shared.readiness)()).await else {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "unavailable",
+            "checks": {},
+            "detail": "the readiness checks did not answer in time",
+        }));
+    };
     let ready = checks.iter().all(|(_, ok)| *ok);
     let body = serde_json::json!({
         "status": if ready { "ok" } else { "unavailable" },

@@ -13,7 +13,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    coderun_boot::init_tracing();
+    let _tracing = coderun_telemetry::logs::init("coderun-executor");
     let config: Config = coderun_boot::load_or_exit(
         "EXECUTOR",
         DEFAULTS,

@@ -10,6 +10,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use bollard::models::ContainerCreateBody;
 use bollard::Docker;
@@ -226,12 +227,15 @@ impl Sandbox {
         // The answer is in hand: the container goes, but off the run's path.
         let sandbox = self.clone();
         let removed_id = id.clone();
-        self.removals.spawn(async move {
-            if !sandbox.remove(&removed_id).await {
-                // Its processes may live on: their users are never handed out again.
-                std::mem::forget(users);
+        self.removals.spawn(
+            async move {
+                if !sandbox.remove(&removed_id).await {
+                    // Its processes may live on: their users are never handed out again.
+                    std::mem::forget(users);
+                }
             }
-        });
+            .in_current_span(),
+        );
         tracing::info!(
             run_id = spec.run_id,
             container = %id,

@@ -126,13 +126,14 @@ impl Worker {
                 progress.stop();
                 let _ = has_slot.send(());
                 if let Ok(_permit) = permit {
-                    let trace = coderun_telemetry::trace::continue_or_start(coderun_bus::trace_of(
-                        message.headers.as_ref(),
-                    ));
                     let span = tracing::info_span!(
                         "run",
                         run_id = tracing::field::Empty,
-                        trace_id = %trace.trace_id_hex()
+                        trace_id = tracing::field::Empty
+                    );
+                    let trace = coderun_telemetry::trace::join(
+                        &span,
+                        coderun_bus::trace_of(message.headers.as_ref()),
                     );
                     worker.handle(message, trace).instrument(span).await;
                 }

@@ -96,12 +96,12 @@ pub async fn accept(
     wait_for: Option<Duration>,
     incoming_trace: Option<TraceContext>,
 ) -> Result<RunReply, ApiError> {
-    let trace = coderun_telemetry::trace::continue_or_start(incoming_trace);
     let span = tracing::info_span!(
         "accept",
         run_id = tracing::field::Empty,
-        trace_id = %trace.trace_id_hex()
+        trace_id = tracing::field::Empty
     );
+    let trace = coderun_telemetry::trace::join(&span, incoming_trace);
     accept_traced(state, tenant, job, idempotency_key, wait_for, trace)
         .instrument(span)
         .await
@@ -128,7 +128,7 @@ async fn accept_traced(
     };
     // Encoded once: measured against the server's limit, then published as it is.
     let payload = serde_json::to_vec(&submitted).context("failed to encode the run")?;
-    let max_message = state.bus.max_message_bytes();
+    let max_message = state.bus.max_payload_bytes();
     if payload.len() > max_message {
         return Err(ApiError::TooLarge(format!(
             "the run takes {} bytes once encoded; at most {max_message} are accepted",
@@ -146,9 +146,12 @@ async fn accept_traced(
         if bound != run_id {
             // The same key was used before: answer with that run, never a second one.
             tracing::Span::current().record("run_id", bound.as_str());
-            tracing::info!("the idempotency key names an earlier run");
             // The request that bound the key may not have stored its run yet.
             let stored = idempotency::wait_for_record(state, &bound).await?;
+            if let Some(earlier) = stored.as_ref().and_then(RunRecord::trace) {
+                tracing::Span::current().record("trace_id", earlier.trace_id_hex().as_str());
+            }
+            tracing::info!("the idempotency key names an earlier run");
             return answer_record(state, own_run(stored, tenant)?, wait_for).await;
         }
     }
@@ -159,6 +162,7 @@ async fn accept_traced(
         tenant: tenant.to_owned(),
         run: Run::queued(run_id.clone(), submitted.job.language.clone(), now),
         submission: Some(submitted),
+        traceparent: Some(trace.to_string()),
     };
     let created = state
         .store

@@ -17,6 +17,7 @@ use crate::{accept, auth, idempotency, State};
 ///
 /// Up to 100 runs. The answer holds one item per run, in order: `{id}` when it was accepted,
 /// `{problem}` when it was refused (the problem a single `POST /v1/runs` would have given).
+#[tracing::instrument(skip_all, fields(tenant, runs = body.runs.len()))]
 #[api_operation(
     tag = "runs",
     operation_id = "create_runs_batch",
@@ -27,7 +28,6 @@ use crate::{accept, auth, idempotency, State};
     error_code = 415,
     error_code = 422
 )]
-#[tracing::instrument(skip_all, fields(tenant, runs = body.runs.len()))]
 pub async fn create_runs_batch(
     request: HttpRequest,
     state: Data<State>,

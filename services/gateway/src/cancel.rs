@@ -25,6 +25,7 @@ use crate::{auth, State};
 /// A queued run is cancelled at once and never starts; a running one is stopped and its
 /// sandbox killed. The answer is the run, `cancelled`. Cancelling it again answers the same;
 /// a run that already finished is a 409.
+#[tracing::instrument(skip_all, fields(run_id = %path.as_str(), trace_id))]
 #[api_operation(
     tag = "runs",
     operation_id = "cancel_run",
@@ -34,7 +35,6 @@ use crate::{auth, State};
     error_code = 409,
     error_code = 503
 )]
-#[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
 pub async fn cancel_run(
     request: HttpRequest,
     state: Data<State>,
@@ -43,6 +43,9 @@ pub async fn cancel_run(
     let tenant = auth::tenant_of(&request)?;
     let run_id = path.into_inner();
     let record = own_run(read_run(&state, &run_id).await?, &tenant.id)?;
+    if let Some(trace) = record.trace() {
+        tracing::Span::current().record("trace_id", trace.trace_id_hex().as_str());
+    }
     if record.run.status.is_terminal() {
         return already_final(record);
     }
@@ -96,8 +99,9 @@ async fn announce(state: &State, cancelled: &RunRecord, event: Option<RunEvent>)
     }
     let event =
         event.unwrap_or_else(|| RunEvent::with_run(&cancelled.run, RunEventKind::Completed));
-    state.bus.publish_run_event(&event, None).await;
+    let trace = cancelled.trace();
+    state.bus.publish_run_event(&event, trace).await;
     if let Some(due) = cancelled.webhook_due() {
-        state.bus.announce_webhook(&due, None).await;
+        state.bus.announce_webhook(&due, trace).await;
     }
 }

@@ -112,6 +112,7 @@ impl ApiComponent for EventStream {
 /// per test case, with its result) and `completed` (with the whole run), each with an `id:`.
 /// Reconnect with `Last-Event-ID` to resume after an event. A client that connects after the
 /// run finished gets every event that led to it; the stream ends after `completed`.
+#[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
 #[api_operation(
     tag = "runs",
     operation_id = "stream_run_events",
@@ -121,7 +122,6 @@ impl ApiComponent for EventStream {
     error_code = 429,
     error_code = 503
 )]
-#[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
 pub async fn run_events(
     request: HttpRequest,
     state: Data<State>,

@@ -19,6 +19,7 @@ const MAX_LIMIT: u32 = 100;
 ///
 /// The tenant's runs that have not expired, newest first. Pass a page's `next_cursor` as
 /// `cursor` for the next, older page; the last page has none.
+#[tracing::instrument(skip_all, fields(tenant))]
 #[api_operation(
     tag = "runs",
     operation_id = "list_runs",
@@ -28,7 +29,6 @@ const MAX_LIMIT: u32 = 100;
     error_code = 422,
     error_code = 503
 )]
-#[tracing::instrument(skip_all, fields(tenant))]
 pub async fn list_runs(
     request: HttpRequest,
     state: Data<State>,

@@ -13,7 +13,7 @@ struct Args {
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    coderun_boot::init_tracing();
+    let _tracing = coderun_telemetry::logs::init("coderun-gateway");
     let config: Config =
         coderun_boot::load_or_exit("GATEWAY", DEFAULTS, LIST_KEYS, &args.boot, Config::validate);
     let shutdown = coderun_boot::shutdown_on_signal();

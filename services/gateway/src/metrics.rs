@@ -93,7 +93,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let state = request.app_data::<Data<State>>().cloned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let result = next.call(request).await;
     if let Some(state) = state {
         let (route, status) = match &result {
@@ -124,6 +124,17 @@ pub async fn observe(
             .observe(started.elapsed().as_secs_f64());
     }
     result.map(ServiceResponse::map_into_boxed_body)
+}
+
+/// The `method` label: the standard methods by name, anything else (a client may send any
+/// token as a method) as `other`, so clients cannot add series.
+fn method_label(method: &actix_web::http::Method) -> String {
+    match method.as_str() {
+        known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => {
+            known.to_owned()
+        }
+        _ => "other".to_owned(),
+    }
 }
 
 /// Metrics

@@ -89,6 +89,7 @@ impl ApiComponent for RunReply {
 /// Validates the request against the language catalog and the tenant's limits, stores the
 /// run and queues it. With `wait=true`, answers 200 with the finished run, or 202 with its
 /// current state if it did not finish in `timeout_ms`.
+#[tracing::instrument(skip_all, fields(tenant, run_id, language = %body.language))]
 #[api_operation(
     tag = "runs",
     operation_id = "create_run",
@@ -100,7 +101,6 @@ impl ApiComponent for RunReply {
     error_code = 422,
     error_code = 503
 )]
-#[tracing::instrument(skip_all, fields(tenant, run_id, language = %body.language))]
 pub async fn create_run(
     request: HttpRequest,
     state: Data<State>,
@@ -189,6 +189,7 @@ pub(crate) fn own_run(record: Option<RunRecord>, tenant: &str) -> Result<RunReco
 ///
 /// The run as it stands. With `wait_ms`, answers as soon as the run is terminal, or after
 /// `wait_ms` milliseconds.
+#[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
 #[api_operation(
     tag = "runs",
     operation_id = "get_run",
@@ -199,7 +200,6 @@ pub(crate) fn own_run(record: Option<RunRecord>, tenant: &str) -> Result<RunReco
     error_code = 422,
     error_code = 503
 )]
-#[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
 pub async fn get_run(
     request: HttpRequest,
     state: Data<State>,

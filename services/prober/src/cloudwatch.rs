@@ -13,6 +13,10 @@ use serde::Deserialize;
 
 use crate::checks::CheckResult;
 
+/// How long one `PutMetricData` call (its retries included) may take before it counts as
+/// failed: a slow CloudWatch must not hold up the next round.
+pub const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The most values one `PutMetricData` request may carry.
 pub const MAX_DATUMS: usize = 1000;
 
@@ -84,18 +88,24 @@ impl Publisher {
     pub async fn publish(&self, results: &[CheckResult]) {
         let datums = datums(results, &self.environment);
         for chunk in datums.chunks(MAX_DATUMS) {
-            let sent = self
-                .client
-                .put_metric_data()
-                .namespace(&self.namespace)
-                .set_metric_data(Some(chunk.to_vec()))
-                .send()
-                .await;
+            let sent = tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                self.client
+                    .put_metric_data()
+                    .namespace(&self.namespace)
+                    .set_metric_data(Some(chunk.to_vec()))
+                    .send(),
+            )
+            .await;
             let outcome = match sent {
-                Ok(_) => "ok",
-                Err(error) => {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(error)) => {
                     let error = aws_sdk_cloudwatch::error::DisplayErrorContext(&error);
                     tracing::error!(%error, "failed to publish the round's metrics to CloudWatch");
+                    "failed"
+                }
+                Err(_) => {
+                    tracing::error!(timeout = ?PUBLISH_TIMEOUT, "publishing the round's metrics to CloudWatch timed out");
                     "failed"
                 }
             };

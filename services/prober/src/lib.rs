@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use checks::{run_round, CheckResult, Timing};
 pub use config::{Config, DEFAULTS, LIST_KEYS};
+pub use Listeners::{ReceiverOnly, WithOps};
 
 use crate::cloudwatch::Publisher;
 use crate::metrics::ProberMetrics;
@@ -73,21 +74,31 @@ impl Round {
     }
 }
 
+/// Which listeners a prober opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listeners {
+    /// The ops listener (`/metrics`, `/healthz`, `/readyz`) too: a prober that keeps running.
+    WithOps,
+    /// Only the webhook receiver: `--once`, which may run beside a long-running prober.
+    ReceiverOnly,
+}
+
 /// A started prober: its ops listener and webhook receiver serve until [`Prober::stop`].
 pub struct Prober {
     client: Client,
     config: Config,
     metrics: ProberMetrics,
     cloudwatch: Option<Publisher>,
-    receiver: Receiver,
-    ops_port: u16,
+    /// Bound only when `webhook.public_url` is set (the webhook check runs).
+    receiver: Option<Receiver>,
+    ops_port: Option<u16>,
     stop: CancellationToken,
     serving: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Prober {
-    /// Validates the config, binds the ops listener and the webhook receiver and starts them.
-    pub async fn start(config: Config) -> anyhow::Result<Self> {
+    /// Validates the config, binds the listeners and starts them.
+    pub async fn start(config: Config, listeners: Listeners) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
         let client = Client::new(&config.target.base_url, &config.target.api_key)?;
         let metrics = ProberMetrics::new();
@@ -96,17 +107,27 @@ impl Prober {
         } else {
             None
         };
-        let readiness: ReadinessCheck = Arc::new(|| Box::pin(async { Vec::new() }));
-        let ops = OpsServer::bind_with(&config.ops, metrics.registry.clone(), readiness)?;
-        let ops_port = ops.port();
         let stop = CancellationToken::new();
-        let (receiver, receiving) = Receiver::start(&config.webhook, stop.clone())?;
-        let ops_stop = stop.clone();
-        let ops_serving = tokio::spawn(async move {
-            if let Err(error) = ops.run(ops_stop).await {
-                tracing::error!(error = %format!("{error:#}"), "the ops listener failed");
-            }
-        });
+        let mut serving = Vec::new();
+        let mut ops_port = None;
+        if listeners == Listeners::WithOps {
+            let readiness: ReadinessCheck = Arc::new(|| Box::pin(async { Vec::new() }));
+            let ops = OpsServer::bind_with(&config.ops, metrics.registry.clone(), readiness)?;
+            ops_port = Some(ops.port());
+            let ops_stop = stop.clone();
+            serving.push(tokio::spawn(async move {
+                if let Err(error) = ops.run(ops_stop).await {
+                    tracing::error!(error = %format!("{error:#}"), "the ops listener failed");
+                }
+            }));
+        }
+        let receiver = if config.webhook.public_url.is_empty() {
+            None
+        } else {
+            let (receiver, receiving) = Receiver::start(&config.webhook, stop.clone())?;
+            serving.push(receiving);
+            Some(receiver)
+        };
         Ok(Self {
             client,
             config,
@@ -115,18 +136,18 @@ impl Prober {
             receiver,
             ops_port,
             stop,
-            serving: vec![ops_serving, receiving],
+            serving,
         })
     }
 
-    /// The ops listener's port (`/metrics`, `/healthz`, `/readyz`).
-    pub fn ops_port(&self) -> u16 {
+    /// The ops listener's port (`/metrics`, `/healthz`, `/readyz`), when it listens.
+    pub fn ops_port(&self) -> Option<u16> {
         self.ops_port
     }
 
-    /// The webhook receiver's port.
-    pub fn webhook_port(&self) -> u16 {
-        self.receiver.port()
+    /// The webhook receiver's port, when the webhook check runs.
+    pub fn webhook_port(&self) -> Option<u16> {
+        self.receiver.as_ref().map(Receiver::port)
     }
 
     /// Runs every check once, records the results as metrics and publishes them to
@@ -144,16 +165,14 @@ impl Prober {
             .await,
             skipped: Vec::new(),
         };
-        if self.config.webhook.public_url.is_empty() {
-            round.skipped.push((
+        match &self.receiver {
+            None => round.skipped.push((
                 "api.webhook".to_owned(),
                 "webhook.public_url is not set".to_owned(),
-            ));
-        } else {
-            round.results.push(
-                webhook_check::check(&self.client, &self.receiver, &self.config.webhook, timing)
-                    .await,
-            );
+            )),
+            Some(receiver) => round.results.push(
+                webhook_check::check(&self.client, receiver, &self.config.webhook, timing).await,
+            ),
         }
         self.metrics.record(&round.results);
         if let Some(cloudwatch) = &self.cloudwatch {
@@ -169,7 +188,13 @@ impl Prober {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = ticker.tick() => log_round(&self.round().await),
+                _ = ticker.tick() => {}
+            }
+            // A round in progress is abandoned at shutdown: its checks are only reads and
+            // small runs, and waiting could take a check's whole timeout.
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                round = self.round() => log_round(&round),
             }
         }
         self.stop().await;

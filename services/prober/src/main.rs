@@ -1,5 +1,5 @@
 use clap::Parser;
-use coderun_prober::{Config, Prober, DEFAULTS, LIST_KEYS};
+use coderun_prober::{Config, Listeners, Prober, DEFAULTS, LIST_KEYS};
 
 /// coderun prober: synthetic checks through the public API.
 #[derive(Parser)]
@@ -16,10 +16,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    coderun_boot::init_tracing();
+    let _tracing = coderun_telemetry::logs::init("coderun-prober");
     let config: Config =
         coderun_boot::load_or_exit("PROBER", DEFAULTS, LIST_KEYS, &args.boot, Config::validate);
-    let prober = Prober::start(config).await?;
+    let listeners = if args.once {
+        Listeners::ReceiverOnly
+    } else {
+        Listeners::WithOps
+    };
+    let prober = Prober::start(config, listeners).await?;
     if args.once {
         let round = prober.round().await;
         print!("{}", round.table());

@@ -2,7 +2,9 @@
 //! prober's own receiver must be POSTed there, for that run, with a valid signature.
 //!
 //! The receiver is a small HTTP listener of its own (`[webhook]`): `POST /webhook/<token>`
-//! stores what came, by the `X-Coderun-Run-Id` header, and answers 204.
+//! stores what came for a token a check is waiting on and answers 204; any other token is a
+//! 404, bodies over [`MAX_BODY`] a 413, and a token is forgotten when its check ends, so
+//! nothing accumulates (late or duplicate deliveries, strangers posting).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -50,17 +52,30 @@ impl WebhookCheckConfig {
     }
 }
 
+/// The largest webhook body the receiver reads (the probe's run prints one word).
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// A webhook the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub run_id: String,
     pub signature: Option<String>,
     pub body: Bytes,
 }
 
+/// The tokens checks are waiting on, each with what came for it so far.
 #[derive(Default)]
 struct Inbox {
-    by_run: Mutex<HashMap<String, Received>>,
+    by_token: Mutex<HashMap<String, Option<Received>>>,
     arrived: Notify,
+}
+
+impl Inbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Received>>> {
+        self.by_token
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// The prober's webhook receiver, serving until stopped.
@@ -88,7 +103,7 @@ impl Receiver {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
-                .app_data(web::PayloadConfig::new(8 * 1024 * 1024))
+                .app_data(web::PayloadConfig::new(MAX_BODY))
                 .route("/webhook/{token}", web::post().to(receive))
         })
         .workers(1)
@@ -112,30 +127,57 @@ impl Receiver {
         self.port
     }
 
-    /// The webhook of `run_id`, once it comes (`None` after `timeout`).
-    pub async fn wait_for(&self, run_id: &str, timeout: Duration) -> Option<Received> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let arrived = self.inbox.arrived.notified();
-            if let Some(received) = self.take(run_id) {
-                return Some(received);
-            }
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return self.take(run_id);
-            }
+    /// A new token to put in a `callback_url`: webhooks for it are kept while the returned
+    /// expectation lives.
+    pub fn expect(&self) -> Expectation {
+        let token = ulid::Ulid::new().to_string().to_ascii_lowercase();
+        self.inbox.lock().insert(token.clone(), None);
+        Expectation {
+            inbox: self.inbox.clone(),
+            token,
         }
-    }
-
-    fn take(&self, run_id: &str) -> Option<Received> {
-        self.inbox
-            .by_run
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(run_id)
     }
 }
 
-async fn receive(inbox: Data<Inbox>, request: HttpRequest, body: Bytes) -> HttpResponse {
+/// A token the receiver accepts webhooks for, forgotten when this is dropped (also when the
+/// check is cut short by its timeout).
+pub struct Expectation {
+    inbox: Arc<Inbox>,
+    token: String,
+}
+
+impl Expectation {
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// What came for the token, once it comes (`None` after `timeout`).
+    pub async fn received(&self, timeout: Duration) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.inbox.arrived.notified();
+            if let Some(Some(received)) = self.inbox.lock().get(&self.token) {
+                return Some(received.clone());
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+impl Drop for Expectation {
+    fn drop(&mut self) {
+        self.inbox.lock().remove(&self.token);
+    }
+}
+
+async fn receive(
+    inbox: Data<Inbox>,
+    token: web::Path<String>,
+    request: HttpRequest,
+    body: Bytes,
+) -> HttpResponse {
     let header = |name: &str| {
         request
             .headers()
@@ -146,15 +188,16 @@ async fn receive(inbox: Data<Inbox>, request: HttpRequest, body: Bytes) -> HttpR
     let Some(run_id) = header("x-coderun-run-id") else {
         return HttpResponse::BadRequest().finish();
     };
-    let received = Received {
+    let mut waiting = inbox.lock();
+    let Some(slot) = waiting.get_mut(token.as_str()) else {
+        return HttpResponse::NotFound().finish();
+    };
+    *slot = Some(Received {
+        run_id,
         signature: header("x-coderun-signature"),
         body,
-    };
-    inbox
-        .by_run
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .insert(run_id, received);
+    });
+    drop(waiting);
     inbox.arrived.notify_waiters();
     HttpResponse::NoContent().finish()
 }
@@ -196,7 +239,8 @@ pub async fn check(
     timing: Timing,
 ) -> CheckResult {
     crate::api_checks::timed("api.webhook", timing, async {
-        let token = ulid::Ulid::new().to_string().to_ascii_lowercase();
+        let expected = receiver.expect();
+        let token = expected.token();
         let request = RunRequest {
             language: "python".to_owned(),
             source: Some("print('webhook')".to_owned()),
@@ -210,10 +254,16 @@ pub async fn check(
             .run_and_wait(&request)
             .await
             .map_err(|error| error.to_string())?;
-        let received = receiver
-            .wait_for(&run.id, timing.timeout)
+        let received = expected
+            .received(timing.timeout)
             .await
             .ok_or_else(|| format!("no webhook came for {}", run.id))?;
+        if received.run_id != run.id {
+            return Err(format!(
+                "the webhook for {} said it was for {}",
+                run.id, received.run_id
+            ));
+        }
         if !config.secret.is_empty() {
             let signature = received.signature.as_deref().unwrap_or_default();
             if !signature_valid(signature, &received.body, config.secret.as_bytes()) {
@@ -243,6 +293,46 @@ mod tests {
         mac.update(b".");
         mac.update(body);
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[tokio::test]
+    async fn only_an_expected_token_is_accepted_and_it_is_forgotten_after() {
+        let config = WebhookCheckConfig {
+            host: "127.0.0.1".to_owned(),
+            port: 0,
+            public_url: String::new(),
+            secret: String::new(),
+        };
+        let stop = CancellationToken::new();
+        let (receiver, serving) = Receiver::start(&config, stop.clone()).expect("binds");
+        let client = reqwest::Client::new();
+        let post = |token: &str, body: Vec<u8>| {
+            client
+                .post(format!(
+                    "http://127.0.0.1:{}/webhook/{token}",
+                    receiver.port()
+                ))
+                .header("x-coderun-run-id", "run_1")
+                .body(body)
+                .send()
+        };
+        let status = |response: Result<reqwest::Response, reqwest::Error>| {
+            response.expect("answers").status().as_u16()
+        };
+        assert_eq!(status(post("stranger", b"{}".to_vec()).await), 404);
+        let expected = receiver.expect();
+        let token = expected.token().to_owned();
+        assert_eq!(status(post(&token, vec![b' '; MAX_BODY + 1]).await), 413);
+        assert_eq!(status(post(&token, b"{}".to_vec()).await), 204);
+        let received = expected.received(Duration::from_secs(5)).await;
+        assert_eq!(
+            received.map(|received| received.run_id).as_deref(),
+            Some("run_1")
+        );
+        drop(expected);
+        assert_eq!(status(post(&token, b"{}".to_vec()).await), 404, "forgotten");
+        stop.cancel();
+        serving.await.expect("stops");
     }
 
     #[test]

@@ -48,13 +48,14 @@ pub async fn run(
         while let Some(message) = messages.next().await {
             match message {
                 Ok(message) => {
-                    let trace = coderun_telemetry::trace::continue_or_start(coderun_bus::trace_of(
-                        message.headers.as_ref(),
-                    ));
                     let span = tracing::info_span!(
                         "dispatch",
                         run_id = tracing::field::Empty,
-                        trace_id = %trace.trace_id_hex()
+                        trace_id = tracing::field::Empty
+                    );
+                    let trace = coderun_telemetry::trace::join(
+                        &span,
+                        coderun_bus::trace_of(message.headers.as_ref()),
                     );
                     dispatch(&bus, &metrics, message, trace)
                         .instrument(span)

@@ -147,7 +147,10 @@ pub async fn watch_queues(
             }
         };
         for language in &languages {
-            match read_queue(&bus, &stream, bus.names(), language).await {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match read_queue(&stream, bus.names(), language).await {
                 Ok(reading) => {
                     let label = labels([("language", language)]);
                     metrics
@@ -169,9 +172,9 @@ pub async fn watch_queues(
 }
 
 /// Reads one language's queue: the jobs after what its pool consumer has delivered (or all
-/// of them when no executor has ever created the consumer), and the first one's age.
+/// of them when no executor has created the consumer yet), and the first one's age. Any
+/// failure is an error (the gauges keep their last values), never a reading of zero.
 pub async fn read_queue(
-    bus: &Bus,
     stream: &Stream,
     names: &Names,
     language: &str,
@@ -180,13 +183,14 @@ pub async fn read_queue(
     let subject = names.jobs(&pool);
     let (depth, after) = match stream.consumer_info(names.pool_consumer(&pool)).await {
         Ok(info) => (info.num_pending, info.delivered.stream_sequence + 1),
-        Err(_) => {
+        Err(error) if is_not_found(&error) => {
             let mut info = stream.info_with_subjects(&subject).await?;
             let count = futures::TryStreamExt::try_next(&mut info)
                 .await?
                 .map_or(0, |(_, count)| count as u64);
             (count, 1)
         }
+        Err(error) => return Err(error.into()),
     };
     if depth == 0 {
         return Ok(QueueReading {
@@ -194,33 +198,24 @@ pub async fn read_queue(
             oldest_age: Duration::ZERO,
         });
     }
-    let oldest_age = oldest_after(bus, stream, &subject, after)
-        .await
-        .map(|stored| {
-            let age = OffsetDateTime::now_utc() - stored;
-            Duration::try_from(age).unwrap_or(Duration::ZERO)
-        })
-        .unwrap_or(Duration::ZERO);
-    Ok(QueueReading { depth, oldest_age })
+    let oldest = stream
+        .get_first_raw_message_by_subject(&subject, after)
+        .await?;
+    let age = OffsetDateTime::now_utc() - oldest.time;
+    Ok(QueueReading {
+        depth,
+        oldest_age: Duration::try_from(age).unwrap_or(Duration::ZERO),
+    })
 }
 
-/// When the first message on `subject` at or after stream sequence `after` was stored (the
-/// stream's "next by subject" lookup, which the client library offers only from the start).
-async fn oldest_after(
-    bus: &Bus,
-    stream: &Stream,
-    subject: &str,
-    after: u64,
-) -> Option<OffsetDateTime> {
-    let request = serde_json::json!({ "seq": after, "next_by_subj": subject });
-    let answer: serde_json::Value = bus
-        .jetstream()
-        .request(
-            format!("STREAM.MSG.GET.{}", stream.cached_info().config.name),
-            &request,
-        )
-        .await
-        .ok()?;
-    let time = answer.pointer("/message/time")?.as_str()?;
-    OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()
+/// Whether JetStream said the consumer does not exist (no executor of the pool started yet).
+fn is_not_found(error: &async_nats::jetstream::context::ConsumerInfoError) -> bool {
+    use async_nats::jetstream::context::ConsumerInfoErrorKind;
+    match error.kind() {
+        ConsumerInfoErrorKind::NotFound => true,
+        ConsumerInfoErrorKind::JetStream(inner) => {
+            inner.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND
+        }
+        _ => false,
+    }
 }

@@ -88,17 +88,20 @@ async fn a_rounds_results_are_read_back_from_cloudwatch_with_the_documented_name
     })
     .await;
     let config = prober_config(&stack, &moto.url);
-    let prober = coderun_prober::Prober::start(config.clone())
+    let prober = coderun_prober::Prober::start(config.clone(), coderun_prober::WithOps)
         .await
         .expect("the prober starts");
     let round = prober.round().await;
     assert_eq!(round.failed(), 0, "{}", round.table());
-    let page = reqwest::get(format!("http://127.0.0.1:{}/metrics", prober.ops_port()))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let page = reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        prober.ops_port().expect("listens")
+    ))
+    .await
+    .expect("answers")
+    .text()
+    .await
+    .expect("text");
     assert_eq!(
         value_of(
             &page,
@@ -199,17 +202,20 @@ async fn a_cloudwatch_that_cannot_be_reached_is_counted_and_the_round_completes(
     // Nothing listens there.
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let config = prober_config(&stack, &endpoint);
-    let prober = coderun_prober::Prober::start(config)
+    let prober = coderun_prober::Prober::start(config, coderun_prober::WithOps)
         .await
         .expect("the prober starts");
     let round = prober.round().await;
     assert_eq!(round.failed(), 0, "{}", round.table());
-    let page = reqwest::get(format!("http://127.0.0.1:{}/metrics", prober.ops_port()))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let page = reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        prober.ops_port().expect("listens")
+    ))
+    .await
+    .expect("answers")
+    .text()
+    .await
+    .expect("text");
     assert_eq!(
         value_of(
             &page,

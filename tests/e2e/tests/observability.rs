@@ -52,10 +52,11 @@ async fn every_service_exports_what_happened_and_a_local_prometheus_scrapes_all_
         ..StackOptions::default()
     })
     .await;
-    let prober = coderun_prober::Prober::start(prober_config(&stack, webhook_port))
-        .await
-        .expect("the prober starts");
-    let prober_url = format!("http://127.0.0.1:{}", prober.ops_port());
+    let prober =
+        coderun_prober::Prober::start(prober_config(&stack, webhook_port), coderun_prober::WithOps)
+            .await
+            .expect("the prober starts");
+    let prober_url = format!("http://127.0.0.1:{}", prober.ops_port().expect("listens"));
 
     // One round: hello-worlds, verdict checks, API paths, and the webhook to the prober.
     let round = prober.round().await;

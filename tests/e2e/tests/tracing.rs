@@ -107,6 +107,23 @@ async fn a_runs_trace_id_is_in_the_logs_of_gateway_scheduler_and_executor() {
         })
         .await
         .expect("runs");
+
+    // A cancel, a later request about the run, is logged under the run's trace too.
+    let long = client
+        .create_run(
+            &coderun_e2e::long_running("python", "import time\ntime.sleep(60)"),
+            &coderun_client::CreateOptions::default(),
+        )
+        .await
+        .expect("accepted")
+        .body;
+    let running = coderun_e2e::wait_until(std::time::Duration::from_secs(30), || async {
+        let run = client.get_run(&long.id, None).await.ok()?.body;
+        (run.status == coderun_schema::run::RunStatus::Running).then_some(())
+    })
+    .await;
+    assert!(running.is_some(), "the run started");
+    client.cancel_run(&long.id).await.expect("cancelled");
     stack.stop().await;
 
     let lines = captured.lines();
@@ -136,4 +153,25 @@ async fn a_runs_trace_id_is_in_the_logs_of_gateway_scheduler_and_executor() {
     );
     assert_ne!(untraced_ids.first(), Some(&trace_id));
     assert_eq!(services_logging(&lines, "run_id", &untraced.id), expected);
+
+    let cancelled_traces: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter(|line| line["span"]["run_id"] == long.id.as_str())
+        .filter_map(|line| line["span"]["trace_id"].as_str())
+        .collect();
+    assert_eq!(
+        cancelled_traces.len(),
+        1,
+        "accepting, running and cancelling the run share one trace: {cancelled_traces:?}"
+    );
+    assert!(
+        lines.iter().any(|line| line["span"]["name"] == "cancel_run"
+            && line["span"]["run_id"] == long.id.as_str()
+            && line["span"]["trace_id"].is_string()),
+        "the cancel is logged with the run's trace: {:#?}",
+        lines
+            .iter()
+            .filter(|line| line["fields"]["message"] == "run cancelled")
+            .collect::<Vec<_>>()
+    );
 }

@@ -70,6 +70,7 @@ async fn run_of(state: &State, query: &LegacyQuery) -> Result<Run, ApiError> {
 /// Form or JSON: `source_code`, `language`, `input`, `longpoll`, `longpoll_timeout` (seconds),
 /// `api_key`. Answers `{id, status, error}`; with `longpoll=true`, once the run has finished
 /// or the timeout passed.
+#[tracing::instrument(skip_all, fields(language = %body.0.language))]
 #[api_operation(
     tag = "legacy",
     operation_id = "legacy_create",
@@ -80,7 +81,6 @@ async fn run_of(state: &State, query: &LegacyQuery) -> Result<Run, ApiError> {
     error_code = 429,
     error_code = 503
 )]
-#[tracing::instrument(skip_all, fields(language = %body.0.language))]
 pub async fn create(
     http: actix_web::HttpRequest,
     state: Data<State>,

@@ -96,13 +96,14 @@ pub async fn run(
         match messages.next().await {
             Some(Ok(message)) => {
                 let context = context.clone();
-                let trace = coderun_telemetry::trace::continue_or_start(coderun_bus::trace_of(
-                    message.headers.as_ref(),
-                ));
                 let span = tracing::info_span!(
                     "webhook",
                     run_id = tracing::field::Empty,
-                    trace_id = %trace.trace_id_hex()
+                    trace_id = tracing::field::Empty
+                );
+                coderun_telemetry::trace::join(
+                    &span,
+                    coderun_bus::trace_of(message.headers.as_ref()),
                 );
                 tracker.spawn(
                     async move {

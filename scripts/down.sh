@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Stops the three services scripts/up.sh started (by their pid files). NATS, Redis and dockerd
+# Stops the four services scripts/up.sh started (by their pid files). NATS, Redis and dockerd
 # are left running; they are shared with the test suite.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-for name in gateway executor scheduler; do
+for name in prober gateway executor scheduler; do
   pid_file="$STATE_DIR/$name.pid"
   [ -s "$pid_file" ] || continue
   pid="$(cat "$pid_file")"

@@ -2,9 +2,10 @@
 # Brings up the whole coderun stack on this machine: installs what is missing (Docker Engine,
 # nats-server, redis-server, debootstrap, curl, shellcheck, runsc; an unpatched runc is
 # upgraded), starts dockerd, NATS with JetStream and Redis on loopback, builds the language
-# images, the agent and the four services, starts three of them (scheduler, executor, gateway;
-# the prober is built but not started), and prints how to call the API. Safe to run again: it
-# reuses what already runs.
+# images, the agent and the four services, starts them (scheduler, executor, gateway, and the
+# prober checking the gateway every minute), and prints how to call the API, where each
+# service's metrics are, and how to run the prober's release gate. Safe to run again: it reuses
+# what already runs.
 # Stop the services with scripts/down.sh.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -27,9 +28,16 @@ if [ ! -s "$STATE_DIR/api-key" ]; then
 fi
 api_key="$(cat "$STATE_DIR/api-key")"
 key_hash="$(printf '%s' "$api_key" | sha256sum | cut -d' ' -f1)"
+# The prober's webhook receivers: 9104 for the prober that keeps running, 9105 for --once.
+PROBER_WEBHOOK_PORT=9104
+GATE_WEBHOOK_PORT=9105
+receivers="\"127.0.0.1:$PROBER_WEBHOOK_PORT\", \"127.0.0.1:$GATE_WEBHOOK_PORT\""
 cat >"$STATE_DIR/gateway.toml" <<TOML
 [http]
 port = $GATEWAY_PORT
+
+[runs]
+callback_allow = [$receivers]
 
 [[tenants]]
 id = "local"
@@ -41,8 +49,23 @@ if [ ! -s "$STATE_DIR/webhook-secret" ]; then
 fi
 webhook_secret="$(cat "$STATE_DIR/webhook-secret")"
 (umask 077 && cat >"$STATE_DIR/scheduler.toml" <<TOML
+[webhooks]
+allow = [$receivers]
+
 [webhooks.secrets]
 local = "$webhook_secret"
+TOML
+)
+# The prober checks the stack as the local tenant, its webhook check included.
+(umask 077 && cat >"$STATE_DIR/prober.toml" <<TOML
+[target]
+base_url = "http://127.0.0.1:$GATEWAY_PORT"
+api_key = "$api_key"
+
+[webhook]
+port = $PROBER_WEBHOOK_PORT
+public_url = "http://127.0.0.1:$PROBER_WEBHOOK_PORT"
+secret = "$webhook_secret"
 TOML
 )
 
@@ -67,6 +90,7 @@ bin="$CARGO_TARGET_DIR/debug"
 start_service scheduler "$bin/coderun-scheduler" --config "$STATE_DIR/scheduler.toml"
 start_service executor "$bin/coderun-executor"
 start_service gateway "$bin/coderun-gateway" --config "$STATE_DIR/gateway.toml"
+start_service prober "$bin/coderun-prober" --config "$STATE_DIR/prober.toml"
 
 base="http://127.0.0.1:$GATEWAY_PORT"
 served_languages() { curl -fsS -H "Authorization: Bearer $api_key" "$base/v1/languages" 2>/dev/null | grep -q '"id"'; }
@@ -85,4 +109,11 @@ Webhook signing secret: $webhook_secret  (callback_url targets must be public ad
     -d '{"language": "python", "source": "print(input()[::-1])", "stdin": "hello\\n"}'
 
 OpenAPI: $base/openapi.json   interactive docs: $base/docs
+
+Metrics (Prometheus): $base/metrics (gateway), http://127.0.0.1:9101/metrics (scheduler),
+  http://127.0.0.1:9102/metrics (executor), http://127.0.0.1:9103/metrics (prober)
+The prober's release gate (every check once; exit 1 naming the failed ones):
+
+  CODERUN_PROBER__WEBHOOK__PORT=$GATE_WEBHOOK_PORT CODERUN_PROBER__WEBHOOK__PUBLIC_URL=http://127.0.0.1:$GATE_WEBHOOK_PORT \\
+    $bin/coderun-prober --once --config $STATE_DIR/prober.toml
 TEXT

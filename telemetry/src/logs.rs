@@ -1,5 +1,5 @@
-//! The global `tracing` subscriber of a service binary: readable logs on a terminal, one JSON
-//! object per line with `CODERUN_LOG_FORMAT=json` (production), `RUST_LOG` filtering
+//! The global `tracing` subscriber of a service binary: logs on stderr, readable on a terminal,
+//! one JSON object per line with `CODERUN_LOG_FORMAT=json` (production), `RUST_LOG` filtering
 //! (default `info`), and the spans exported over OTLP/HTTP when an endpoint is configured with
 //! the standard OpenTelemetry variables:
 //!
@@ -72,10 +72,16 @@ pub fn otlp_provider(service: &str) -> Result<SdkTracerProvider, String> {
 pub fn init(service: &str) -> TracingGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("CODERUN_LOG_FORMAT").as_deref() == Ok("json");
+    // Logs go to stderr: stdout is what a command prints (`coderun-prober --once`'s table).
     let format = if json {
-        tracing_subscriber::fmt::layer().json().boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        tracing_subscriber::fmt::layer().boxed()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     let (export, provider, problem) = if otlp_requested() {
         match otlp_provider(service) {

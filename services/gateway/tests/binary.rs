@@ -77,7 +77,8 @@ fn a_config_file_is_read_and_a_misspelt_variable_is_warned_about() {
         "{}",
         stderr(&output)
     );
-    let logs = String::from_utf8_lossy(&output.stdout);
+    // Logs go to stderr too (stdout is for what a command prints).
+    let logs = stderr(&output);
     assert!(
         logs.contains("CODERUN_GATEWY__HTTP__PORT"),
         "no warning in: {logs}"

@@ -137,6 +137,20 @@ async fn a_rounds_results_are_read_back_from_cloudwatch_with_the_documented_name
         ]
     );
     for metric in listed.metrics() {
+        // Printed, so the suite's log shows what CloudWatch holds.
+        println!(
+            "CloudWatch Coderun/Prober {} {:?}",
+            metric.metric_name().unwrap_or_default(),
+            metric
+                .dimensions()
+                .iter()
+                .map(|dimension| format!(
+                    "{}={}",
+                    dimension.name().unwrap_or_default(),
+                    dimension.value().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+        );
         let mut dimensions: Vec<&str> = metric
             .dimensions()
             .iter()

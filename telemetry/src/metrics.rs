@@ -60,6 +60,25 @@ pub fn registry_for(service: &str, version: &str) -> Registry {
     registry
 }
 
+/// Registers a service's connection error counters (from its NATS and Redis connections) as
+/// `coderun_nats_errors_total{operation}` and `coderun_redis_errors_total{kind}`.
+pub fn register_connection_errors(
+    registry: &mut Registry,
+    nats: Family<Labels, prometheus_client::metrics::counter::Counter>,
+    redis: Family<Labels, prometheus_client::metrics::counter::Counter>,
+) {
+    registry.register(
+        "coderun_nats_errors",
+        "NATS calls that failed, by operation",
+        nats,
+    );
+    registry.register(
+        "coderun_redis_errors",
+        "Redis calls that failed, by kind",
+        redis,
+    );
+}
+
 /// The registry as OpenMetrics text (what `GET /metrics` answers).
 pub fn render(registry: &Registry) -> String {
     let mut text = String::new();

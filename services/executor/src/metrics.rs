@@ -134,14 +134,9 @@ impl ExecutorMetrics {
             "Sandbox containers that could not be created or started",
             containers.create_failures.clone(),
         );
-        registry.register(
-            "coderun_nats_errors",
-            "NATS calls that failed, by operation",
+        coderun_telemetry::metrics::register_connection_errors(
+            &mut registry,
             bus.error_counter(),
-        );
-        registry.register(
-            "coderun_redis_errors",
-            "Redis calls that failed, by kind",
             store.error_counter(),
         );
         Self {

@@ -54,14 +54,9 @@ impl GatewayMetrics {
             "Runs stored and queued, by language",
             accepted.clone(),
         );
-        registry.register(
-            "coderun_nats_errors",
-            "NATS calls that failed, by operation",
+        coderun_telemetry::metrics::register_connection_errors(
+            &mut registry,
             bus.error_counter(),
-        );
-        registry.register(
-            "coderun_redis_errors",
-            "Redis calls that failed, by kind",
             store.error_counter(),
         );
         Self {

@@ -68,14 +68,9 @@ impl SchedulerMetrics {
             "Webhook attempts by outcome: delivered, failed (to be retried), gave_up, refused",
             metrics.webhooks.clone(),
         );
-        registry.register(
-            "coderun_nats_errors",
-            "NATS calls that failed, by operation",
+        coderun_telemetry::metrics::register_connection_errors(
+            &mut registry,
             bus.error_counter(),
-        );
-        registry.register(
-            "coderun_redis_errors",
-            "Redis calls that failed, by kind",
             store.error_counter(),
         );
         // Every outcome's series exists from the start at 0: a first one is an increase a

@@ -67,6 +67,16 @@ fn show_errors() {
         .try_init();
 }
 
+async fn metrics_page(prober: &coderun_prober::Prober) -> String {
+    let port = prober.ops_port().expect("the ops listener listens");
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text")
+}
+
 fn dimension(name: &str, value: &str) -> Dimension {
     Dimension::builder().name(name).value(value).build()
 }
@@ -93,15 +103,7 @@ async fn a_rounds_results_are_read_back_from_cloudwatch_with_the_documented_name
         .expect("the prober starts");
     let round = prober.round().await;
     assert_eq!(round.failed(), 0, "{}", round.table());
-    let page = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        prober.ops_port().expect("listens")
-    ))
-    .await
-    .expect("answers")
-    .text()
-    .await
-    .expect("text");
+    let page = metrics_page(&prober).await;
     assert_eq!(
         value_of(
             &page,
@@ -221,15 +223,7 @@ async fn a_cloudwatch_that_cannot_be_reached_is_counted_and_the_round_completes(
         .expect("the prober starts");
     let round = prober.round().await;
     assert_eq!(round.failed(), 0, "{}", round.table());
-    let page = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        prober.ops_port().expect("listens")
-    ))
-    .await
-    .expect("answers")
-    .text()
-    .await
-    .expect("text");
+    let page = metrics_page(&prober).await;
     assert_eq!(
         value_of(
             &page,

@@ -100,7 +100,9 @@ cat <<TEXT
 
 coderun is up at $base  (logs and pids in $STATE_DIR; stop with scripts/down.sh)
 API key: $api_key
-Webhook signing secret: $webhook_secret  (callback_url targets must be public addresses)
+Webhook signing secret: $webhook_secret  (callback_url targets must be public addresses;
+  127.0.0.1:$PROBER_WEBHOOK_PORT and :$GATE_WEBHOOK_PORT are the prober's. Services that were already running keep
+  their old configuration: scripts/down.sh, then this script, applies a new one.)
 
   curl -s -H "Authorization: Bearer $api_key" $base/v1/languages
 

@@ -48,6 +48,7 @@ impl Bus {
     /// payload and headers over its payload limit.
     fn check_size(
         &self,
+        operation: &'static str,
         subject: &str,
         payload: usize,
         headers: &HeaderMap,
@@ -55,7 +56,7 @@ impl Bus {
         let limit = self.max_message_bytes();
         let size = payload + header_bytes(headers);
         if size > limit {
-            self.count_error("publish");
+            self.count_error(operation);
             return Err(BusError::Publish {
                 subject: subject.to_owned(),
                 source: format!("the message takes {size} bytes; the server accepts {limit}")
@@ -110,7 +111,7 @@ impl Bus {
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(message)?;
         let headers = headers_with(trace);
-        self.check_size(&subject, payload.len(), &headers)?;
+        self.check_size("publish", &subject, payload.len(), &headers)?;
         let sent = if headers.is_empty() {
             self.client.publish(subject.clone(), payload.into()).await
         } else {
@@ -163,7 +164,7 @@ impl Bus {
     ) -> Result<(), BusError> {
         let mut headers = headers_with(trace);
         headers.insert("Nats-Msg-Id", message_id);
-        self.check_size(&subject, payload.len(), &headers)?;
+        self.check_size("publish_durable", &subject, payload.len(), &headers)?;
         let publish_error = |source: Cause| {
             self.count_error("publish_durable");
             BusError::Publish {

@@ -5,7 +5,8 @@
 //!
 //! - `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): the collector,
 //!   e.g. `http://127.0.0.1:4318`; unset or empty: nothing is exported;
-//! - `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` (default) or `http/json`;
+//! - `OTEL_EXPORTER_OTLP_PROTOCOL` (or `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`): `http/protobuf`
+//!   (default) or `http/json`; anything else stops the export (logged);
 //! - `OTEL_SERVICE_NAME`: overrides the service's own name (`coderun-gateway`, …).
 //!
 //! Only binaries call [`init`]; the tests install subscribers of their own.
@@ -52,10 +53,32 @@ pub fn otlp_requested() -> bool {
         || variable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
 }
 
+/// The OTLP protocol asked for (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`): `http/protobuf` when unset; anything but the two HTTP
+/// protocols is refused, not silently replaced.
+pub fn otlp_protocol(
+    traces: Option<&str>,
+    general: Option<&str>,
+) -> Result<opentelemetry_otlp::Protocol, String> {
+    match traces.or(general).map(str::trim) {
+        None | Some("") | Some("http/protobuf") => Ok(opentelemetry_otlp::Protocol::HttpBinary),
+        Some("http/json") => Ok(opentelemetry_otlp::Protocol::HttpJson),
+        Some(other) => Err(format!(
+            "OTLP protocol `{other}` is not supported: use http/protobuf or http/json"
+        )),
+    }
+}
+
 /// A tracer provider exporting to the configured OTLP endpoint in batches.
 pub fn otlp_provider(service: &str) -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let protocol = otlp_protocol(
+        variable("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").as_deref(),
+        variable("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref(),
+    )?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_protocol(protocol)
         .build()
         .map_err(|error| format!("cannot export spans over OTLP: {error}"))?;
     let name = variable("OTEL_SERVICE_NAME").unwrap_or_else(|| service.to_owned());
@@ -121,4 +144,25 @@ pub fn init_exporting_only(provider: &SdkTracerProvider) -> bool {
         EXPORTING.store(true, Ordering::Relaxed);
     }
     installed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_otlp::Protocol;
+
+    #[test]
+    fn the_protocol_is_protobuf_unless_json_is_asked_for_and_others_are_refused() {
+        assert_eq!(otlp_protocol(None, None), Ok(Protocol::HttpBinary));
+        assert_eq!(
+            otlp_protocol(None, Some("http/json")),
+            Ok(Protocol::HttpJson)
+        );
+        assert_eq!(
+            otlp_protocol(Some("http/protobuf"), Some("http/json")),
+            Ok(Protocol::HttpBinary),
+            "the traces variable wins"
+        );
+        assert!(otlp_protocol(None, Some("grpc")).is_err());
+    }
 }

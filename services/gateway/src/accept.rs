@@ -144,15 +144,23 @@ async fn accept_traced(
             .context("failed to bind the idempotency key")
             .map_err(ApiError::Unavailable)?;
         if bound != run_id {
-            // The same key was used before: answer with that run, never a second one.
-            tracing::Span::current().record("run_id", bound.as_str());
-            // The request that bound the key may not have stored its run yet.
-            let stored = idempotency::wait_for_record(state, &bound).await?;
-            if let Some(earlier) = stored.as_ref().and_then(RunRecord::trace) {
-                tracing::Span::current().record("trace_id", earlier.trace_id_hex().as_str());
+            // The same key was used before: answer with that run, never a second one, logged
+            // under that run's trace.
+            let replay = tracing::info_span!(
+                "replay",
+                run_id = %bound,
+                trace_id = tracing::field::Empty
+            );
+            return async {
+                // The request that bound the key may not have stored its run yet.
+                let stored = idempotency::wait_for_record(state, &bound).await?;
+                let span = tracing::Span::current();
+                coderun_telemetry::trace::join(&span, stored.as_ref().and_then(RunRecord::trace));
+                tracing::info!("the idempotency key names an earlier run");
+                answer_record(state, own_run(stored, tenant)?, wait_for).await
             }
-            tracing::info!("the idempotency key names an earlier run");
-            return answer_record(state, own_run(stored, tenant)?, wait_for).await;
+            .instrument(replay)
+            .await;
         }
     }
     tracing::Span::current().record("run_id", run_id.as_str());

@@ -13,8 +13,10 @@ use anyhow::Context as _;
 use apistos::api_operation;
 use coderun_schema::messages::{CancelRequested, RunEvent, RunEventKind, RunRecord, VERSION};
 use coderun_schema::run::{RunStatus, Verdict};
+use coderun_schema::trace::TraceContext;
 use coderun_store::UpdateOutcome;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 use crate::error::ApiError;
 use crate::routes::{own_run, read_run, RunReply};
@@ -25,7 +27,7 @@ use crate::{auth, State};
 /// A queued run is cancelled at once and never starts; a running one is stopped and its
 /// sandbox killed. The answer is the run, `cancelled`. Cancelling it again answers the same;
 /// a run that already finished is a 409.
-#[tracing::instrument(skip_all, fields(run_id = %path.as_str(), trace_id))]
+#[tracing::instrument(skip_all, fields(run_id = %path.as_str()))]
 #[api_operation(
     tag = "runs",
     operation_id = "cancel_run",
@@ -43,9 +45,21 @@ pub async fn cancel_run(
     let tenant = auth::tenant_of(&request)?;
     let run_id = path.into_inner();
     let record = own_run(read_run(&state, &run_id).await?, &tenant.id)?;
-    if let Some(trace) = record.trace() {
-        tracing::Span::current().record("trace_id", trace.trace_id_hex().as_str());
-    }
+    // The cancel is a hop of the run's own trace (exported spans too), not of this request's.
+    let span = tracing::info_span!("cancel", run_id = %run_id, trace_id = tracing::field::Empty);
+    let trace = coderun_telemetry::trace::join(&span, record.trace());
+    cancel_traced(&state, &tenant.id, record, trace)
+        .instrument(span)
+        .await
+}
+
+async fn cancel_traced(
+    state: &State,
+    tenant: &str,
+    record: RunRecord,
+    trace: TraceContext,
+) -> Result<RunReply, ApiError> {
+    let run_id = record.run.id.clone();
     if record.run.status.is_terminal() {
         return already_final(record);
     }
@@ -63,12 +77,12 @@ pub async fn cancel_run(
         UpdateOutcome::Updated => {}
         // It finished (or was cancelled) meanwhile: answer what it is now.
         UpdateOutcome::AlreadyTerminal => {
-            return already_final(own_run(read_run(&state, &run_id).await?, &tenant.id)?)
+            return already_final(own_run(read_run(state, &run_id).await?, tenant)?)
         }
         UpdateOutcome::Missing => return Err(ApiError::NotFound),
     }
     tracing::info!("run cancelled");
-    announce(&state, &cancelled, event).await;
+    announce(state, &cancelled, event, trace).await;
     Ok(RunReply(cancelled.run))
 }
 
@@ -86,7 +100,12 @@ fn already_final(record: RunRecord) -> Result<RunReply, ApiError> {
 /// webhook is due. Both are best effort: the
 /// record is already final, and an executor that misses the message runs the program to its
 /// end, its result refused by the store.
-async fn announce(state: &State, cancelled: &RunRecord, event: Option<RunEvent>) {
+async fn announce(
+    state: &State,
+    cancelled: &RunRecord,
+    event: Option<RunEvent>,
+    trace: TraceContext,
+) {
     let run_id = &cancelled.run.id;
     let names = state.bus.names();
     let request = CancelRequested {
@@ -94,14 +113,18 @@ async fn announce(state: &State, cancelled: &RunRecord, event: Option<RunEvent>)
         run_id: run_id.clone(),
         at: OffsetDateTime::now_utc(),
     };
-    if let Err(error) = state.bus.publish(names.run_cancel(run_id), &request).await {
+    let cancel_subject = names.run_cancel(run_id);
+    if let Err(error) = state
+        .bus
+        .publish_traced(cancel_subject, &request, Some(trace))
+        .await
+    {
         tracing::warn!(error = %coderun_bus::describe(&error), "failed to ask for the sandbox to be killed");
     }
     let event =
         event.unwrap_or_else(|| RunEvent::with_run(&cancelled.run, RunEventKind::Completed));
-    let trace = cancelled.trace();
-    state.bus.publish_run_event(&event, trace).await;
+    state.bus.publish_run_event(&event, Some(trace)).await;
     if let Some(due) = cancelled.webhook_due() {
-        state.bus.announce_webhook(&due, trace).await;
+        state.bus.announce_webhook(&due, Some(trace)).await;
     }
 }

@@ -16,7 +16,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _tracing = coderun_telemetry::logs::init("coderun-prober");
+    let tracing_guard = coderun_telemetry::logs::init("coderun-prober");
     let config: Config =
         coderun_boot::load_or_exit("PROBER", DEFAULTS, LIST_KEYS, &args.boot, Config::validate);
     let listeners = if args.once {
@@ -30,6 +30,8 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", round.table());
         prober.stop().await;
         if round.failed() > 0 {
+            // Exported spans are flushed before the exit.
+            drop(tracing_guard);
             std::process::exit(1);
         }
         return Ok(());

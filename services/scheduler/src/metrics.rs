@@ -193,9 +193,25 @@ pub async fn read_queue(
             oldest_age: Duration::ZERO,
         });
     }
-    let oldest = stream
+    let oldest = match stream
         .get_first_raw_message_by_subject(&subject, after)
-        .await?;
+        .await
+    {
+        Ok(oldest) => oldest,
+        // Taken by an executor since the count: the queue is empty now.
+        Err(error)
+            if matches!(
+                error.kind(),
+                async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound
+            ) =>
+        {
+            return Ok(QueueReading {
+                depth: 0,
+                oldest_age: Duration::ZERO,
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
     let age = OffsetDateTime::now_utc() - oldest.time;
     Ok(QueueReading {
         depth,

@@ -111,6 +111,18 @@ fn run_record_v1() {
     assert!(record.submission.is_some());
 }
 
+/// A record written since the gateway keeps the run's trace context in it.
+#[test]
+fn run_record_with_its_trace_v1() {
+    let record: RunRecord = read("run_record_traced.v1.json");
+    assert_eq!(
+        record.trace().map(|trace| trace.trace_id_hex()).as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    let older: RunRecord = read("run_record.v1.json");
+    assert_eq!(older.trace(), None, "records from before it have none");
+}
+
 #[test]
 fn agent_job_v1() {
     let job: AgentJob = read("agent_job.v1.json");

@@ -3,7 +3,8 @@
 //! - [`config`]: the layered configuration.
 //! - [`container`]: the container settings of a sandbox, decided in one place.
 //! - [`sandbox`]: one sandbox's life (take a warm container or create one, feed the agent,
-//!   read its answer, remove it); [`containers`]: creating, naming, inspecting and removing
+//!   read its answer, remove it); [`agent_session`]: the conversation with its agent (the
+//!   job, the pause where the run stage's limits are applied, the answer); [`containers`]: creating, naming, inspecting and removing
 //!   containers through the engine.
 //! - [`cgroup`]: a running container's limits changed in the host's cgroup files (runsc).
 //! - [`exchange`]: the agent's lines read in linear time; streamed output and its budget.
@@ -27,6 +28,7 @@
 //! first — it takes what the scheduler put in its pools' queues.
 
 pub mod agent_job;
+pub mod agent_session;
 pub mod cancels;
 pub mod cgroup;
 pub mod config;

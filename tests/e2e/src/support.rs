@@ -156,3 +156,31 @@ pub fn python_tools(test: &str) -> Option<std::path::PathBuf> {
         }
     }
 }
+
+/// Runs a python `source` and waits for it, sending `traceparent` as a client that traces its
+/// calls would; returns the finished run's id.
+pub async fn run_traced(
+    client: &coderun_client::Client,
+    source: &str,
+    traceparent: &str,
+) -> String {
+    let body = serde_json::json!({ "language": "python", "source": source });
+    let response = client
+        .send_raw(
+            reqwest::Method::POST,
+            "/v1/runs?wait=true",
+            Some("application/json"),
+            body.to_string().into_bytes(),
+            &[("traceparent", traceparent)],
+        )
+        .await
+        .expect("answers");
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&response.body).expect("a run");
+    run["id"].as_str().expect("an id").to_owned()
+}

@@ -289,3 +289,55 @@ async fn readiness_of_the_scheduler_and_executor_names_their_dependencies() {
     }
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prober_passes_what_is_served_and_fails_an_expected_language_nobody_serves() {
+    let stack = TestStack::start().await;
+    // The stack serves bash, python and c; ruby is expected but nobody serves it.
+    let expected = ["bash", "python", "c", "ruby"].map(str::to_owned).to_vec();
+    let timing = coderun_prober::Timing {
+        timeout: std::time::Duration::from_secs(60),
+        objective: std::time::Duration::from_secs(30),
+    };
+    let results = coderun_prober::run_round(
+        &stack.client(),
+        coderun_e2e::TENANT_A_KEY,
+        &expected,
+        timing,
+    )
+    .await;
+    let failed: Vec<_> = results.iter().filter(|result| !result.passed).collect();
+    assert_eq!(
+        failed
+            .iter()
+            .map(|result| result.name.as_str())
+            .collect::<Vec<_>>(),
+        ["hello_world.ruby"],
+        "{results:#?}"
+    );
+    assert!(
+        failed[0].detail.contains("no live executor"),
+        "{:?}",
+        failed[0]
+    );
+    let names: Vec<_> = results.iter().map(|result| result.name.as_str()).collect();
+    for name in [
+        "hello_world.bash",
+        "hello_world.python",
+        "hello_world.c",
+        "verdict.compile_error",
+        "verdict.runtime_error",
+        "verdict.time_limit",
+        "verdict.memory_limit",
+        "verdict.wrong_answer",
+        "stdin.unicode_echo",
+        "api.long_poll",
+        "api.idempotent_retry",
+        "api.legacy",
+        "api.cancel",
+        "api.events",
+    ] {
+        assert!(names.contains(&name), "{name} missing: {names:?}");
+    }
+    stack.stop().await;
+}

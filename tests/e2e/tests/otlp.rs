@@ -62,23 +62,12 @@ async fn a_runs_spans_are_exported_as_one_trace_each_hop_the_child_of_the_last()
     .await;
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     let client_span = "b7ad6b7169203331";
-    let response = stack
-        .client()
-        .send_raw(
-            reqwest::Method::POST,
-            "/v1/runs?wait=true",
-            Some("application/json"),
-            br#"{"language":"python","source":"print('exported')"}"#.to_vec(),
-            &[("traceparent", &format!("00-{trace_id}-{client_span}-01"))],
-        )
-        .await
-        .expect("answers");
-    assert_eq!(
-        response.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    coderun_e2e::run_traced(
+        &stack.client(),
+        "print('exported')",
+        &format!("00-{trace_id}-{client_span}-01"),
+    )
+    .await;
     stack.stop().await;
     let flushing = provider.clone();
     tokio::task::spawn_blocking(move || flushing.force_flush())

@@ -79,24 +79,7 @@ async fn a_runs_trace_id_is_in_the_logs_of_gateway_scheduler_and_executor() {
     // A client that sends its own trace context: the run joins that trace.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
-    let response = client
-        .send_raw(
-            reqwest::Method::POST,
-            "/v1/runs?wait=true",
-            Some("application/json"),
-            br#"{"language":"python","source":"print('traced')"}"#.to_vec(),
-            &[("traceparent", &traceparent)],
-        )
-        .await
-        .expect("answers");
-    assert_eq!(
-        response.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
-    let run: serde_json::Value = serde_json::from_slice(&response.body).expect("a run");
-    let run_id = run["id"].as_str().expect("an id").to_owned();
+    let run_id = coderun_e2e::run_traced(&client, "print('traced')", &traceparent).await;
 
     // A client that sends none: the gateway starts a trace, and every service uses it.
     let untraced = client

@@ -73,56 +73,53 @@ impl ExecutorMetrics {
     pub fn new(bus: &Bus, store: &RunStore, containers: &ContainerMetrics) -> Self {
         let mut registry =
             coderun_telemetry::metrics::registry_for("executor", env!("CARGO_PKG_VERSION"));
-        let metrics = Self {
-            registry: Arc::new(Registry::default()),
-            completed: Family::default(),
-            end_to_end: seconds_family(),
-            queue: seconds_family(),
-            compile: seconds_family(),
-            execute: seconds_family(),
-            slots: Family::default(),
-            warm_ready: Family::default(),
-            warm_missing: Family::default(),
-        };
+        let completed = Family::default();
+        let end_to_end = seconds_family();
+        let queue = seconds_family();
+        let compile = seconds_family();
+        let execute = seconds_family();
+        let slots = Family::default();
+        let warm_ready = Family::default();
+        let warm_missing = Family::default();
         registry.register(
             "coderun_runs_completed",
             "Runs this executor made final, by language and verdict",
-            metrics.completed.clone(),
+            completed.clone(),
         );
         registry.register(
             "coderun_run_end_to_end_seconds",
             "From a run's creation to its final record",
-            metrics.end_to_end.clone(),
+            end_to_end.clone(),
         );
         registry.register(
             "coderun_run_queue_seconds",
             "From a run's creation to this executor starting it",
-            metrics.queue.clone(),
+            queue.clone(),
         );
         registry.register(
             "coderun_run_compile_seconds",
             "The compile stage's wall time",
-            metrics.compile.clone(),
+            compile.clone(),
         );
         registry.register(
             "coderun_run_execute_seconds",
             "Each execution's wall time (one per test case)",
-            metrics.execute.clone(),
+            execute.clone(),
         );
         registry.register(
             "coderun_executor_slots",
             "Runs this executor is running (busy) and could still take (free)",
-            metrics.slots.clone(),
+            slots.clone(),
         );
         registry.register(
             "coderun_warm_containers_ready",
             "Pre-warmed containers waiting for a run",
-            metrics.warm_ready.clone(),
+            warm_ready.clone(),
         );
         registry.register(
             "coderun_warm_containers_missing",
             "How many the warm pool is short of its target",
-            metrics.warm_missing.clone(),
+            warm_missing.clone(),
         );
         registry.register(
             "coderun_container_create_seconds",
@@ -141,7 +138,14 @@ impl ExecutorMetrics {
         );
         Self {
             registry: Arc::new(registry),
-            ..metrics
+            completed,
+            end_to_end,
+            queue,
+            compile,
+            execute,
+            slots,
+            warm_ready,
+            warm_missing,
         }
     }
 

@@ -43,50 +43,47 @@ impl ProberMetrics {
     pub fn new() -> Self {
         let mut registry =
             coderun_telemetry::metrics::registry_for("prober", env!("CARGO_PKG_VERSION"));
-        let metrics = Self {
-            registry: Arc::new(Registry::default()),
-            success: Family::default(),
-            duration: Family::default(),
-            objective: Family::default(),
-            checks: Family::default(),
-            rounds: Counter::default(),
-            last_round: Gauge::default(),
-            cloudwatch_publishes: Family::default(),
-        };
+        let success = Family::default();
+        let duration = Family::default();
+        let objective = Family::default();
+        let checks = Family::default();
+        let rounds = Counter::default();
+        let last_round = Gauge::default();
+        let cloudwatch_publishes = Family::default();
         registry.register(
             "coderun_probe_success",
             "1 if the check passed in the last round, else 0",
-            metrics.success.clone(),
+            success.clone(),
         );
         registry.register(
             "coderun_probe_duration_seconds",
             "How long the check took in the last round",
-            metrics.duration.clone(),
+            duration.clone(),
         );
         registry.register(
             "coderun_probe_objective_seconds",
             "The check's latency objective",
-            metrics.objective.clone(),
+            objective.clone(),
         );
         registry.register(
             "coderun_probe_checks",
             "Checks run, by outcome: pass, slow (passed outside its objective), fail",
-            metrics.checks.clone(),
+            checks.clone(),
         );
         registry.register(
             "coderun_probe_rounds",
             "Rounds of checks completed",
-            metrics.rounds.clone(),
+            rounds.clone(),
         );
         registry.register(
             "coderun_probe_last_round_timestamp_seconds",
             "Unix time the last round ended",
-            metrics.last_round.clone(),
+            last_round.clone(),
         );
         registry.register(
             "coderun_cloudwatch_publishes",
             "PutMetricData calls, by outcome: ok, failed",
-            metrics.cloudwatch_publishes.clone(),
+            cloudwatch_publishes.clone(),
         );
         for outcome in ["ok", "failed"] {
             let _ = metrics
@@ -95,7 +92,13 @@ impl ProberMetrics {
         }
         Self {
             registry: Arc::new(registry),
-            ..metrics
+            success,
+            duration,
+            objective,
+            checks,
+            rounds,
+            last_round,
+            cloudwatch_publishes,
         }
     }
 

@@ -40,33 +40,30 @@ impl SchedulerMetrics {
     pub fn new(bus: &Bus, store: &RunStore) -> Self {
         let mut registry =
             coderun_telemetry::metrics::registry_for("scheduler", env!("CARGO_PKG_VERSION"));
-        let metrics = Self {
-            registry: Arc::new(Registry::default()),
-            dispatched: Family::default(),
-            queue_depth: Family::default(),
-            oldest_age: Family::default(),
-            webhooks: Family::default(),
-            nats_errors: bus.error_counter(),
-        };
+        let dispatched = Family::default();
+        let queue_depth = Family::default();
+        let oldest_age = Family::default();
+        let webhooks = Family::default();
+        let nats_errors = bus.error_counter();
         registry.register(
             "coderun_runs_dispatched",
             "Runs moved from the submit stream to their pool's queue, by language",
-            metrics.dispatched.clone(),
+            dispatched.clone(),
         );
         registry.register(
             "coderun_queue_depth",
             "Jobs in a language's queue that no executor has taken yet",
-            metrics.queue_depth.clone(),
+            queue_depth.clone(),
         );
         registry.register(
             "coderun_queue_oldest_age_seconds",
             "How long the oldest job no executor has taken has waited since it was dispatched",
-            metrics.oldest_age.clone(),
+            oldest_age.clone(),
         );
         registry.register(
             "coderun_webhook_deliveries",
             "Webhook attempts by outcome: delivered, failed (to be retried), gave_up, refused",
-            metrics.webhooks.clone(),
+            webhooks.clone(),
         );
         coderun_telemetry::metrics::register_connection_errors(
             &mut registry,
@@ -76,13 +73,15 @@ impl SchedulerMetrics {
         // Every outcome's series exists from the start at 0: a first one is an increase a
         // rule sees, not a series appearing.
         for outcome in ["delivered", "failed", "gave_up", "refused"] {
-            let _ = metrics
-                .webhooks
-                .get_or_create(&labels([("outcome", outcome)]));
+            let _ = webhooks.get_or_create(&labels([("outcome", outcome)]));
         }
         Self {
             registry: Arc::new(registry),
-            ..metrics
+            dispatched,
+            queue_depth,
+            oldest_age,
+            webhooks,
+            nats_errors,
         }
     }
 

@@ -86,9 +86,7 @@ impl ProberMetrics {
             cloudwatch_publishes.clone(),
         );
         for outcome in ["ok", "failed"] {
-            let _ = metrics
-                .cloudwatch_publishes
-                .get_or_create(&labels([("outcome", outcome)]));
+            let _ = cloudwatch_publishes.get_or_create(&labels([("outcome", outcome)]));
         }
         Self {
             registry: Arc::new(registry),

@@ -6,12 +6,27 @@
 # prober checking the gateway every minute), and prints how to call the API, where each
 # service's metrics are, and how to run the prober's release gate. Safe to run again: it reuses
 # what already runs.
+# The services are release builds; `scripts/up.sh --debug` (or CODERUN_BUILD=debug) starts
+# debug builds instead, for a developer who wants them.
 # Stop the services with scripts/down.sh.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 GATEWAY_PORT="${CODERUN_GATEWAY_PORT:-8080}"
+BUILD="${CODERUN_BUILD:-release}"
+for argument in "$@"; do
+  case "$argument" in
+    --debug) BUILD=debug ;;
+    --release) BUILD=release ;;
+    *) die "unknown argument $argument (expected --debug or --release)" ;;
+  esac
+done
+case "$BUILD" in
+  release) profile=(--release) ;;
+  debug) profile=() ;;
+  *) die "CODERUN_BUILD must be release or debug, not $BUILD" ;;
+esac
 
 ensure_infrastructure
 bash "$ROOT_DIR/scripts/images.sh"
@@ -19,8 +34,8 @@ bash "$ROOT_DIR/scripts/images.sh"
 agent="$(build_agent)"
 install -D -m 0755 "$agent" "$STATE_DIR/coderun-agent"
 
-log "building the services"
-(cd "$ROOT_DIR" && cargo build --locked -q --bins -p coderun-gateway -p coderun-scheduler -p coderun-executor -p coderun-prober)
+log "building the services ($BUILD)"
+(cd "$ROOT_DIR" && cargo build "${profile[@]}" --locked -q --bins -p coderun-gateway -p coderun-scheduler -p coderun-executor -p coderun-prober)
 
 # One local tenant; its key is kept in the state folder, only its hash goes to the config.
 if [ ! -s "$STATE_DIR/api-key" ]; then
@@ -86,7 +101,7 @@ export CODERUN_GATEWAY__BUS__URL="nats://127.0.0.1:$NATS_PORT" CODERUN_SCHEDULER
   CODERUN_EXECUTOR__BUS__URL="nats://127.0.0.1:$NATS_PORT" CODERUN_GATEWAY__STORE__URL="redis://127.0.0.1:$REDIS_PORT" \
   CODERUN_EXECUTOR__STORE__URL="redis://127.0.0.1:$REDIS_PORT" CODERUN_SCHEDULER__STORE__URL="redis://127.0.0.1:$REDIS_PORT" \
   CODERUN_EXECUTOR__SANDBOX__AGENT_PATH="$STATE_DIR/coderun-agent"
-bin="$CARGO_TARGET_DIR/debug"
+bin="$CARGO_TARGET_DIR/$BUILD"
 start_service scheduler "$bin/coderun-scheduler" --config "$STATE_DIR/scheduler.toml"
 start_service executor "$bin/coderun-executor"
 start_service gateway "$bin/coderun-gateway" --config "$STATE_DIR/gateway.toml"

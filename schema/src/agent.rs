@@ -3,7 +3,8 @@
 //! The executor writes one [`AgentJob`] as a JSON line to the container's stdin; the agent
 //! streams each command's output as [`AgentOutput`] lines on its stdout while it runs, pauses
 //! after compiling when the job asks ([`AgentPaused`], answered by an [`AgentResume`] line),
-//! and ends with one [`AgentResult`] line, then exits. The host never touches a path inside the
+//! and ends with one [`AgentResult`] line, then exits — or, for a job with an
+//! [`InnerSandbox`], waits for the next job. The host never touches a path inside the
 //! container: these lines are all it reads.
 
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,24 @@ pub struct AgentJob {
     /// a command that would pass it is stopped as over its output limit.
     #[serde(default)]
     pub output_budget: Option<u64>,
+    /// Run the job in a fresh inner sandbox of its own inside a reused container (the *fast*
+    /// isolation mode): new user, PID, mount, IPC, UTS and network namespaces, a fresh
+    /// `/workspace`, `/tmp`, `/dev/shm` and `/dev/mqueue`; when the job ends its PID namespace
+    /// dies with everything in it, and the agent waits for the next job. Absent (the *strict*
+    /// mode): the agent runs this one job and exits with its container.
+    #[serde(default)]
+    pub inner_sandbox: Option<InnerSandbox>,
+}
+
+/// How the agent builds a run's inner sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InnerSandbox {
+    /// The host uid (and gid) that is root inside the run's user namespace, where it holds
+    /// the capabilities to mount the fresh directories and to become the program users. It
+    /// is never a program user's, and never the host's root.
+    pub root_uid: u32,
+    /// Size of each fresh tmpfs (`/workspace`, `/tmp`, `/dev/shm`), in MiB.
+    pub scratch_mb: u64,
 }
 
 impl AgentJob {
@@ -109,6 +128,7 @@ impl AgentJob {
             compile_uid: FALLBACK_PROGRAM_UID,
             run_uid: FALLBACK_PROGRAM_UID,
             output_budget: None,
+            inner_sandbox: None,
         }
     }
 }
@@ -200,4 +220,9 @@ pub struct AgentResult {
     /// Set when the agent itself could not do its job (bad job, workspace not writable).
     #[serde(default)]
     pub error: Option<String>,
+    /// The agent vouches that nothing of this job is left in the container (its inner
+    /// sandbox ended whole and no process of it remains), so the container may take the same
+    /// tenant's next job. Never set in the strict mode, where the agent exits.
+    #[serde(default)]
+    pub reusable: bool,
 }

@@ -57,6 +57,24 @@ pub struct Job {
     pub encoding: Encoding,
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// The isolation the tenant requires (`strict`: a single-use container for each of its
+    /// runs); absent, the executor's setting for the language decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+}
+
+/// How a run is isolated from the runs before and after it on the same executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// A container of its own, created for it (or pre-warmed) and removed after it: never
+    /// used twice.
+    Strict,
+    /// A fresh inner sandbox (new user, PID, mount, IPC, UTS and network namespaces, fresh
+    /// workspace and scratch directories) inside a container reused for the same tenant's
+    /// runs of the same language and settings only, and recycled after a number of runs, an
+    /// age, or at once after any run the agent cannot vouch for.
+    Fast,
 }
 
 /// gateway → scheduler on `<prefix>.runs.submit` (JetStream): a run was accepted.

@@ -24,8 +24,11 @@ pub struct ContainerLimits {
     pub memory: i64,
     /// The container's pids limit, as the runtime counts them.
     pub pids: i64,
-    /// Change them in the host's cgroup files: the runtime cannot update a container.
+    /// Change them in the host's cgroup files: the runtime cannot update a container, or the
+    /// container is reused and its limits change with every run.
     pub through_cgroup: bool,
+    /// The container's first process on the host, when known (else the engine is asked).
+    pub host_pid: Option<i64>,
 }
 
 /// Writes one JSON line to the agent's stdin.
@@ -44,18 +47,20 @@ impl Sandbox {
     /// Hands the job to the waiting agent and reads its answer. When `stage_change` is set,
     /// the agent pauses after compiling; the container's memory and pids limits are changed to
     /// the run stage's before it is told to go on.
+    /// With `keep_open` (a reused container) the agent's stdin stays open for the next job.
     pub(crate) async fn exchange(
         &self,
-        ready: ReadyContainer,
+        ready: &mut ReadyContainer,
         job: &AgentJob,
         stage_change: Option<ContainerLimits>,
         progress: Option<tokio::sync::mpsc::UnboundedSender<AgentStageDone>>,
+        keep_open: bool,
     ) -> Result<AgentResult, SandboxError> {
-        let ReadyContainer { id, mut attached } = ready;
+        let ReadyContainer { id, attached } = ready;
         let id = id.as_str();
         send_line(&mut attached.input, job).await?;
         let mut pending_change = stage_change;
-        if pending_change.is_none() {
+        if pending_change.is_none() && !keep_open {
             attached
                 .input
                 .shutdown()
@@ -122,11 +127,13 @@ impl Sandbox {
                                 "the run stage's limits could not be applied".to_owned(),
                             ));
                         }
-                        attached
-                            .input
-                            .shutdown()
-                            .await
-                            .map_err(SandboxError::Send)?;
+                        if !keep_open {
+                            attached
+                                .input
+                                .shutdown()
+                                .await
+                                .map_err(SandboxError::Send)?;
+                        }
                     }
                     AgentLine::Answer(mut answer) => {
                         outputs.fill(&mut answer);
@@ -147,7 +154,10 @@ impl Sandbox {
     /// Changes a running container's memory (and swap) and pids limits; false if refused.
     async fn apply_run_limits(&self, id: &str, limits: &ContainerLimits) -> bool {
         let applied = if limits.through_cgroup {
-            let pid = self.container_state(id).await.and_then(|state| state.pid);
+            let pid = match limits.host_pid {
+                Some(pid) => Some(pid),
+                None => self.container_state(id).await.and_then(|state| state.pid),
+            };
             match pid {
                 Some(pid) if pid > 0 => crate::cgroup::apply(pid, limits.memory, limits.pids),
                 _ => Err("the engine does not say which process the container is".to_owned()),

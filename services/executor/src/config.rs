@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use coderun_schema::messages::Isolation;
+
 pub use coderun_bus::BusConfig;
 pub use coderun_store::StoreConfig;
 
@@ -106,6 +108,21 @@ pub struct SandboxConfig {
     /// together, at least 1), whatever its limits add up to: it bounds what the executor
     /// holds for one run.
     pub max_output_mb: u64,
+    /// The isolation mode of every pool without an entry in `isolations`: `strict` (a
+    /// single-use container per run) or `fast` (a fresh inner sandbox per run in a container
+    /// reused for one tenant). A runsc pool is always strict: gVisor gives an inner sandbox no
+    /// mount namespace of its own. A tenant configured `strict` at the gateway is strict
+    /// everywhere.
+    pub isolation: Isolation,
+    /// Per-pool (language id) overrides of `isolation`; every key must be a catalog id.
+    pub isolations: std::collections::BTreeMap<String, Isolation>,
+    /// Fast mode: runs one container serves before it is removed (at least 1).
+    pub reuse_max_runs: u32,
+    /// Fast mode: seconds after its creation when a container takes no further run.
+    pub reuse_max_secs: u64,
+    /// Fast mode: idle containers kept for their tenants' next runs, across all tenants and
+    /// languages; past it the one idle longest is removed.
+    pub reuse_idle_max: usize,
 }
 
 impl Config {
@@ -147,6 +164,10 @@ impl Config {
                 "sandbox.warm_sizes",
                 self.sandbox.warm_sizes.keys().collect(),
             ),
+            (
+                "sandbox.isolations",
+                self.sandbox.isolations.keys().collect(),
+            ),
         ];
         for (key, ids) in per_pool {
             if let Some(unknown) = ids
@@ -158,8 +179,11 @@ impl Config {
                 ));
             }
         }
-        if self.sandbox.first_program_uid < 1000 || self.sandbox.first_program_uid > 4_000_000_000 {
-            return Err("sandbox.first_program_uid must be between 1000 and 4000000000".to_owned());
+        if self.sandbox.first_program_uid < 1001 || self.sandbox.first_program_uid > 4_000_000_000 {
+            return Err("sandbox.first_program_uid must be between 1001 and 4000000000".to_owned());
+        }
+        if self.sandbox.reuse_max_runs == 0 {
+            return Err("sandbox.reuse_max_runs must be at least 1".to_owned());
         }
         if self.sandbox.max_output_mb == 0 {
             return Err("sandbox.max_output_mb must be at least 1".to_owned());
@@ -180,6 +204,23 @@ impl SandboxConfig {
     /// The OCI runtime of one pool's sandboxes.
     pub fn runtime_for(&self, pool: &str) -> &str {
         self.runtimes.get(pool).unwrap_or(&self.runtime)
+    }
+
+    /// How one run is isolated: the tenant's requirement, then the pool's setting; always
+    /// strict under gVisor.
+    pub fn isolation_for(&self, pool: &str, required: Option<Isolation>) -> Isolation {
+        if crate::container::is_gvisor(self.runtime_for(pool))
+            || required == Some(Isolation::Strict)
+        {
+            return Isolation::Strict;
+        }
+        self.isolations.get(pool).copied().unwrap_or(self.isolation)
+    }
+
+    /// The host uid that is root inside every inner sandbox: the one just below the program
+    /// users' range, so never a program user's and never the host's root.
+    pub fn inner_root_uid(&self) -> u32 {
+        self.first_program_uid - 1
     }
 
     /// `max_output_mb` in bytes.

@@ -83,6 +83,10 @@ pub struct SandboxSpec<'a> {
     pub limits: Limits,
     /// Whether the job has a compile stage.
     pub compiles: bool,
+    /// The tenant whose run it is: a reused container serves one tenant only.
+    pub tenant: &'a str,
+    /// The isolation the tenant requires, if any.
+    pub isolation: Option<crate::config::Isolation>,
 }
 
 impl SandboxSpec<'_> {
@@ -260,6 +264,11 @@ mod tests {
             host_margin_secs: 5,
             first_program_uid: 60_000,
             max_output_mb: 32,
+            isolation: crate::config::Isolation::Strict,
+            isolations: Default::default(),
+            reuse_max_runs: 10,
+            reuse_max_secs: 60,
+            reuse_idle_max: 4,
         }
     }
 
@@ -272,6 +281,8 @@ mod tests {
             run_id: "run_1",
             limits,
             compiles: true,
+            tenant: "t",
+            isolation: None,
         };
         let body = container_body_for_tests(&spec);
         let host = body.host_config.expect("host config");
@@ -348,6 +359,11 @@ mod runtime_tests {
             host_margin_secs: 5,
             first_program_uid: 60_000,
             max_output_mb: 32,
+            isolation: crate::config::Isolation::Strict,
+            isolations: Default::default(),
+            reuse_max_runs: 10,
+            reuse_max_secs: 60,
+            reuse_idle_max: 4,
         };
         let limits = coderun_schema::catalog::Catalog::builtin().limits.default;
         let body = |pool| {
@@ -357,6 +373,8 @@ mod runtime_tests {
                 run_id: "r",
                 limits,
                 compiles: false,
+                tenant: "t",
+                isolation: None,
             };
             container_body(&settings, "test", &spec)
                 .host_config

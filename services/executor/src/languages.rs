@@ -88,6 +88,8 @@ pub async fn read_version(
             run: limits,
         },
         compiles: false,
+        tenant: "",
+        isolation: Some(crate::config::Isolation::Strict),
     };
     let result = sandbox
         .run(&spec, job, Duration::from_secs(60), Default::default())

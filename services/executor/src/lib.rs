@@ -9,6 +9,8 @@
 //! - [`cgroup`]: a running container's limits changed in the host's cgroup files (runsc).
 //! - [`exchange`]: the agent's lines read in linear time; streamed output and its budget.
 //! - [`users`]: the program users of each run in flight.
+//! - [`reuse`]: the fast isolation mode's containers, reused for one tenant, each run in an
+//!   inner sandbox the agent builds; their settings and the idle ones between runs.
 //! - [`warm`]: pre-warmed containers per language, refilled in the background. ("Pool" is
 //!   only ever the NATS work queue of a language, `schema::names::Names::pool_of`.)
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod persist;
 pub mod progress;
+pub mod reuse;
 pub mod sandbox;
 pub mod users;
 pub mod warm;
@@ -265,6 +268,9 @@ impl Application {
         // Only now: runs in flight may still have been taking warm containers.
         warmer_stop.cancel();
         let _ = warmer.await;
+        for id in worker.sandbox.reuse_store().drain() {
+            worker.sandbox.remove_later(id, None);
+        }
         worker.sandbox.finish_removals().await;
         ops_stop.cancel();
         let _ = gauges.await;

@@ -19,7 +19,7 @@ use coderun_schema::agent::{AgentCommand, AgentJob, AgentResult, AgentStageDone}
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_session::ContainerLimits;
-use crate::config::SandboxConfig;
+use crate::config::{Isolation, SandboxConfig};
 use crate::container::{
     container_body, container_key, host_pids_limit, is_gvisor, memory_bytes, SandboxSpec,
 };
@@ -64,22 +64,24 @@ pub enum SandboxError {
 #[derive(Clone)]
 pub struct Sandbox {
     pub(crate) docker: Docker,
-    settings: SandboxConfig,
+    pub(crate) settings: SandboxConfig,
     /// The deployment's name prefix: in container names and labels.
     pub(crate) prefix: String,
     /// Containers created and started ahead of time (filled by `warm::Warmer`).
-    warm: Arc<WarmStore>,
+    pub(crate) warm: Arc<WarmStore>,
     /// Removals of finished containers, done off the run's path; awaited at shutdown.
     pub(crate) removals: tokio_util::task::TaskTracker,
     /// The users of the runs in flight.
-    users: Arc<ProgramUsers>,
+    pub(crate) users: Arc<ProgramUsers>,
     /// Container creations timed and failures counted, by language.
     pub(crate) containers: crate::metrics::ContainerMetrics,
+    /// Fast mode's idle containers, each bound to a tenant.
+    pub(crate) reused: Arc<crate::reuse::ReuseStore>,
 }
 
 /// The most output a job can produce within its caps: stdout and stderr of the compile
 /// command and of every test.
-fn output_budget(job: &AgentJob) -> u64 {
+pub(crate) fn output_budget(job: &AgentJob) -> u64 {
     let both_streams = |command: &AgentCommand| command.limits.output_kb.saturating_mul(2 * 1024);
     let compile = job.compile.as_ref().map_or(0, both_streams);
     let tests = both_streams(&job.run).saturating_mul(job.stdins.len() as u64);
@@ -103,6 +105,7 @@ impl Sandbox {
             removals: tokio_util::task::TaskTracker::new(),
             settings,
             containers: Default::default(),
+            reused: Arc::default(),
         })
     }
 
@@ -126,12 +129,27 @@ impl Sandbox {
         container_body(&self.settings, &self.prefix, spec)
     }
 
-    /// Runs one job in a fresh container — a pre-warmed one when one with exactly these
-    /// settings is waiting, a new one otherwise — and returns the agent's answer. The
-    /// container is removed whatever happens; it is never used twice. When the watch's token
+    /// Runs one job and returns the agent's answer: in the strict mode in a fresh container —
+    /// a pre-warmed one when one with exactly these settings is waiting, a new one otherwise —
+    /// removed whatever happens and never used twice; in the fast mode in an inner sandbox of
+    /// a container reused for the tenant (`crate::reuse`). When the watch's token
     /// fires, the exchange is dropped and the container removed (killed) at once; each stage
     /// that ends is sent to the watch's progress channel.
     pub async fn run(
+        &self,
+        spec: &SandboxSpec<'_>,
+        job: AgentJob,
+        deadline: Duration,
+        watch: RunWatch,
+    ) -> Result<AgentResult, SandboxError> {
+        match self.settings.isolation_for(spec.pool, spec.isolation) {
+            Isolation::Strict => self.run_single_use(spec, job, deadline, watch).await,
+            Isolation::Fast => self.run_reused(spec, job, deadline, watch).await,
+        }
+    }
+
+    /// The strict mode: a container of the run's own, removed after it.
+    async fn run_single_use(
         &self,
         spec: &SandboxSpec<'_>,
         mut job: AgentJob,
@@ -161,6 +179,7 @@ impl Sandbox {
             memory: memory_bytes(&limits),
             pids: host_pids_limit(runtime, limits.pids),
             through_cgroup: is_gvisor(runtime),
+            host_pid: None,
         });
         job.pause_after_compile = stage_change.is_some();
         // gVisor's cgroup counts its own tasks, not the program's processes: the agent does.
@@ -176,11 +195,12 @@ impl Sandbox {
                 self.rename(&id, &name).await;
             }
         };
+        let mut ready = ready;
         let exchange = async {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Ok(Err(SandboxError::Cancelled)),
-                outcome = tokio::time::timeout(deadline, self.exchange(ready, &job, stage_change, progress)) => outcome,
+                outcome = tokio::time::timeout(deadline, self.exchange(&mut ready, &job, stage_change, progress, false)) => outcome,
             }
         };
         let (outcome, ()) = tokio::join!(exchange, rename);
@@ -195,17 +215,7 @@ impl Sandbox {
             other => other,
         };
         // The answer is in hand: the container goes, but off the run's path.
-        let sandbox = self.clone();
-        let removed_id = id.clone();
-        self.removals.spawn(
-            async move {
-                if !sandbox.remove(&removed_id).await {
-                    // Its processes may live on: their users are never handed out again.
-                    std::mem::forget(users);
-                }
-            }
-            .in_current_span(),
-        );
+        self.remove_later(id.clone(), Some(users));
         tracing::info!(
             run_id = spec.run_id,
             container = %id,
@@ -220,16 +230,43 @@ impl Sandbox {
         }
     }
 
+    /// Removes a container off the run's path (awaited at shutdown). The run's users, if
+    /// given, are handed out again once it is gone; never if it could not be removed, since
+    /// its processes may live on.
+    pub(crate) fn remove_later(&self, id: String, users: Option<crate::users::UserLease>) {
+        let sandbox = self.clone();
+        self.removals.spawn(
+            async move {
+                if !sandbox.remove(&id).await {
+                    std::mem::forget(users);
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// Fast mode's idle containers, for the gauges and the shutdown.
+    pub fn reuse_store(&self) -> Arc<crate::reuse::ReuseStore> {
+        self.reused.clone()
+    }
+
     /// A waiting pre-warmed container for `key` that is still running, if any.
     async fn take_warm(&self, key: &str) -> Option<ReadyContainer> {
+        self.take_warm_with_pid(key).await.map(|(ready, _)| ready)
+    }
+
+    /// A waiting pre-warmed container for `key` that is still running, and its first
+    /// process's host pid.
+    pub(crate) async fn take_warm_with_pid(&self, key: &str) -> Option<(ReadyContainer, i64)> {
         while let Some(ready) = self.warm.pop(key) {
-            let running = self
-                .container_state(&ready.id)
-                .await
+            let state = self.container_state(&ready.id).await;
+            let running = state
+                .as_ref()
                 .and_then(|state| state.running)
                 .unwrap_or(false);
-            if running {
-                return Some(ready);
+            let pid = state.and_then(|state| state.pid).unwrap_or(0);
+            if running && pid > 0 {
+                return Some((ready, pid));
             }
             tracing::warn!(container = %ready.id, "a pre-warmed container died while waiting");
             self.remove(&ready.id).await;

@@ -132,12 +132,15 @@ impl Warmer {
                     run_id: "warm",
                     limits: catalog.default_limits(&language.spec),
                     compiles: language.spec.compile.is_some(),
+                    tenant: "",
+                    isolation: None,
                 };
                 let size = sizes
                     .get(&language.spec.id)
                     .copied()
                     .unwrap_or(per_language);
-                let body = sandbox.container_body(&spec);
+                // What a run of a tenant without a requirement of its own asks for.
+                let body = sandbox.body_for(&spec);
                 WarmLanguage {
                     language: language.spec.id.clone(),
                     key: container_key(&body),

@@ -240,6 +240,8 @@ impl Worker {
             run_id,
             limits: dispatched.job.limits,
             compiles: language.spec.compile.is_some(),
+            tenant: &dispatched.tenant,
+            isolation: dispatched.job.isolation,
         };
         // Each stage that ends is reported as it ends; the forwarding is over (the channel
         // closed with the sandbox's watch) before the final result is written.

@@ -37,12 +37,13 @@ pub async fn job_for(
     tenant: &Tenant,
     request: &RunRequest,
 ) -> Result<Job, ApiError> {
-    let job = validate::resolve(
+    let mut job = validate::resolve(
         request,
         &state.catalog,
         |max| tenant.max_limits(max),
         &state.config.runs,
     )?;
+    job.isolation = tenant.isolation;
     if let Some(url) = &job.callback_url {
         check_callback_name(url, &state.config.runs.callback_allow).await?;
     }

@@ -122,6 +122,11 @@ pub struct TenantConfig {
     /// refused with 429 (`queued_runs`). Absent: no limit.
     #[serde(default)]
     pub queued_runs: Option<u32>,
+    /// `strict` gives every run of this tenant a single-use container of its own, whatever
+    /// the executors' setting for the language; absent, the executors decide (see
+    /// docs/design.md, "Isolation modes").
+    #[serde(default)]
+    pub isolation: Option<coderun_schema::messages::Isolation>,
 }
 
 impl TenantConfig {

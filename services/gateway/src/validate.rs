@@ -218,6 +218,7 @@ pub fn resolve(
         limits,
         encoding,
         callback_url: request.callback_url.clone(),
+        isolation: None,
     })
 }
 

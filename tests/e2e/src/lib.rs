@@ -76,6 +76,8 @@ pub struct StackOptions {
     pub languages: Vec<String>,
     /// The OCI runtime of the sandboxes: `runc` or `runsc`.
     pub runtime: String,
+    /// How runs are kept apart (`sandbox.isolation`).
+    pub isolation: coderun_executor::config::Isolation,
     /// Pre-warmed containers per language.
     pub warm_per_language: usize,
     /// Per-language overrides of `warm_per_language`.
@@ -102,6 +104,7 @@ impl Default for StackOptions {
             // reads the version of only these. `languages.rs` takes the whole catalog.
             languages: ["bash", "python", "c"].map(str::to_owned).to_vec(),
             runtime: "runc".to_owned(),
+            isolation: coderun_executor::config::Isolation::Strict,
             warm_per_language: 2,
             warm_sizes: Default::default(),
             redis_url: redis_url(),
@@ -159,6 +162,7 @@ impl TestStack {
         executor_config.worker.drain_timeout_secs = 20;
         executor_config.sandbox.agent_path = options.agent_path.clone();
         executor_config.sandbox.runtime = options.runtime.clone();
+        executor_config.sandbox.isolation = options.isolation;
         executor_config.sandbox.warm_per_language = options.warm_per_language;
         executor_config.sandbox.warm_sizes = options.warm_sizes.clone();
         executor_config.sandbox.first_program_uid = program_uid_base();

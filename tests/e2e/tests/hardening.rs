@@ -382,6 +382,8 @@ async fn the_agent_refuses_to_run_without_exactly_its_privileges() {
             run_id: "run_privileges",
             limits,
             compiles: false,
+            tenant: "a",
+            isolation: None,
         };
         type Break = fn(&mut bollard::models::ContainerCreateBody);
         let mistakes: [(&str, Break, &str); 3] = [

@@ -150,6 +150,7 @@ pub fn run(
     let cpu_seconds = limits.cpu_ms.div_ceil(1000).max(1);
     let process_limit_for_user = limits.pids;
     let file_size = limits.file_size_kb.saturating_mul(1024);
+    let inner_filter = crate::inner::program_filter();
     let mut process = Command::new(program);
     process
         .args(args)
@@ -174,7 +175,18 @@ pub fn run(
                 process_limit_for_user,
                 process_limit_for_user,
             )?;
-            become_program_user(uid)
+            if inner_filter.is_some() {
+                // In a reused container the kernel's OOM killer must pick a program, never
+                // the agent: a run that dies of memory leaves the container able to answer.
+                prefer_for_oom_kill();
+            }
+            become_program_user(uid)?;
+            match inner_filter {
+                Some(filter) => filter
+                    .install()
+                    .map_err(|_| std::io::Error::from_raw_os_error(DROP_FAILED)),
+                None => Ok(()),
+            }
         });
     }
     let oom_kills_before = meter::oom_kills();
@@ -325,6 +337,21 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Makes the calling process the OOM killer's first choice (async-signal-safe; best effort:
+/// it only changes which process the kernel picks).
+fn prefer_for_oom_kill() {
+    const PATH: &[u8] = b"/proc/self/oom_score_adj\0";
+    const MOST: &[u8] = b"1000";
+    // SAFETY: a NUL-terminated path and a valid buffer; the fd is closed at once.
+    unsafe {
+        let fd = libc::open(PATH.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::write(fd, MOST.as_ptr().cast(), MOST.len());
+            libc::close(fd);
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::{BufRead, Write};
 
 use coderun_schema::agent::{
-    AgentOutput, AgentPaused, AgentResume, AgentStage, AgentStageDone, OutputStream,
+    AgentJob, AgentOutput, AgentPaused, AgentResume, AgentStage, AgentStageDone, OutputStream,
     AGENT_PROTOCOL_VERSION,
 };
 use coderun_schema::bytes64::Bytes64;
@@ -47,6 +47,21 @@ pub fn receive<T: serde::de::DeserializeOwned>(what: &str) -> Result<T, String> 
         .read_until(b'\n', &mut line)
         .map_err(|error| format!("failed to read {what}: {error}"))?;
     serde_json::from_slice(&line).map_err(|error| format!("{what} is not valid: {error}"))
+}
+
+/// Reads the next job; `None` when the host closed the agent's stdin instead.
+pub fn receive_job() -> Result<Option<AgentJob>, String> {
+    let mut line = Vec::new();
+    let read = std::io::stdin()
+        .lock()
+        .read_until(b'\n', &mut line)
+        .map_err(|error| format!("failed to read the job: {error}"))?;
+    if read == 0 {
+        return Ok(None);
+    }
+    serde_json::from_slice(&line)
+        .map(Some)
+        .map_err(|error| format!("the job is not valid: {error}"))
 }
 
 /// Tells the host the compile stage is over and waits for its word to run: true to go on.

@@ -5,7 +5,9 @@
 //! the compile command once as the compile user and the run command once per stdin as the run
 //! user, streaming their output to the host as [`AgentOutput`] lines and reporting each
 //! command as it ends ([`AgentStageDone`], the host's progress events), and answers with one
-//! [`AgentResult`] line. Then it exits and the container is gone.
+//! [`AgentResult`] line. Then it exits and the container is gone — unless the job asked for an
+//! inner sandbox (the fast mode): then the job runs in fresh namespaces of its own and the
+//! agent, once that sandbox has ended whole, waits for the container's next job.
 //!
 //! - [`host`]: the protocol's lines on stdin and stdout.
 //! - [`privilege`]: the agent's own privileges, and the drop to a program's user.
@@ -15,6 +17,8 @@
 //!   removing a user's files however deep they go.
 //! - [`reap`]: killing whatever a program left running.
 //! - [`meter`]: CPU and memory of the whole process tree, from the cgroup.
+//! - [`inner`]: a fast-mode job's inner sandbox; [`confine`]: its programs' second seccomp
+//!   filter; [`loopback`]: its network namespace's `lo`.
 //!
 //! `unsafe` is allowed here alone: rlimits, credentials, wait4 and kill are system calls std
 //! does not wrap.
@@ -30,7 +34,10 @@ use coderun_schema::agent::{AgentJob, AgentResult, AGENT_PROTOCOL_VERSION, WORKS
 use coderun_schema::bytes64::Bytes64;
 
 mod command;
+mod confine;
 mod host;
+mod inner;
+mod loopback;
 mod meter;
 mod pipes;
 mod privilege;
@@ -39,23 +46,47 @@ mod remove;
 mod workspace;
 
 fn main() {
-    let mut result = AgentResult {
-        v: AGENT_PROTOCOL_VERSION,
-        ..Default::default()
-    };
-    let job = host::receive::<AgentJob>("the job");
-    if let Err(error) = job.and_then(|job| {
-        privilege::check_agent()?;
-        run_job(&job, &mut result)
-    }) {
-        result.error = Some(error);
+    // The first job is always read; after it, only a job that ran in an inner sandbox which
+    // ended whole lets the agent take another.
+    let mut first = true;
+    loop {
+        let job = match host::receive_job() {
+            Ok(None) if !first => return,
+            Ok(None) => Err("the host sent no job".to_owned()),
+            Ok(Some(job)) => Ok(job),
+            Err(error) => Err(error),
+        };
+        first = false;
+        let result = job.and_then(|job| {
+            privilege::check_agent()?;
+            Ok(match job.inner_sandbox {
+                Some(inner) => inner::run(&job, inner),
+                None => {
+                    let mut result = AgentResult {
+                        v: AGENT_PROTOCOL_VERSION,
+                        ..Default::default()
+                    };
+                    if let Err(error) = run_job(&job, &mut result) {
+                        result.error = Some(error);
+                    }
+                    result
+                }
+            })
+        });
+        let result = result.unwrap_or_else(|error| AgentResult {
+            v: AGENT_PROTOCOL_VERSION,
+            error: Some(error),
+            ..Default::default()
+        });
+        // If the host is gone there is nobody to tell; exit either way.
+        if host::send(&result).is_err() || !result.reusable {
+            return;
+        }
     }
-    // If the host is gone there is nobody to tell; exit either way.
-    let _ = host::send(&result);
 }
 
 /// Runs the job, filling `result` as it goes; `Err` is the agent's own failure.
-fn run_job(job: &AgentJob, result: &mut AgentResult) -> Result<(), String> {
+pub(crate) fn run_job(job: &AgentJob, result: &mut AgentResult) -> Result<(), String> {
     // Not the container's working directory: Docker would create that one root-owned over the
     // tmpfs.
     std::env::set_current_dir(WORKSPACE)

@@ -7,7 +7,14 @@ use std::time::Duration;
 /// included). Each pid is named from /proc rather than with kill(-1): not every runtime's
 /// kernel (gVisor's) spares the caller of kill(-1).
 pub fn kill_all_programs() {
-    let Some(pids) = other_pids() else {
+    // An inner sandbox's first process sees the container's /proc, whose pids are not its PID
+    // namespace's; kill(-1) there reaches every process of the namespace but itself.
+    let pids = if crate::inner::active() {
+        None
+    } else {
+        other_pids()
+    };
+    let Some(pids) = pids else {
         // No /proc to read: fall back to kill(-1), which Linux never turns on its caller.
         // SAFETY: kill has no memory effects.
         unsafe {
@@ -31,6 +38,11 @@ fn other_pids() -> Option<impl Iterator<Item = libc::pid_t>> {
         let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
         (pid != own).then_some(pid as libc::pid_t)
     }))
+}
+
+/// Whether the agent is the only process left in the container.
+pub fn only_agent_left() -> bool {
+    other_pids().is_some_and(|mut pids| pids.next().is_none())
 }
 
 /// Processes in the sandbox besides the agent.

@@ -1,0 +1,290 @@
+//! Fast mode's reused containers: the outer box of many runs of one tenant, each run in a fresh
+//! inner sandbox the agent builds (new user, PID, mount, IPC, UTS and network namespaces; see
+//! the agent's `inner` module).
+//!
+//! A fast container is made for a language, not for one run's limits: its seccomp profile also
+//! allows `unshare` and `mount` (the agent's programs lose them again), its fsize ulimit and
+//! first limits are the catalog's largest, and before each run (and between its stages) the
+//! executor writes the run's memory and pids limits into the container's cgroup on the host. A
+//! container taken by a tenant serves only that tenant; it is removed after
+//! `reuse_max_runs` runs or `reuse_max_secs`, and at once after a run the agent could not
+//! vouch for.
+
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bollard::models::ContainerCreateBody;
+use coderun_schema::agent::{AgentJob, AgentResult, InnerSandbox};
+
+use crate::agent_session::ContainerLimits;
+use crate::config::{Isolation, SandboxConfig};
+use crate::container::{
+    container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec, SECCOMP_PROFILE,
+};
+use crate::sandbox::{output_budget, RunWatch, Sandbox, SandboxError};
+use crate::warm::ReadyContainer;
+
+/// The processes of a fast container besides a command's own and the agent's tasks counted by
+/// `container::AGENT_TASKS`: the waiting agent and the process that left its namespaces.
+pub const INNER_SANDBOX_TASKS: i64 = 2;
+
+/// The system calls a fast container's agent needs beyond the strict profile's.
+const INNER_SANDBOX_CALLS: [&str; 2] = ["unshare", "mount"];
+
+/// The strict profile with the inner sandbox's calls allowed.
+pub fn fast_profile() -> &'static str {
+    static PROFILE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut profile: serde_json::Value =
+            serde_json::from_str(SECCOMP_PROFILE).unwrap_or_default();
+        if let Some(names) = profile["syscalls"][0]["names"].as_array_mut() {
+            names.extend(INNER_SANDBOX_CALLS.map(serde_json::Value::from));
+        }
+        profile.to_string()
+    });
+    &PROFILE
+}
+
+/// The container settings of a fast container for `spec`'s language: the strict settings with
+/// the language's largest limits and the fast profile.
+pub fn fast_body(
+    settings: &SandboxConfig,
+    prefix: &str,
+    spec: &SandboxSpec<'_>,
+    largest: coderun_schema::catalog::Limits,
+) -> ContainerCreateBody {
+    let widest = SandboxSpec {
+        limits: largest,
+        ..spec.clone()
+    };
+    let mut body = container_body(settings, prefix, &widest);
+    if let Some(host) = body.host_config.as_mut() {
+        host.security_opt = Some(vec![
+            "no-new-privileges".to_owned(),
+            format!("seccomp={}", fast_profile()),
+        ]);
+        host.pids_limit = host.pids_limit.map(|pids| pids + INNER_SANDBOX_TASKS);
+    }
+    body
+}
+
+/// A started fast container between runs.
+pub struct Reusable {
+    pub ready: ReadyContainer,
+    /// The container's first process on the host: its cgroup holds the run's limits.
+    pub host_pid: i64,
+    /// Runs it has served.
+    pub runs: u32,
+    pub created: Instant,
+}
+
+/// Idle fast containers, each bound to the tenant whose runs it served.
+#[derive(Default)]
+pub struct ReuseStore {
+    /// (tenant, container key, container), the longest idle first.
+    idle: Mutex<Vec<(String, String, Reusable)>>,
+}
+
+impl ReuseStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, String, Reusable)>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The tenant's idle container for `key` that went idle last, if any.
+    pub fn take(&self, tenant: &str, key: &str) -> Option<Reusable> {
+        let mut idle = self.lock();
+        let position = idle
+            .iter()
+            .rposition(|(owner, wanted, _)| owner == tenant && wanted == key)?;
+        Some(idle.remove(position).2)
+    }
+
+    /// Keeps a container for its tenant; returns the ids of those removed to stay within
+    /// `most` (the longest idle first).
+    pub fn put(&self, tenant: &str, key: &str, container: Reusable, most: usize) -> Vec<String> {
+        let mut idle = self.lock();
+        idle.push((tenant.to_owned(), key.to_owned(), container));
+        let excess = idle.len().saturating_sub(most);
+        idle.drain(..excess)
+            .map(|(_, _, container)| container.ready.id)
+            .collect()
+    }
+
+    /// Idle containers now.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Empties the store, returning every container id it held.
+    pub fn drain(&self) -> Vec<String> {
+        self.lock()
+            .drain(..)
+            .map(|(_, _, container)| container.ready.id)
+            .collect()
+    }
+}
+
+/// The catalog's largest limits of a pool's language: what a fast container is made for.
+fn largest_limits(pool: &str) -> Option<coderun_schema::catalog::Limits> {
+    static LARGEST: std::sync::LazyLock<
+        std::collections::HashMap<String, coderun_schema::catalog::Limits>,
+    > = std::sync::LazyLock::new(|| {
+        let catalog = coderun_schema::catalog::Catalog::builtin();
+        catalog
+            .languages
+            .iter()
+            .map(|language| {
+                let pool = coderun_schema::names::Names::pool_of(&language.id);
+                (pool, catalog.max_limits(language))
+            })
+            .collect()
+    });
+    LARGEST.get(pool).copied()
+}
+
+impl Sandbox {
+    /// The container settings a run of `spec` gets: a fast container's for its language in the
+    /// fast mode, exactly its own in the strict mode.
+    pub fn body_for(&self, spec: &SandboxSpec<'_>) -> ContainerCreateBody {
+        match self.settings.isolation_for(spec.pool, spec.isolation) {
+            Isolation::Strict => self.container_body(spec),
+            Isolation::Fast => {
+                let largest = largest_limits(spec.pool).unwrap_or(spec.limits);
+                fast_body(&self.settings, &self.prefix, spec, largest)
+            }
+        }
+    }
+
+    /// A fast container for the tenant: its own idle one, else a pre-warmed one, else a new
+    /// one. The flag says whether it was waiting.
+    async fn take_reusable(
+        &self,
+        spec: &SandboxSpec<'_>,
+        key: &str,
+        body: ContainerCreateBody,
+    ) -> Result<(Reusable, bool), SandboxError> {
+        if let Some(idle) = self.reused.take(spec.tenant, key) {
+            return Ok((idle, true));
+        }
+        let (ready, host_pid, warm) = match self.take_warm_with_pid(key).await {
+            Some((ready, pid)) => (ready, pid, true),
+            None => {
+                let ready = self
+                    .create_ready(body, &self.container_name(spec.run_id))
+                    .await?;
+                let pid = self
+                    .container_state(&ready.id)
+                    .await
+                    .and_then(|state| state.pid);
+                match pid {
+                    Some(pid) if pid > 0 => (ready, pid, false),
+                    _ => {
+                        self.remove(&ready.id).await;
+                        return Err(SandboxError::Protocol(
+                            "the engine does not say which process the container is".to_owned(),
+                        ));
+                    }
+                }
+            }
+        };
+        self.warm.refill.notify_one();
+        let container = Reusable {
+            ready,
+            host_pid,
+            runs: 0,
+            created: Instant::now(),
+        };
+        Ok((container, warm))
+    }
+
+    /// The fast mode: the job in a fresh inner sandbox of a container reused for the tenant.
+    pub(crate) async fn run_reused(
+        &self,
+        spec: &SandboxSpec<'_>,
+        mut job: AgentJob,
+        deadline: Duration,
+        watch: RunWatch,
+    ) -> Result<AgentResult, SandboxError> {
+        let RunWatch { cancel, progress } = watch;
+        let body = self.body_for(spec);
+        let key = container_key(&body);
+        let started = Instant::now();
+        let (mut container, waiting) = self.take_reusable(spec, &key, body).await?;
+        let counter = if waiting {
+            &self.warm.stats.warm_takes
+        } else {
+            &self.warm.stats.cold_starts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let acquired = started.elapsed();
+        let id = container.ready.id.clone();
+        let limits_of = |limits: &coderun_schema::catalog::StageLimits| ContainerLimits {
+            memory: memory_bytes(limits),
+            pids: host_pids_limit("runc", limits.pids) + INNER_SANDBOX_TASKS,
+            through_cgroup: true,
+            host_pid: Some(container.host_pid),
+        };
+        let first = limits_of(&spec.first_stage());
+        let stage_change = spec.stage_change().map(|limits| limits_of(&limits));
+        if let Err(error) = crate::cgroup::apply(container.host_pid, first.memory, first.pids) {
+            self.remove_later(id, None);
+            return Err(SandboxError::Protocol(format!(
+                "failed to give the container the run's limits: {error}"
+            )));
+        }
+        job.pause_after_compile = stage_change.is_some();
+        let users = self.users.lease();
+        job.compile_uid = users.compile_uid;
+        job.run_uid = users.run_uid;
+        job.output_budget = Some(output_budget(&job).min(self.settings.max_output_bytes()));
+        job.inner_sandbox = Some(InnerSandbox {
+            root_uid: self.settings.inner_root_uid(),
+            scratch_mb: self.settings.workspace_mb,
+        });
+        let outcome = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Ok(Err(SandboxError::Cancelled)),
+            outcome = tokio::time::timeout(
+                deadline,
+                self.exchange(&mut container.ready, &job, stage_change, progress, true),
+            ) => outcome,
+        };
+        let exchanged = started.elapsed();
+        let outcome = match outcome {
+            Ok(Err(SandboxError::Protocol(message))) if self.was_oom_killed(&id).await => {
+                tracing::warn!(container = %id, %message, "the sandbox was OOM-killed as a whole");
+                Ok(Err(SandboxError::OutOfMemory))
+            }
+            other => other,
+        };
+        container.runs += 1;
+        let vouched = matches!(&outcome, Ok(Ok(answer)) if answer.reusable);
+        let fresh = container.runs < self.settings.reuse_max_runs
+            && container.created.elapsed().as_secs() < self.settings.reuse_max_secs;
+        tracing::info!(
+            run_id = spec.run_id,
+            container = %id,
+            warm = waiting,
+            reused = container.runs > 1,
+            kept = vouched && fresh,
+            acquire_ms = acquired.as_millis() as u64,
+            exchange_ms = (exchanged - acquired).as_millis() as u64,
+            "sandbox finished"
+        );
+        if vouched && fresh {
+            drop(users);
+            let most = self.settings.reuse_idle_max;
+            for evicted in self.reused.put(spec.tenant, &key, container, most) {
+                self.remove_later(evicted, None);
+            }
+        } else {
+            self.remove_later(id, Some(users));
+        }
+        match outcome {
+            Ok(result) => result,
+            Err(_) => Err(SandboxError::Deadline(deadline)),
+        }
+    }
+}

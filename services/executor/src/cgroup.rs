@@ -53,6 +53,14 @@ fn read_number(path: &Path) -> Option<i64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// Whether host process `pid` still lives in the cgroup of container `id` (the engine names a
+/// container's cgroup after its id, under cgroup v1 and v2 alike).
+pub fn is_process_of(pid: i64, id: &str) -> bool {
+    !id.is_empty()
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|text| text.lines().any(|line| line.contains(id)))
+}
+
 /// Sets the memory (swap equal to it: none beyond) and pids limits of process `pid`'s cgroup.
 pub fn apply(pid: i64, memory: i64, pids: i64) -> Result<(), String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))

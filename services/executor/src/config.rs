@@ -102,7 +102,9 @@ pub struct SandboxConfig {
     pub host_margin_secs: u64,
     /// The first of the uids programs run as (1000 to 4000000000): each run in flight leases
     /// the lowest free pair, `first_program_uid + 2n` to compile and `+ 2n + 1` to run, so no
-    /// two concurrent runs share a user. Choose a range no host account uses.
+    /// two concurrent runs share a user; in the fast mode it also leases `first_program_uid -
+    /// 1 - n` as its inner sandbox's root. Choose a range no host account uses, with room
+    /// below it for one uid per run in flight.
     pub first_program_uid: u32,
     /// The most output one run may send back, in MiB (stdout and stderr of every stage
     /// together, at least 1), whatever its limits add up to: it bounds what the executor
@@ -215,12 +217,6 @@ impl SandboxConfig {
             return Isolation::Strict;
         }
         self.isolations.get(pool).copied().unwrap_or(self.isolation)
-    }
-
-    /// The host uid that is root inside every inner sandbox: the one just below the program
-    /// users' range, so never a program user's and never the host's root.
-    pub fn inner_root_uid(&self) -> u32 {
-        self.first_program_uid - 1
     }
 
     /// `max_output_mb` in bytes.

@@ -156,6 +156,11 @@ impl Application {
         self.worker.sandbox.warm_store()
     }
 
+    /// Fast mode's idle containers, each bound to a tenant.
+    pub fn reuse_store(&self) -> Arc<crate::reuse::ReuseStore> {
+        self.worker.sandbox.reuse_store()
+    }
+
     /// The port of the ops listener (`/metrics`, `/healthz`, `/readyz`).
     pub fn ops_port(&self) -> u16 {
         self.ops.port()

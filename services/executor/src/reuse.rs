@@ -112,6 +112,14 @@ impl ReuseStore {
             .collect()
     }
 
+    /// The ids of every idle container.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .map(|(_, _, container)| container.ready.id.clone())
+            .collect()
+    }
+
     /// Idle containers now.
     pub fn count(&self) -> usize {
         self.lock().len()
@@ -165,8 +173,14 @@ impl Sandbox {
         key: &str,
         body: ContainerCreateBody,
     ) -> Result<(Reusable, bool), SandboxError> {
-        if let Some(idle) = self.reused.take(spec.tenant, key) {
-            return Ok((idle, true));
+        while let Some(idle) = self.reused.take(spec.tenant, key) {
+            // A container that died while idle (an engine restart, the host's OOM killer) is
+            // not reused, nor is its recorded pid trusted once it is another process's.
+            if crate::cgroup::is_process_of(idle.host_pid, &idle.ready.id) {
+                return Ok((idle, true));
+            }
+            tracing::warn!(container = %idle.ready.id, "an idle container is gone; removing it");
+            self.remove_later(idle.ready.id, None);
         }
         let (ready, host_pid, warm) = match self.take_warm_with_pid(key).await {
             Some((ready, pid)) => (ready, pid, true),
@@ -240,7 +254,7 @@ impl Sandbox {
         job.run_uid = users.run_uid;
         job.output_budget = Some(output_budget(&job).min(self.settings.max_output_bytes()));
         job.inner_sandbox = Some(InnerSandbox {
-            root_uid: self.settings.inner_root_uid(),
+            root_uid: users.inner_root_uid,
             scratch_mb: self.settings.workspace_mb,
         });
         let outcome = tokio::select! {

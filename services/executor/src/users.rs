@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-/// Hands out pairs of uids: lease `n` is `first + 2n` (compile) and `first + 2n + 1` (run). The
+/// Hands out pairs of uids: lease `n` is `first + 2n` (compile) and `first + 2n + 1` (run), and
+/// `first - 1 - n` as the fast mode's inner root. The
 /// lowest free lease is taken; there is always one (it grows past the slots rather than wait).
 #[derive(Debug)]
 pub struct ProgramUsers {
@@ -21,6 +22,11 @@ pub struct UserLease {
     index: u32,
     pub compile_uid: u32,
     pub run_uid: u32,
+    /// Root inside the run's inner sandbox in the fast mode (`first - 1 - n`): the host user
+    /// that creates its user namespace, so the kernel's per-user counters of the run's
+    /// programs (inotify, message queues, pending signals) are charged to a user of the run's
+    /// own, never to the host's root or another run.
+    pub inner_root_uid: u32,
 }
 
 impl ProgramUsers {
@@ -48,6 +54,7 @@ impl ProgramUsers {
             index,
             compile_uid,
             run_uid: compile_uid + 1,
+            inner_root_uid: self.first.saturating_sub(1 + index).max(1),
         }
     }
 }
@@ -69,6 +76,10 @@ mod tests {
         let second = users.lease();
         assert_eq!((first.compile_uid, first.run_uid), (60_000, 60_001));
         assert_eq!((second.compile_uid, second.run_uid), (60_002, 60_003));
+        assert_eq!(
+            (first.inner_root_uid, second.inner_root_uid),
+            (59_999, 59_998)
+        );
         drop(first);
         let third = users.lease();
         assert_eq!(third.compile_uid, 60_000, "the lowest free pair comes back");

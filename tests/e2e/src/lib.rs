@@ -127,6 +127,8 @@ pub struct TestStack {
     pub names: Names,
     /// The executor's pre-warmed containers and warm/cold counters.
     pub warm: std::sync::Arc<coderun_executor::warm::WarmStore>,
+    /// The executor's idle fast-mode containers, kept for their tenants' next runs.
+    pub reused: std::sync::Arc<coderun_executor::reuse::ReuseStore>,
     /// The scheduler's ops listener (`/metrics`, `/healthz`, `/readyz`).
     pub scheduler_ops_url: String,
     /// The executor's ops listener.
@@ -173,6 +175,7 @@ impl TestStack {
             .await
             .expect("executor starts");
         let warm = executor.warm_store();
+        let reused = executor.reuse_store();
         let executor_ops_url = format!("http://127.0.0.1:{}", executor.ops_port());
 
         let mut scheduler_config: coderun_scheduler::config::Config =
@@ -225,6 +228,7 @@ impl TestStack {
             base_url,
             names,
             warm,
+            reused,
             scheduler_ops_url,
             executor_ops_url,
             redis_url: options.redis_url,
@@ -269,9 +273,11 @@ impl TestStack {
         cleanup::docker_ps(&format!("name={run_id}"), false)
     }
 
-    /// Ids of this stack's sandbox containers that are not waiting in its warm pool.
+    /// Ids of this stack's sandbox containers that are not waiting in its warm pool (nor,
+    /// in the fast mode, idle for their tenant's next run).
     pub fn containers_outside_warm_pool(&self, including_stopped: bool) -> Vec<String> {
-        let warm = self.warm.ids();
+        let mut warm = self.warm.ids();
+        warm.extend(self.reused.ids());
         self.containers(including_stopped)
             .into_iter()
             .filter(|id| !warm.contains(id))

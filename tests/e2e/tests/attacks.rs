@@ -349,24 +349,24 @@ async fn hostile_programs_are_contained_and_get_the_right_verdict() {
     // Set before any service starts: the executor runs in this process, so a leak of its
     // environment into a sandbox would show this value.
     std::env::set_var(HOST_SECRET_NAME, HOST_SECRET);
-    for runtime in coderun_e2e::sandbox_runtimes() {
-        eprintln!("--- attacks under {runtime}");
-        attack_under(&runtime).await;
+    for mode in coderun_e2e::sandbox_modes() {
+        eprintln!("--- attacks under {mode}");
+        attack_under(&mode).await;
     }
 }
 
-async fn attack_under(runtime: &str) {
+async fn attack_under(mode: &coderun_e2e::SandboxMode) {
+    let runtime = mode.runtime.as_str();
     let stack = TestStack::start_with(coderun_e2e::StackOptions {
         languages: vec!["bash".to_owned(), "python".to_owned()],
         slots: 2,
-        runtime: runtime.to_owned(),
-        ..Default::default()
+        ..mode.options()
     })
     .await;
     let client = stack.client();
     let bystander = python("print(sum(range(10**6)))\n");
     for attack in attacks() {
-        let name = format!("{} ({runtime})", attack.name);
+        let name = format!("{} ({mode})", attack.name);
         let started = Instant::now();
         let (attacked, innocent) = tokio::join!(
             client.run_and_wait(&attack.request),

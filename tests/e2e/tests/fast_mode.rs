@@ -110,3 +110,58 @@ print(open('/proc/1/stat').read().split()[21])
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_runs_of_two_tenants_have_per_user_kernel_counters_of_their_own() {
+    let stack = TestStack::start_with(StackOptions {
+        isolation: Isolation::Fast,
+        languages: vec!["python".to_owned()],
+        slots: 2,
+        ..StackOptions::default()
+    })
+    .await;
+    // Each run holds 100 inotify instances (the kernel allows 128 per user by default) for a
+    // while: charged to one user for both, the second run would get fewer.
+    let hog = r#"
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+started = time.time()
+held = [fd for fd in (libc.inotify_init() for _ in range(100)) if fd >= 0]
+time.sleep(2)
+print(len(held), os.getuid(), started, time.time())
+"#;
+    let (a, b) = (
+        stack.client(),
+        stack.client_with_key(coderun_e2e::TENANT_B_KEY),
+    );
+    let (request_a, request_b) = (python(hog), python(hog));
+    let (first, second) = tokio::join!(a.run_and_wait(&request_a), b.run_and_wait(&request_b));
+    let mut lines = Vec::new();
+    for run in [
+        first.expect("tenant A's run"),
+        second.expect("tenant B's run"),
+    ] {
+        let stdout = run
+            .run
+            .as_ref()
+            .map(|run| run.stdout.clone())
+            .unwrap_or_default();
+        let fields: Vec<String> = stdout.split_whitespace().map(str::to_owned).collect();
+        assert_eq!(fields.first().map(String::as_str), Some("100"), "{run:?}");
+        assert_eq!(fields.len(), 4, "{run:?}");
+        lines.push(fields);
+    }
+    let times = |fields: &[String]| -> (f64, f64) {
+        (
+            fields[2].parse().expect("a start time"),
+            fields[3].parse().expect("an end time"),
+        )
+    };
+    let ((start_a, end_a), (start_b, end_b)) = (times(&lines[0]), times(&lines[1]));
+    assert!(
+        start_a < end_b && start_b < end_a,
+        "the two runs held their instances at the same time: {lines:?}"
+    );
+    assert_ne!(lines[0][1], lines[1][1], "two runs at once, two users");
+    stack.stop().await;
+}

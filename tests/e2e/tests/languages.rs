@@ -148,8 +148,12 @@ fn stable_rows(doc: &str) -> Vec<String> {
         .collect()
 }
 
-/// Proves every catalog language under one OCI runtime and measures it.
-async fn prove_catalog(catalog: &Catalog, runtime: &str) -> BTreeMap<String, Measured> {
+/// Proves every catalog language under one OCI runtime and isolation mode and measures it.
+async fn prove_catalog(
+    catalog: &Catalog,
+    mode: &coderun_e2e::SandboxMode,
+) -> BTreeMap<String, Measured> {
+    let runtime = mode;
     let stack = TestStack::start_with(StackOptions {
         languages: catalog
             .languages
@@ -157,8 +161,7 @@ async fn prove_catalog(catalog: &Catalog, runtime: &str) -> BTreeMap<String, Mea
             .map(|language| language.id.clone())
             .collect(),
         warm_per_language: 1,
-        runtime: runtime.to_owned(),
-        ..Default::default()
+        ..mode.options()
     })
     .await;
     let client = stack.client();
@@ -196,13 +199,14 @@ async fn prove_catalog(catalog: &Catalog, runtime: &str) -> BTreeMap<String, Mea
 async fn every_catalog_language_runs_hello_world_echoes_stdin_and_fails_as_it_should() {
     let catalog = Catalog::builtin();
     let mut documented = None;
-    // Every language under every runtime; the table is measured under runc, the default.
-    for runtime in coderun_e2e::sandbox_runtimes() {
-        eprintln!("--- every language under {runtime}");
-        let measured = prove_catalog(&catalog, &runtime).await;
+    // Every language under every runtime and mode; the table is measured under runc/strict,
+    // the default.
+    for mode in coderun_e2e::sandbox_modes() {
+        eprintln!("--- every language under {mode}");
+        let measured = prove_catalog(&catalog, &mode).await;
         documented.get_or_insert(measured);
     }
-    let measured = documented.expect("runc is always among the runtimes");
+    let measured = documented.expect("runc/strict is always among the modes");
     let doc = table(&catalog, &measured);
     if std::env::var("CODERUN_UPDATE_DOCS").as_deref() == Ok("1") {
         std::fs::write(DOC_PATH, &doc).expect("write docs/languages.md");

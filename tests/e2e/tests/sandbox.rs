@@ -226,11 +226,10 @@ async fn the_process_limit_holds_under_every_runtime() {
         ..Default::default()
     }
     };
-    for runtime in coderun_e2e::sandbox_runtimes() {
+    for mode in coderun_e2e::sandbox_modes() {
         let stack = TestStack::start_with(coderun_e2e::StackOptions {
             languages: vec!["python".to_owned()],
-            runtime: runtime.clone(),
-            ..Default::default()
+            ..mode.options()
         })
         .await;
         let client = stack.client();
@@ -238,19 +237,19 @@ async fn the_process_limit_holds_under_every_runtime() {
         assert_eq!(
             within_limit.verdict,
             Some(Verdict::Ok),
-            "{runtime}: {within_limit:#?}"
+            "{mode}: {within_limit:#?}"
         );
         assert_eq!(within_limit.run.as_ref().expect("stage").stdout, "4\n");
         let over_limit = client.run_and_wait(&spawn(20)).await.expect("run");
         assert_eq!(
             over_limit.verdict,
             Some(Verdict::RuntimeError),
-            "{runtime}: {over_limit:#?}"
+            "{mode}: {over_limit:#?}"
         );
         assert_ne!(
             over_limit.run.as_ref().expect("stage").stdout,
             "20\n",
-            "{runtime}"
+            "{mode}"
         );
         stack.stop().await;
     }
@@ -260,12 +259,11 @@ async fn the_process_limit_holds_under_every_runtime() {
 async fn programs_open_their_standard_streams_by_name_under_each_runtime() {
     let catalog = coderun_schema::catalog::Catalog::builtin();
     let sql = catalog.find("sql").expect("sql is in the catalog");
-    for runtime in coderun_e2e::sandbox_runtimes() {
+    for mode in coderun_e2e::sandbox_modes() {
         let stack = TestStack::start_with(coderun_e2e::StackOptions {
             languages: vec!["python".to_owned(), "sql".to_owned()],
-            runtime: runtime.clone(),
             warm_per_language: 0,
-            ..Default::default()
+            ..mode.options()
         })
         .await;
         let client = stack.client();
@@ -288,12 +286,8 @@ async fn programs_open_their_standard_streams_by_name_under_each_runtime() {
         };
         for (request, expected) in [(python, "BY NAME\n"), (sql_echo, "one\n\nthree\n")] {
             let run = client.run_and_wait(&request).await.expect("run");
-            assert_eq!(run.verdict, Some(Verdict::Ok), "{runtime}: {run:#?}");
-            assert_eq!(
-                run.run.as_ref().expect("stage").stdout,
-                expected,
-                "{runtime}"
-            );
+            assert_eq!(run.verdict, Some(Verdict::Ok), "{mode}: {run:#?}");
+            assert_eq!(run.run.as_ref().expect("stage").stdout, expected, "{mode}");
         }
         stack.stop().await;
     }

@@ -341,12 +341,16 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::
 }
 
 /// Makes the calling process the OOM killer's first choice (async-signal-safe; best effort:
-/// it only changes which process the kernel picks).
+/// it only changes which process the kernel picks). The process is made dumpable first, so
+/// its /proc files are its own user's (the inner sandbox's root) rather than the host root's;
+/// the change to the program's user that follows makes it undumpable again until exec.
 fn prefer_for_oom_kill() {
     const PATH: &[u8] = b"/proc/self/oom_score_adj\0";
     const MOST: &[u8] = b"1000";
-    // SAFETY: a NUL-terminated path and a valid buffer; the fd is closed at once.
+    // SAFETY: prctl takes integers; a NUL-terminated path and a valid buffer; the fd is
+    // closed at once.
     unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 1);
         let fd = libc::open(PATH.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
         if fd >= 0 {
             libc::write(fd, MOST.as_ptr().cast(), MOST.len());

@@ -3,8 +3,9 @@
 //! For each job the agent forks a process that leaves the container's namespaces for new user,
 //! mount, PID, IPC, UTS and network ones. The agent, still in the container's namespaces and
 //! holding SETUID and SETGID there, writes the new user namespace's maps: inside root is
-//! [`InnerSandbox::root_uid`] (never the host's root: the container cannot map uid 0), and the
-//! job's compile and run users are themselves. That process becomes inside root and forks the
+//! [`InnerSandbox::root_uid`], a host user of the run's own (never the host's root: the
+//! container cannot even map uid 0), and the job's compile and run users are themselves. The
+//! run user creates the namespace, so what its programs hold is counted against it. That process becomes inside root and forks the
 //! first process of the new PID namespace, which mounts a fresh `/workspace`, `/tmp`,
 //! `/dev/shm` and `/dev/mqueue`, brings up the loopback interface and runs the job exactly as a
 //! strict-mode agent would, its programs confined further by [`crate::confine`]. Its answer
@@ -153,15 +154,47 @@ fn run_checked(job: &AgentJob, inner: InnerSandbox) -> Result<AgentResult, Strin
     Ok(result)
 }
 
+/// `SECBIT_NO_SETUID_FIXUP` (linux/securebits.h): a change of effective uid keeps the
+/// capabilities.
+const KEEP_CAPABILITIES_ACROSS_UID_CHANGES: libc::c_ulong = 1 << 2;
+
 /// The maps of the new user namespace: inside root, and the program users as themselves.
+///
+/// The kernel lets a process write another's maps only when it holds CAP_SYS_ADMIN in the new
+/// namespace — which, from outside, its owner (the run user) does — and SETUID and SETGID in
+/// the parent. So this thread becomes the run user for the write while keeping its
+/// capabilities, then root again.
 fn write_maps(pid: libc::pid_t, users: &[u32; 3]) -> Result<(), String> {
     let [root, compile, run] = *users;
     let map = format!("0 {root} 1\n{compile} {compile} 1\n{run} {run} 1\n");
-    for file in ["uid_map", "gid_map"] {
-        std::fs::write(format!("/proc/{pid}/{file}"), &map)
-            .map_err(|error| format!("failed to write the inner sandbox's {file}: {error}"))?;
+    // SAFETY: prctl with integer arguments touches no memory.
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_SECUREBITS,
+            KEEP_CAPABILITIES_ACROSS_UID_CHANGES,
+        )
+    } != 0
+    {
+        return Err(os_error("failed to keep the agent's capabilities"));
     }
-    Ok(())
+    let written = crate::privilege::set_thread_euid(run)
+        .map_err(|error| format!("failed to act as the inner sandbox's owner: {error}"))
+        .and_then(|()| {
+            ["uid_map", "gid_map"].iter().try_for_each(|file| {
+                std::fs::write(format!("/proc/{pid}/{file}"), &map)
+                    .map_err(|error| format!("failed to write the inner sandbox's {file}: {error}"))
+            })
+        });
+    // Without its own uid and securebits the agent could not go on: give up whole.
+    crate::privilege::set_thread_euid(0).expect("the agent takes back its own uid");
+    // SAFETY: as above.
+    if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, 0) } != 0 {
+        panic!(
+            "the agent cannot reset its securebits: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    written
 }
 
 /// The forked process: leaves the container's namespaces, waits for its maps, becomes inside
@@ -173,13 +206,33 @@ fn leave_namespaces(
     mut mapped: std::fs::File,
     answer: std::fs::File,
 ) -> Result<i32, String> {
+    // The run user creates the namespaces: the kernel charges the per-user counters of
+    // everything inside (inotify instances, message-queue bytes, pending signals, processes)
+    // to the creator, which must be neither the host's root nor another run's user. (Inside
+    // root is another user: mapping the creator as inside root would take CAP_SETFCAP.)
+    let creator = job.run_uid;
+    // SAFETY: these calls take integers (or a null list) only.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(creator, creator, creator) != 0
+            || libc::setresuid(creator, creator, creator) != 0
+        {
+            return Err(os_error("failed to become the inner sandbox's user"));
+        }
+    }
+    // Set after the change of user, which clears both.
+    stay_tied_and_undumpable()?;
     // SAFETY: unshare and prctl take integers only.
     unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-            return Err(os_error("failed to tie the inner sandbox to the agent"));
-        }
         if libc::unshare(NAMESPACES) != 0 {
             return Err(os_error("failed to create the inner sandbox's namespaces"));
+        }
+        // Until the maps are written: its /proc files are then the creator's, whom the agent
+        // becomes to write them (see `write_maps`). Nothing else runs as the creator yet.
+        if libc::prctl(libc::PR_SET_DUMPABLE, 1) != 0 {
+            return Err(os_error(
+                "failed to open the inner sandbox's maps to the agent",
+            ));
         }
     }
     unshared
@@ -189,15 +242,13 @@ fn leave_namespaces(
     mapped
         .read_exact(&mut byte)
         .map_err(|_| "the agent could not map the inner sandbox's users".to_owned())?;
-    // SAFETY: these calls take integers (or a null list) only.
+    // SAFETY: these calls take integers only.
     unsafe {
-        if libc::setresgid(0, 0, 0) != 0
-            || libc::setresuid(0, 0, 0) != 0
-            || libc::setgroups(0, std::ptr::null()) != 0
-        {
+        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
             return Err(os_error("failed to become the inner sandbox's root"));
         }
     }
+    stay_tied_and_undumpable()?;
     let pid = fork()?;
     if pid == 0 {
         let code = first_process(job, inner, answer);
@@ -215,18 +266,14 @@ fn first_process(job: &AgentJob, inner: InnerSandbox, mut answer: std::fs::File)
         v: AGENT_PROTOCOL_VERSION,
         ..Default::default()
     };
-    let prepared = prepare(inner).and_then(|()| {
-        // SAFETY: prctl with integer arguments touches no memory.
-        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0
-            || unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) } != 0
-        {
-            return Err(os_error(
-                "failed to set up the inner sandbox's first process",
-            ));
-        }
-        let _ = PROGRAM_FILTER.set(ProgramFilter::new());
-        Ok(())
-    });
+    // The parent-death signal lasts until this process first acts as a program user (a
+    // change of user clears it): if the forked process dies before that, so does this one;
+    // after it, the agent finds the sandbox unfinished and the container is not reused.
+    let prepared = stay_tied_and_undumpable()
+        .and_then(|()| prepare(inner))
+        .map(|()| {
+            let _ = PROGRAM_FILTER.set(ProgramFilter::new());
+        });
     if let Err(error) = prepared.and_then(|()| crate::run_job(job, &mut result)) {
         result.error = Some(error);
     }
@@ -234,6 +281,20 @@ fn first_process(job: &AgentJob, inner: InnerSandbox, mut answer: std::fs::File)
         .map_err(std::io::Error::other)
         .and_then(|bytes| answer.write_all(&bytes));
     i32::from(written.is_err())
+}
+
+/// Dies with the parent; not dumpable (programs can neither ptrace it nor read its /proc
+/// files, which belong to the host's root).
+fn stay_tied_and_undumpable() -> Result<(), String> {
+    // SAFETY: prctl with integer arguments touches no memory.
+    let failed = unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+            || libc::prctl(libc::PR_SET_DUMPABLE, 0) != 0
+    };
+    if failed {
+        return Err(os_error("failed to set up an inner sandbox process"));
+    }
+    Ok(())
 }
 
 fn mount(

@@ -102,7 +102,7 @@ pub fn become_program_user(uid: libc::uid_t) -> std::io::Result<()> {
 /// Sets this thread's effective (and so file-system) uid. The raw system call changes the
 /// calling thread only; libc's wrapper would change every thread of the agent. The real and
 /// saved uid stay 0, so the thread can take its capabilities back.
-fn set_thread_euid(uid: libc::uid_t) -> std::io::Result<()> {
+pub fn set_thread_euid(uid: libc::uid_t) -> std::io::Result<()> {
     let unchanged = libc::c_long::from(-1i32);
     // SAFETY: setresuid takes three integers and touches no memory.
     let result = unsafe {

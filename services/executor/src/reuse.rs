@@ -10,7 +10,6 @@
 //! `reuse_max_runs` runs or `reuse_max_secs`, and at once after a run the agent could not
 //! vouch for.
 
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use crate::config::{Isolation, SandboxConfig};
 use crate::container::{
     container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec, SECCOMP_PROFILE,
 };
-use crate::sandbox::{output_budget, RunWatch, Sandbox, SandboxError};
+use crate::sandbox::{RunWatch, Sandbox, SandboxError};
 use crate::warm::ReadyContainer;
 
 /// The processes of a fast container besides a command's own and the agent's tasks counted by
@@ -226,12 +225,7 @@ impl Sandbox {
         let key = container_key(&body);
         let started = Instant::now();
         let (mut container, waiting) = self.take_reusable(spec, &key, body).await?;
-        let counter = if waiting {
-            &self.warm.stats.warm_takes
-        } else {
-            &self.warm.stats.cold_starts
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.count_take(waiting);
         let acquired = started.elapsed();
         let id = container.ready.id.clone();
         let limits_of = |limits: &coderun_schema::catalog::StageLimits| ContainerLimits {
@@ -249,10 +243,7 @@ impl Sandbox {
             )));
         }
         job.pause_after_compile = stage_change.is_some();
-        let users = self.users.lease();
-        job.compile_uid = users.compile_uid;
-        job.run_uid = users.run_uid;
-        job.output_budget = Some(output_budget(&job).min(self.settings.max_output_bytes()));
+        let users = self.lease_users(&mut job);
         job.inner_sandbox = Some(InnerSandbox {
             root_uid: users.inner_root_uid,
             scratch_mb: self.settings.workspace_mb,
@@ -266,13 +257,7 @@ impl Sandbox {
             ) => outcome,
         };
         let exchanged = started.elapsed();
-        let outcome = match outcome {
-            Ok(Err(SandboxError::Protocol(message))) if self.was_oom_killed(&id).await => {
-                tracing::warn!(container = %id, %message, "the sandbox was OOM-killed as a whole");
-                Ok(Err(SandboxError::OutOfMemory))
-            }
-            other => other,
-        };
+        let outcome = self.explain_silence(&id, outcome).await;
         container.runs += 1;
         let vouched = matches!(&outcome, Ok(Ok(answer)) if answer.reusable);
         let fresh = container.runs < self.settings.reuse_max_runs

@@ -81,7 +81,7 @@ pub struct Sandbox {
 
 /// The most output a job can produce within its caps: stdout and stderr of the compile
 /// command and of every test.
-pub(crate) fn output_budget(job: &AgentJob) -> u64 {
+fn output_budget(job: &AgentJob) -> u64 {
     let both_streams = |command: &AgentCommand| command.limits.output_kb.saturating_mul(2 * 1024);
     let compile = job.compile.as_ref().map_or(0, both_streams);
     let tests = both_streams(&job.run).saturating_mul(job.stdins.len() as u64);
@@ -166,12 +166,7 @@ impl Sandbox {
             None => (self.create_ready(body, &name).await?, false),
         };
         let id = ready.id.clone();
-        let counter = if warm {
-            &self.warm.stats.warm_takes
-        } else {
-            &self.warm.stats.cold_starts
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.count_take(warm);
         self.warm.refill.notify_one();
         let acquired = started.elapsed();
         let runtime = self.settings.runtime_for(spec.pool);
@@ -185,10 +180,7 @@ impl Sandbox {
         // gVisor's cgroup counts its own tasks, not the program's processes: the agent does.
         job.count_processes = is_gvisor(runtime);
         // Users of this run's own, kept until its container is gone.
-        let users = self.users.lease();
-        job.compile_uid = users.compile_uid;
-        job.run_uid = users.run_uid;
-        job.output_budget = Some(output_budget(&job).min(self.settings.max_output_bytes()));
+        let users = self.lease_users(&mut job);
         // A taken warm container is named for its run (labels cannot change), meanwhile.
         let rename = async {
             if warm {
@@ -205,15 +197,7 @@ impl Sandbox {
         };
         let (outcome, ()) = tokio::join!(exchange, rename);
         let exchanged = started.elapsed();
-        // A sandbox that died without an answer may have died of memory as a whole (a
-        // runtime such as gVisor is killed entirely at its cgroup's limit).
-        let outcome = match outcome {
-            Ok(Err(SandboxError::Protocol(message))) if self.was_oom_killed(&id).await => {
-                tracing::warn!(container = %id, %message, "the sandbox was OOM-killed as a whole");
-                Ok(Err(SandboxError::OutOfMemory))
-            }
-            other => other,
-        };
+        let outcome = self.explain_silence(&id, outcome).await;
         // The answer is in hand: the container goes, but off the run's path.
         self.remove_later(id.clone(), Some(users));
         tracing::info!(
@@ -227,6 +211,41 @@ impl Sandbox {
         match outcome {
             Ok(result) => result,
             Err(_) => Err(SandboxError::Deadline(deadline)),
+        }
+    }
+
+    /// Counts a run's container as taken waiting (warm, or idle in the fast mode) or made for it.
+    pub(crate) fn count_take(&self, waiting: bool) {
+        let counter = if waiting {
+            &self.warm.stats.warm_takes
+        } else {
+            &self.warm.stats.cold_starts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Leases the run's users into its job, with its output budget.
+    pub(crate) fn lease_users(&self, job: &mut AgentJob) -> crate::users::UserLease {
+        let users = self.users.lease();
+        job.compile_uid = users.compile_uid;
+        job.run_uid = users.run_uid;
+        job.output_budget = Some(output_budget(job).min(self.settings.max_output_bytes()));
+        users
+    }
+
+    /// A sandbox that died without an answer may have died of memory as a whole (a runtime
+    /// such as gVisor is killed entirely at its cgroup's limit).
+    pub(crate) async fn explain_silence<T>(
+        &self,
+        id: &str,
+        outcome: Result<Result<T, SandboxError>, tokio::time::error::Elapsed>,
+    ) -> Result<Result<T, SandboxError>, tokio::time::error::Elapsed> {
+        match outcome {
+            Ok(Err(SandboxError::Protocol(message))) if self.was_oom_killed(id).await => {
+                tracing::warn!(container = %id, %message, "the sandbox was OOM-killed as a whole");
+                Ok(Err(SandboxError::OutOfMemory))
+            }
+            other => other,
         }
     }
 

@@ -104,6 +104,8 @@ impl Default for StackOptions {
             // reads the version of only these. `languages.rs` takes the whole catalog.
             languages: ["bash", "python", "c"].map(str::to_owned).to_vec(),
             runtime: "runc".to_owned(),
+            // Strict unless a test asks: the sandbox, attack, hardening and language tests run
+            // every mode (`sandbox_modes`), fast_mode.rs what only the fast mode promises.
             isolation: coderun_executor::config::Isolation::Strict,
             warm_per_language: 2,
             warm_sizes: Default::default(),

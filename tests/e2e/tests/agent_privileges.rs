@@ -1,10 +1,10 @@
 //! The agent refuses to run anything without exactly its privileges: a container given an
-//! extra capability, another user, or a missing one answers an error and runs nothing, under
-//! every runtime.
+//! extra capability, another user, or a missing one answers an error and runs nothing, in
+//! every sandbox mode.
 
 use std::time::Duration;
 
-use coderun_e2e::sandbox_runtimes;
+use coderun_e2e::sandbox_modes;
 use coderun_executor::container::{container_key, SandboxSpec};
 use coderun_executor::sandbox::Sandbox;
 use coderun_schema::agent::{AgentCommand, AgentFile, AgentJob};
@@ -16,11 +16,13 @@ async fn the_agent_refuses_to_run_without_exactly_its_privileges() {
     let catalog = Catalog::builtin();
     let bash = catalog.find("bash").expect("bash");
     let limits = catalog.default_limits(bash);
-    for runtime in sandbox_runtimes() {
+    for mode in sandbox_modes() {
+        let runtime = &mode.runtime;
         let mut config: coderun_executor::config::Config =
             toml::from_str(coderun_executor::config::DEFAULTS).expect("defaults");
         config.sandbox.agent_path = coderun_e2e::agent_path();
         config.sandbox.runtime = runtime.clone();
+        config.sandbox.isolation = mode.isolation;
         config.sandbox.first_program_uid = coderun_e2e::program_uid_base();
         let prefix = format!(
             "test_{}",
@@ -36,7 +38,7 @@ async fn the_agent_refuses_to_run_without_exactly_its_privileges() {
             limits,
             compiles: false,
             tenant: "a",
-            isolation: None,
+            isolation: Some(mode.isolation),
         };
         type Break = fn(&mut bollard::models::ContainerCreateBody);
         let mistakes: [(&str, Break, &str); 3] = [
@@ -67,7 +69,7 @@ async fn the_agent_refuses_to_run_without_exactly_its_privileges() {
             ),
         ];
         for (mistake, break_body, reason) in mistakes {
-            let mut body = sandbox.container_body(&spec);
+            let mut body = sandbox.body_for(&spec);
             let key = container_key(&body);
             break_body(&mut body);
             let ready = sandbox
@@ -93,8 +95,8 @@ async fn the_agent_refuses_to_run_without_exactly_its_privileges() {
                 .await
                 .expect("an answer");
             let error = result.error.unwrap_or_default();
-            assert!(error.contains(reason), "{runtime}, {mistake}: {error:?}");
-            assert!(result.runs.is_empty(), "{runtime}, {mistake}: nothing ran");
+            assert!(error.contains(reason), "{mode}, {mistake}: {error:?}");
+            assert!(result.runs.is_empty(), "{mode}, {mistake}: nothing ran");
         }
         sandbox.finish_removals().await;
     }

@@ -220,9 +220,16 @@ pub struct AgentResult {
     /// Set when the agent itself could not do its job (bad job, workspace not writable).
     #[serde(default)]
     pub error: Option<String>,
-    /// The agent vouches that nothing of this job is left in the container (its inner
-    /// sandbox ended whole and no process of it remains), so the container may take the same
-    /// tenant's next job. Never set in the strict mode, where the agent exits.
-    #[serde(default)]
-    pub reusable: bool,
+}
+
+/// agent → host, after the answer of a job that ran in an inner sandbox (the fast mode), once
+/// that sandbox has ended: whether the agent vouches that nothing of the job is left in the
+/// container (the sandbox ended whole and no process of it remains), so the container may take
+/// the same tenant's next job. The answer goes first, so the run's result does not wait for
+/// the namespaces to be torn down. In the strict mode the agent exits after its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSettled {
+    pub v: u32,
+    /// Whether the container may serve the next job.
+    pub settled_reusable: bool,
 }

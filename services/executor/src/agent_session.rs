@@ -9,7 +9,7 @@ use coderun_schema::agent::{
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::exchange::{AgentLine, LineBuffer, OutputError, Outputs};
+use crate::exchange::{AgentLine, OutputError, Outputs};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::warm::ReadyContainer;
 
@@ -56,7 +56,11 @@ impl Sandbox {
         progress: Option<tokio::sync::mpsc::UnboundedSender<AgentStageDone>>,
         keep_open: bool,
     ) -> Result<AgentResult, SandboxError> {
-        let ReadyContainer { id, attached } = ready;
+        let ReadyContainer {
+            id,
+            attached,
+            lines,
+        } = ready;
         let id = id.as_str();
         send_line(&mut attached.input, job).await?;
         let mut pending_change = stage_change;
@@ -68,7 +72,6 @@ impl Sandbox {
                 .map_err(SandboxError::Send)?;
         }
 
-        let mut lines = LineBuffer::default();
         let mut outputs = Outputs::for_job(job);
         let mut diagnostics = Vec::new();
         while let Some(frame) = attached.output.next().await {
@@ -139,7 +142,7 @@ impl Sandbox {
                         outputs.fill(&mut answer);
                         return Ok(*answer);
                     }
-                    AgentLine::Other => {}
+                    AgentLine::Settled(_) | AgentLine::Other => {}
                 }
             }
         }
@@ -180,6 +183,27 @@ impl Sandbox {
                 tracing::error!(container = id, %error, "failed to apply the run stage's limits");
                 false
             }
+        }
+    }
+}
+
+/// After a fast-mode answer: waits for the agent to say whether its inner sandbox ended
+/// whole. False when it says not, says anything else, or ends the stream.
+pub(crate) async fn settled(ready: &mut ReadyContainer) -> bool {
+    loop {
+        if let Some(line) = ready.lines.next_line() {
+            return matches!(AgentLine::parse(line), AgentLine::Settled(true))
+                && ready.lines.pending() == 0;
+        }
+        match ready.attached.output.next().await {
+            Some(Ok(bollard::container::LogOutput::StdOut { message })) => {
+                if ready.lines.pending() + message.len() > MAX_AGENT_LINE {
+                    return false;
+                }
+                ready.lines.push(&message);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return false,
         }
     }
 }

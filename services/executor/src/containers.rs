@@ -128,7 +128,11 @@ impl Sandbox {
             self.remove(&id).await;
             return Err(SandboxError::Start(error));
         }
-        Ok(ReadyContainer { id, attached })
+        Ok(ReadyContainer {
+            id,
+            attached,
+            lines: Default::default(),
+        })
     }
 
     /// Waits for every container removal in flight (at shutdown, and in tests).

@@ -6,7 +6,7 @@
 //! budget a second time; the final [`AgentResult`] gets it back in [`Outputs::fill`].
 
 use coderun_schema::agent::{
-    AgentJob, AgentOutput, AgentPaused, AgentResult, AgentStageDone, OutputStream,
+    AgentJob, AgentOutput, AgentPaused, AgentResult, AgentSettled, AgentStageDone, OutputStream,
 };
 
 /// A byte stream cut into lines, in linear time: each byte is searched for a newline once.
@@ -70,6 +70,8 @@ pub enum AgentLine {
     StageDone(Box<AgentStageDone>),
     Paused,
     Answer(Box<AgentResult>),
+    /// After a fast-mode answer: whether the container may take the next job.
+    Settled(bool),
     /// Not a message of the protocol (the agent never writes one; ignored).
     Other,
 }
@@ -81,6 +83,9 @@ impl AgentLine {
         }
         if let Ok(done) = serde_json::from_slice::<AgentStageDone>(line) {
             return Self::StageDone(Box::new(done));
+        }
+        if let Ok(settled) = serde_json::from_slice::<AgentSettled>(line) {
+            return Self::Settled(settled.settled_reusable);
         }
         if let Ok(answer) = serde_json::from_slice::<AgentResult>(line) {
             return Self::Answer(Box::new(answer));

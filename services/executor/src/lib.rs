@@ -10,7 +10,8 @@
 //! - [`exchange`]: the agent's lines read in linear time; streamed output and its budget.
 //! - [`users`]: the program users of each run in flight.
 //! - [`reuse`]: the fast isolation mode's containers, reused for one tenant, each run in an
-//!   inner sandbox the agent builds; their settings and the idle ones between runs.
+//!   inner sandbox the agent builds; their settings, and keeping one for the tenant once its
+//!   agent vouches for the run's end; [`reuse_store`]: the idle ones between runs.
 //! - [`warm`]: pre-warmed containers per language, refilled in the background. ("Pool" is
 //!   only ever the NATS work queue of a language, `schema::names::Names::pool_of`.)
 //! - [`outcome`]: the agent's measurements → stage results and verdicts.
@@ -44,6 +45,7 @@ pub mod outcome;
 pub mod persist;
 pub mod progress;
 pub mod reuse;
+pub mod reuse_store;
 pub mod sandbox;
 pub mod users;
 pub mod warm;

@@ -243,7 +243,6 @@ mod tests {
             compile: None,
             runs: vec![exited(0, "1\n"), exited(0, "3\n"), exited(1, "")],
             error: None,
-            reusable: false,
         };
         let mut run = new_run();
         apply(&mut run, &job(tests, true), &result);
@@ -263,7 +262,6 @@ mod tests {
             compile: Some(exited(1, "")),
             runs: Vec::new(),
             error: None,
-            reusable: false,
         };
         let mut run = new_run();
         apply(&mut run, &job(vec![JobTest::default()], false), &result);

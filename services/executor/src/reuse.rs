@@ -8,9 +8,10 @@
 //! executor writes the run's memory and pids limits into the container's cgroup on the host. A
 //! container taken by a tenant serves only that tenant; it is removed after
 //! `reuse_max_runs` runs or `reuse_max_secs`, and at once after a run the agent could not
-//! vouch for.
+//! vouch for. The run's result does not wait for that: the agent answers first, then ends the
+//! inner sandbox and says whether it ended whole; meanwhile the container is "settling", and
+//! the tenant's next run waits a moment for it rather than take a pre-warmed one.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerCreateBody;
@@ -22,7 +23,7 @@ use crate::container::{
     container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec, SECCOMP_PROFILE,
 };
 use crate::sandbox::{RunWatch, Sandbox, SandboxError};
-use crate::warm::ReadyContainer;
+pub use crate::reuse_store::{Reusable, ReuseStore};
 
 /// The processes of a fast container besides a command's own and the agent's tasks counted by
 /// `container::AGENT_TASKS`: the waiting agent and the process that left its namespaces.
@@ -67,72 +68,6 @@ pub fn fast_body(
     body
 }
 
-/// A started fast container between runs.
-pub struct Reusable {
-    pub ready: ReadyContainer,
-    /// The container's first process on the host: its cgroup holds the run's limits.
-    pub host_pid: i64,
-    /// Runs it has served.
-    pub runs: u32,
-    pub created: Instant,
-}
-
-/// Idle fast containers, each bound to the tenant whose runs it served.
-#[derive(Default)]
-pub struct ReuseStore {
-    /// (tenant, container key, container), the longest idle first.
-    idle: Mutex<Vec<(String, String, Reusable)>>,
-}
-
-impl ReuseStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, String, Reusable)>> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The tenant's idle container for `key` that went idle last, if any.
-    pub fn take(&self, tenant: &str, key: &str) -> Option<Reusable> {
-        let mut idle = self.lock();
-        let position = idle
-            .iter()
-            .rposition(|(owner, wanted, _)| owner == tenant && wanted == key)?;
-        Some(idle.remove(position).2)
-    }
-
-    /// Keeps a container for its tenant; returns the ids of those removed to stay within
-    /// `most` (the longest idle first).
-    pub fn put(&self, tenant: &str, key: &str, container: Reusable, most: usize) -> Vec<String> {
-        let mut idle = self.lock();
-        idle.push((tenant.to_owned(), key.to_owned(), container));
-        let excess = idle.len().saturating_sub(most);
-        idle.drain(..excess)
-            .map(|(_, _, container)| container.ready.id)
-            .collect()
-    }
-
-    /// The ids of every idle container.
-    pub fn ids(&self) -> Vec<String> {
-        self.lock()
-            .iter()
-            .map(|(_, _, container)| container.ready.id.clone())
-            .collect()
-    }
-
-    /// Idle containers now.
-    pub fn count(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Empties the store, returning every container id it held.
-    pub fn drain(&self) -> Vec<String> {
-        self.lock()
-            .drain(..)
-            .map(|(_, _, container)| container.ready.id)
-            .collect()
-    }
-}
-
 /// The catalog's largest limits of a pool's language: what a fast container is made for.
 fn largest_limits(pool: &str) -> Option<coderun_schema::catalog::Limits> {
     static LARGEST: std::sync::LazyLock<
@@ -151,7 +86,54 @@ fn largest_limits(pool: &str) -> Option<coderun_schema::catalog::Limits> {
     LARGEST.get(pool).copied()
 }
 
+/// How long an agent may take, after its answer, to say that its inner sandbox has ended.
+const SETTLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// How long a run waits for its tenant's container that is settling (ending the last run's
+/// inner sandbox takes a few milliseconds) before it takes a pre-warmed one.
+const SETTLED_SOON: Duration = Duration::from_millis(50);
+
 impl Sandbox {
+    /// Off the run's path (the answer is already the host's): waits for the agent to vouch
+    /// that the inner sandbox ended whole, then keeps the container for the tenant's next run;
+    /// removes it if the agent does not. The run's users stay leased until then.
+    fn keep_when_settled(
+        &self,
+        tenant: &str,
+        key: String,
+        mut container: Reusable,
+        users: crate::users::UserLease,
+    ) {
+        let sandbox = self.clone();
+        let tenant = tenant.to_owned();
+        self.reused.settling_started(&tenant, &key);
+        let settling = async move {
+            let settled = tokio::time::timeout(
+                SETTLE_WITHIN,
+                crate::agent_session::settled(&mut container.ready),
+            )
+            .await
+            .unwrap_or(false);
+            let id = container.ready.id.clone();
+            if !settled {
+                sandbox.reused.settling_ended(&tenant, &key);
+                tracing::warn!(container = %id, "the agent did not vouch for its inner sandbox; removing the container");
+                if !sandbox.remove(&id).await {
+                    std::mem::forget(users);
+                }
+                return;
+            }
+            drop(users);
+            let most = sandbox.settings.reuse_idle_max;
+            let evicted = sandbox.reused.put(&tenant, &key, container, most);
+            sandbox.reused.settling_ended(&tenant, &key);
+            for evicted in evicted {
+                sandbox.remove_later(evicted, None);
+            }
+        };
+        self.removals.spawn(tracing::Instrument::in_current_span(settling));
+    }
+
     /// The container settings a run of `spec` gets: a fast container's for its language in the
     /// fast mode, exactly its own in the strict mode.
     pub fn body_for(&self, spec: &SandboxSpec<'_>) -> ContainerCreateBody {
@@ -172,7 +154,7 @@ impl Sandbox {
         key: &str,
         body: ContainerCreateBody,
     ) -> Result<(Reusable, bool), SandboxError> {
-        while let Some(idle) = self.reused.take(spec.tenant, key) {
+        while let Some(idle) = self.reused.take_soon(spec.tenant, key, SETTLED_SOON).await {
             // A container that died while idle (an engine restart, the host's OOM killer) is
             // not reused, nor is its recorded pid trusted once it is another process's.
             if crate::cgroup::is_process_of(idle.host_pid, &idle.ready.id) {
@@ -259,7 +241,7 @@ impl Sandbox {
         let exchanged = started.elapsed();
         let outcome = self.explain_silence(&id, outcome).await;
         container.runs += 1;
-        let vouched = matches!(&outcome, Ok(Ok(answer)) if answer.reusable);
+        let answered = matches!(&outcome, Ok(Ok(answer)) if answer.error.is_none());
         let fresh = container.runs < self.settings.reuse_max_runs
             && container.created.elapsed().as_secs() < self.settings.reuse_max_secs;
         tracing::info!(
@@ -267,17 +249,12 @@ impl Sandbox {
             container = %id,
             warm = waiting,
             reused = container.runs > 1,
-            kept = vouched && fresh,
             acquire_ms = acquired.as_millis() as u64,
             exchange_ms = (exchanged - acquired).as_millis() as u64,
             "sandbox finished"
         );
-        if vouched && fresh {
-            drop(users);
-            let most = self.settings.reuse_idle_max;
-            for evicted in self.reused.put(spec.tenant, &key, container, most) {
-                self.remove_later(evicted, None);
-            }
+        if answered && fresh {
+            self.keep_when_settled(spec.tenant, key, container, users);
         } else {
             self.remove_later(id, Some(users));
         }

@@ -34,6 +34,8 @@ pub struct SandboxStats {
 pub struct ReadyContainer {
     pub id: String,
     pub(crate) attached: bollard::container::AttachContainerResults,
+    /// The agent's lines read from `attached` and not handled yet.
+    pub(crate) lines: crate::exchange::LineBuffer,
 }
 
 /// Pre-warmed containers by container key: each was created, attached and started with

@@ -3,15 +3,17 @@
 //! For each job the agent forks a process that leaves the container's namespaces for new user,
 //! mount, PID, IPC, UTS and network ones. The agent, still in the container's namespaces and
 //! holding SETUID and SETGID there, writes the new user namespace's maps: inside root is
-//! [`InnerSandbox::root_uid`], a host user of the run's own (never the host's root: the
-//! container cannot even map uid 0), and the job's compile and run users are themselves. The
-//! run user creates the namespace, so what its programs hold is counted against it. That process becomes inside root and forks the
-//! first process of the new PID namespace, which mounts a fresh `/workspace`, `/tmp`,
+//! [`InnerSandbox::root_uid`], a host user of the run's own (never the host's root: the container
+//! cannot even map uid 0), and the job's compile and run users are themselves. The run user creates
+//! the namespace, so what its programs hold is counted against it. That process becomes inside root
+//! and forks the first process of the new PID namespace, which mounts a fresh `/workspace`, `/tmp`,
 //! `/dev/shm` and `/dev/mqueue`, brings up the loopback interface and runs the job exactly as a
-//! strict-mode agent would, its programs confined further by [`crate::confine`]. Its answer
-//! goes back to the agent through a pipe; when it exits, its PID namespace dies with every
-//! process in it, and the namespaces with everything a program made in them (files, shared
-//! memory, message queues, sockets).
+//! strict-mode agent would, its programs confined further by [`crate::confine`]. Its answer goes
+//! back to the agent through a pipe; when it exits, its PID namespace dies with every process in
+//! it, and the namespaces with everything a program made in them (files, shared memory, message
+//! queues, sockets). The agent hands the answer to the host at once and waits for that teardown
+//! afterwards ([`Ending::settle`]): only then does it say whether the container may take the next
+//! job.
 //!
 //! The container's own `/proc` stays mounted: a fresh one cannot be mounted in a user namespace
 //! while Docker masks parts of it. Programs see the same `/proc` as in the strict mode; the
@@ -96,17 +98,45 @@ fn wait_exit(pid: libc::pid_t) -> Result<i32, String> {
     })
 }
 
-/// Runs `job` in a fresh inner sandbox and returns its answer, `reusable` when the sandbox
-/// ended whole and nothing of it is left.
-pub fn run(job: &AgentJob, inner: InnerSandbox) -> AgentResult {
-    run_checked(job, inner).unwrap_or_else(|error| AgentResult {
+/// An inner sandbox whose answer was read: it may still be tearing down its namespaces.
+pub struct Ending {
+    pid: libc::pid_t,
+    /// The answer came whole and reports no failure of the agent's own.
+    answered: bool,
+}
+
+impl Ending {
+    /// Waits for the sandbox to end; true when it ended whole and nothing of it is left, so
+    /// the container may take the same tenant's next job.
+    pub fn settle(self) -> bool {
+        let exit = wait_exit(self.pid);
+        self.answered && exit == Ok(0) && crate::reap::only_agent_left()
+    }
+}
+
+/// Runs `job` in a fresh inner sandbox and returns its answer as soon as the sandbox has given
+/// it, with the sandbox still ending (`None` when none was started).
+pub fn run(job: &AgentJob, inner: InnerSandbox) -> (AgentResult, Option<Ending>) {
+    let failed = |error: String| AgentResult {
         v: AGENT_PROTOCOL_VERSION,
         error: Some(error),
         ..Default::default()
-    })
+    };
+    match run_checked(job, inner) {
+        Ok((Ok(result), pid)) => {
+            let answered = result.error.is_none();
+            (result, Some(Ending { pid, answered }))
+        }
+        Ok((Err(error), pid)) => (failed(error), Some(Ending { pid, answered: false })),
+        Err(error) => (failed(error), None),
+    }
 }
 
-fn run_checked(job: &AgentJob, inner: InnerSandbox) -> Result<AgentResult, String> {
+/// The answer (or why there is none) and the sandbox's process; `Err` when none was started.
+fn run_checked(
+    job: &AgentJob,
+    inner: InnerSandbox,
+) -> Result<(Result<AgentResult, String>, libc::pid_t), String> {
     if job.count_processes {
         return Err("an inner sandbox cannot count processes: its runtime is runc".to_owned());
     }
@@ -140,18 +170,18 @@ fn run_checked(job: &AgentJob, inner: InnerSandbox) -> Result<AgentResult, Strin
         let _ = mapped_write.write_all(&[1]);
     }
     drop(mapped_write);
+    // The answer ends when the first process closes its end, as it exits: the namespaces'
+    // teardown that follows is waited for only after the host has the answer.
     let mut answer = Vec::new();
     let read = Read::by_ref(&mut answer_read)
         .take(MAX_ANSWER)
         .read_to_end(&mut answer);
-    let exit = wait_exit(pid)?;
-    mapped?;
-    read.map_err(|error| format!("failed to read the inner sandbox's answer: {error}"))?;
-    let mut result: AgentResult = serde_json::from_slice(&answer).map_err(|error| {
-        format!("the inner sandbox ended without an answer (exit {exit}): {error}")
-    })?;
-    result.reusable = exit == 0 && result.error.is_none() && crate::reap::only_agent_left();
-    Ok(result)
+    let result = mapped.and_then(|()| {
+        read.map_err(|error| format!("failed to read the inner sandbox's answer: {error}"))?;
+        serde_json::from_slice::<AgentResult>(&answer)
+            .map_err(|error| format!("the inner sandbox ended without an answer: {error}"))
+    });
+    Ok((result, pid))
 }
 
 /// `SECBIT_NO_SETUID_FIXUP` (linux/securebits.h): a change of effective uid keeps the

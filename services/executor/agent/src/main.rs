@@ -6,8 +6,9 @@
 //! user, streaming their output to the host as [`AgentOutput`] lines and reporting each
 //! command as it ends ([`AgentStageDone`], the host's progress events), and answers with one
 //! [`AgentResult`] line. Then it exits and the container is gone — unless the job asked for an
-//! inner sandbox (the fast mode): then the job runs in fresh namespaces of its own and the
-//! agent, once that sandbox has ended whole, waits for the container's next job.
+//! inner sandbox (the fast mode): then the job runs in fresh namespaces of its own; after the
+//! answer the agent waits for that sandbox to end and says whether it ended whole
+//! ([`AgentSettled`]), and if so waits for the container's next job.
 //!
 //! - [`host`]: the protocol's lines on stdin and stdout.
 //! - [`privilege`]: the agent's own privileges, and the drop to a program's user.
@@ -30,7 +31,9 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use coderun_schema::agent::{AgentJob, AgentResult, AGENT_PROTOCOL_VERSION, WORKSPACE};
+use coderun_schema::agent::{
+    AgentJob, AgentResult, AgentSettled, AGENT_PROTOCOL_VERSION, WORKSPACE,
+};
 use coderun_schema::bytes64::Bytes64;
 
 mod command;
@@ -57,9 +60,8 @@ fn main() {
             Err(error) => Err(error),
         };
         first = false;
-        let result = job.and_then(|job| {
-            privilege::check_agent()?;
-            Ok(match job.inner_sandbox {
+        let (result, ending) = match job.and_then(|job| privilege::check_agent().map(|()| job)) {
+            Ok(job) => match job.inner_sandbox {
                 Some(inner) => inner::run(&job, inner),
                 None => {
                     let mut result = AgentResult {
@@ -69,17 +71,30 @@ fn main() {
                     if let Err(error) = run_job(&job, &mut result) {
                         result.error = Some(error);
                     }
-                    result
+                    (result, None)
                 }
-            })
-        });
-        let result = result.unwrap_or_else(|error| AgentResult {
+            },
+            Err(error) => (
+                AgentResult {
+                    v: AGENT_PROTOCOL_VERSION,
+                    error: Some(error),
+                    ..Default::default()
+                },
+                None,
+            ),
+        };
+        // If the host is gone there is nobody to tell; exit either way. Without an inner
+        // sandbox (the strict mode) the container's one job is done.
+        let sent = host::send(&result);
+        let Some(ending) = ending.filter(|_| sent.is_ok()) else {
+            return;
+        };
+        let reusable = ending.settle();
+        let settled = AgentSettled {
             v: AGENT_PROTOCOL_VERSION,
-            error: Some(error),
-            ..Default::default()
-        });
-        // If the host is gone there is nobody to tell; exit either way.
-        if host::send(&result).is_err() || !result.reusable {
+            settled_reusable: reusable,
+        };
+        if host::send(&settled).is_err() || !reusable {
             return;
         }
     }

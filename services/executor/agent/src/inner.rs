@@ -127,7 +127,13 @@ pub fn run(job: &AgentJob, inner: InnerSandbox) -> (AgentResult, Option<Ending>)
             let answered = result.error.is_none();
             (result, Some(Ending { pid, answered }))
         }
-        Ok((Err(error), pid)) => (failed(error), Some(Ending { pid, answered: false })),
+        Ok((Err(error), pid)) => (
+            failed(error),
+            Some(Ending {
+                pid,
+                answered: false,
+            }),
+        ),
         Err(error) => (failed(error), None),
     }
 }

@@ -22,8 +22,8 @@ use crate::config::{Isolation, SandboxConfig};
 use crate::container::{
     container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec, SECCOMP_PROFILE,
 };
-use crate::sandbox::{RunWatch, Sandbox, SandboxError};
 pub use crate::reuse_store::{Reusable, ReuseStore};
+use crate::sandbox::{RunWatch, Sandbox, SandboxError};
 
 /// The processes of a fast container besides a command's own and the agent's tasks counted by
 /// `container::AGENT_TASKS`: the waiting agent and the process that left its namespaces.
@@ -131,7 +131,8 @@ impl Sandbox {
                 sandbox.remove_later(evicted, None);
             }
         };
-        self.removals.spawn(tracing::Instrument::in_current_span(settling));
+        self.removals
+            .spawn(tracing::Instrument::in_current_span(settling));
     }
 
     /// The container settings a run of `spec` gets: a fast container's for its language in the

@@ -128,8 +128,7 @@ impl ReuseStore {
     pub fn drain(&self) -> Vec<String> {
         let mut idle = self.lock();
         self.closed.store(true, Ordering::SeqCst);
-        idle
-            .drain(..)
+        idle.drain(..)
             .map(|(_, _, container)| container.ready.id)
             .collect()
     }

@@ -1,10 +1,10 @@
 //! Pulling jobs and running them: one pull loop per pool, a semaphore of slots shared by all
 //! pools, one sandbox per job.
 //!
-//! A job's life here: decode → load the run record → mark it `running` (event) → run the
-//! sandbox, reporting each stage as it ends ([`crate::progress`]) → write the final run →
-//! publish `completed` → ack, acknowledging progress all along
-//! so NATS does not redeliver a job in hand. A run whose sandbox fails as a whole ends as
+//! A job's life here: decode → load the run record → mark it `running` (event) while the
+//! sandbox starts → run the sandbox, reporting each stage as it ends ([`crate::progress`]) →
+//! write the final run → publish `completed` → ack, acknowledging progress all along so NATS
+//! does not redeliver a job in hand. A run whose sandbox fails as a whole ends as
 //! `memory_limit` (the container ran out of memory), `output_limit` (the run's output budget
 //! was passed) or `internal_error`.
 //!
@@ -214,23 +214,6 @@ impl Worker {
         record.run.started_at = Some(started_at);
         record.run.version = Some(language.served.version.clone());
         record.run.queue_ms = Some(millis_between(record.run.created_at, started_at));
-        let (marked, event) = self
-            .persist("mark the run running", || {
-                self.store
-                    .update_and_log(&record, Some(RunEventKind::Running))
-            })
-            .await?;
-        if marked != UpdateOutcome::Updated {
-            return Ok(());
-        }
-        self.metrics.started(
-            &record.run.language,
-            Duration::from_millis(record.run.queue_ms.unwrap_or(0)),
-        );
-        if let Some(event) = event {
-            self.bus.publish_run_event(&event, Some(trace)).await;
-        }
-
         // The sources and stdins move into the agent's job: the run's outcome needs neither.
         let agent_job = agent_job(&language.spec, &mut dispatched.job);
         let deadline = self.deadline(dispatched);
@@ -243,24 +226,45 @@ impl Worker {
             tenant: &dispatched.tenant,
             isolation: dispatched.job.isolation,
         };
-        // Each stage that ends is reported as it ends; the forwarding is over (the channel
-        // closed with the sandbox's watch) before the final result is written.
+        // The run is marked running while its sandbox starts: neither waits for the other.
+        // Progress is forwarded only once the mark is stored (the log stays in order), and the
+        // result is written after both; a run found final meanwhile (cancelled) or that cannot
+        // be marked has its sandbox stopped. Each stage that ends is reported as it ends; the
+        // forwarding is over (the channel closed with the sandbox's watch) before the result
+        // is written.
         let (reports, received) = tokio::sync::mpsc::unbounded_channel();
+        let stop = registration.token().clone();
         let watch = RunWatch {
-            cancel: registration.token().clone(),
+            cancel: stop.clone(),
             progress: Some(reports),
         };
-        let (result, ()) = tokio::join!(
-            self.sandbox.run(&spec, agent_job, deadline, watch),
-            progress::forward(
-                received,
-                &self.store,
-                &self.bus,
-                &dispatched.job,
-                run_id,
-                trace
-            ),
-        );
+        let marking = async {
+            let marked = self
+                .persist("mark the run running", || {
+                    self.store
+                        .update_and_log(&record, Some(RunEventKind::Running))
+                })
+                .await;
+            let Ok((UpdateOutcome::Updated, event)) = &marked else {
+                stop.cancel();
+                return marked;
+            };
+            self.metrics.started(
+                &record.run.language,
+                Duration::from_millis(record.run.queue_ms.unwrap_or(0)),
+            );
+            if let Some(event) = event {
+                self.bus.publish_run_event(event, Some(trace)).await;
+            }
+            let job = &dispatched.job;
+            progress::forward(received, &self.store, &self.bus, job, run_id, trace).await;
+            marked
+        };
+        let (result, marked) =
+            tokio::join!(self.sandbox.run(&spec, agent_job, deadline, watch), marking);
+        if marked?.0 != UpdateOutcome::Updated {
+            return Ok(());
+        }
         if let Err(SandboxError::Cancelled) = result {
             // The gateway made the record final (`cancelled`) before it asked.
             tracing::info!("run cancelled; its sandbox is gone");

@@ -163,7 +163,7 @@ pub(crate) async fn wait_reply(
     let latest = wait::until_terminal(&state.store, events, &current.id, timeout)
         .await
         .map_err(ApiError::Unavailable)?;
-    Ok(RunReply(latest.map(|record| record.run).unwrap_or(current)))
+    Ok(RunReply(latest.unwrap_or(current)))
 }
 
 /// A run record as stored, if it is.

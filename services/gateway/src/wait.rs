@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use coderun_bus::Bus;
-use coderun_schema::messages::{RunEvent, RunEventKind, RunRecord};
+use coderun_schema::messages::{RunEvent, RunEventKind};
+use coderun_schema::run::Run;
 use coderun_store::RunStore;
 use futures::StreamExt;
 
@@ -17,35 +18,41 @@ pub async fn subscribe(bus: &Bus, run_id: &str) -> anyhow::Result<async_nats::Su
         .await?)
 }
 
-/// Waits until the run is terminal or `timeout` passes; returns the latest record.
+/// Waits until the run is terminal or `timeout` passes; returns the run as it stands then.
+/// The `completed` event carries the run as stored, so the answer needs no second read.
 pub async fn until_terminal(
     store: &RunStore,
     mut events: async_nats::Subscriber,
     run_id: &str,
     timeout: Duration,
-) -> anyhow::Result<Option<RunRecord>> {
+) -> anyhow::Result<Option<Run>> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut record = store.get(run_id).await?;
+    let mut run = store.get(run_id).await?.map(|record| record.run);
     // Redis is re-read now and then too, so a lost event only delays the answer.
     let mut poll = tokio::time::interval(Duration::from_secs(1));
     poll.tick().await;
-    while let Some(current) = &record {
-        if current.run.status.is_terminal() {
+    while let Some(current) = &run {
+        if current.status.is_terminal() {
             break;
         }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
-            _ = poll.tick() => record = store.get(run_id).await?,
+            _ = poll.tick() => run = store.get(run_id).await?.map(|record| record.run),
             event = events.next() => {
                 let Some(event) = event else { break };
-                if let Ok(event) = coderun_bus::decode::<RunEvent>(&event.payload) {
-                    if event.kind == RunEventKind::Completed {
-                        record = store.get(run_id).await?;
-                    }
+                let Ok(event) = coderun_bus::decode::<RunEvent>(&event.payload) else {
+                    continue;
+                };
+                if event.kind != RunEventKind::Completed {
+                    continue;
                 }
+                run = match event.run {
+                    Some(finished) if finished.status.is_terminal() => Some(finished),
+                    _ => store.get(run_id).await?.map(|record| record.run),
+                };
             }
         }
     }
     let _ = events.unsubscribe().await;
-    Ok(record)
+    Ok(run)
 }

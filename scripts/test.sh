@@ -2,7 +2,8 @@
 # Runs the whole test suite against real components: installs what is missing, starts dockerd,
 # NATS with JetStream and Redis on loopback, builds the language images and the static agent,
 # then checks formatting, lints (clippy -D warnings, shellcheck), the alert rules (promtool),
-# unused dependencies (cargo-machete) and runs every test.
+# unused dependencies (cargo-machete), runs every test, then a short bench (every figure
+# produced, every run answered; the performance targets are reported, not checked).
 # Regenerate the committed OpenAPI document with CODERUN_UPDATE_OPENAPI=1 scripts/test.sh.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -43,3 +44,5 @@ cargo test --workspace --all-targets --locked 2>&1 | tee "$results"
 # One closing line for the whole suite (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
      END { printf "summary: %d passed, %d failed\n", p, f }' "$results"
+log "bench (short): scripts/bench.sh --quick --check"
+bash "$ROOT_DIR/scripts/bench.sh" --quick --check

@@ -253,16 +253,19 @@ impl Bus {
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         };
-        self.jetstream
-            .get_or_create_stream(config)
-            .await
-            .map_err(|error| {
-                self.count_error("setup");
-                BusError::Setup {
-                    what: format!("stream {name}"),
-                    source: error.into(),
-                }
-            })
+        // Two services starting together may both find the stream missing: the create that
+        // loses the race fails ("subjects overlap"), and the stream the other made is used.
+        let created = match self.jetstream.get_or_create_stream(config).await {
+            Ok(stream) => Ok(stream),
+            Err(first) => self.jetstream.get_stream(&name).await.map_err(|_| first),
+        };
+        created.map_err(|error| {
+            self.count_error("setup");
+            BusError::Setup {
+                what: format!("stream {name}"),
+                source: error.into(),
+            }
+        })
     }
 
     /// The scheduler's durable pull consumer on the submit stream.

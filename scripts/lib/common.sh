@@ -97,13 +97,30 @@ ensure_dockerd() {
   wait_for dockerd 120 docker_ready
 }
 
+# NATS's configuration: jobs carry source and stdin, so messages well above the 1 MiB default;
+# monitoring on loopback (tools/bench reads the message counters of /varz).
+nats_config() {
+  printf 'max_payload: 33554432\nmax_pending: 134217728\nhttp: 127.0.0.1:8222\n'
+}
+
+nats_stopped() { ! port_open "$NATS_PORT"; }
+
 ensure_nats() {
-  if port_open "$NATS_PORT"; then return 0; fi
+  local config="$STATE_DIR/nats.conf"
+  if port_open "$NATS_PORT"; then
+    # A NATS we started with an older configuration is restarted with the current one.
+    if [ "$(cat "$config" 2>/dev/null)" = "$(nats_config)" ] \
+      || ! pgrep -F "$STATE_DIR/nats.pid" -x nats-server >/dev/null 2>&1; then
+      return 0
+    fi
+    log "restarting nats-server with its current configuration"
+    pkill -TERM -F "$STATE_DIR/nats.pid" -x nats-server || true
+    wait_for "a stopped nats-server" 40 nats_stopped
+  fi
   log "starting nats-server with JetStream on 127.0.0.1:$NATS_PORT"
   mkdir -p "$STATE_DIR/nats"
-  # Jobs carry source and stdin: allow messages well above the 1 MiB default.
-  printf 'max_payload: 33554432\nmax_pending: 134217728\n' >"$STATE_DIR/nats.conf"
-  nohup nats-server -c "$STATE_DIR/nats.conf" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE_DIR/nats" \
+  nats_config >"$config"
+  nohup nats-server -c "$config" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE_DIR/nats" \
     >"$STATE_DIR/nats.log" 2>&1 &
   echo $! >"$STATE_DIR/nats.pid"
   wait_for nats-server 40 port_open "$NATS_PORT"

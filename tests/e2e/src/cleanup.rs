@@ -101,7 +101,11 @@ fn remove_streams(names: &Names, nats_url: &str) {
             return;
         };
         let jetstream = async_nats::jetstream::new(client);
-        for stream in [names.submit_stream(), names.jobs_stream()] {
+        for stream in [
+            names.submit_stream(),
+            names.jobs_stream(),
+            names.webhooks_stream(),
+        ] {
             let _ = jetstream.delete_stream(&stream).await;
         }
     });

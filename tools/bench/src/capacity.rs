@@ -78,20 +78,57 @@ pub fn mode_name(given: Option<&str>, settings: &[(String, String)]) -> String {
         .unwrap_or_else(|| "strict".to_owned())
 }
 
-/// The Markdown capacity report.
-pub fn markdown(report: &Report, model: CostModel) -> String {
+/// The start of the report, before the modes' sections.
+const HEADER: &str = "# Capacity\n\n\
+Written by `tools/bench`: `scripts/bench.sh --capacity docs/capacity.md` writes the section of \
+the mode it benched and keeps the other modes' sections (a mode is benched through the \
+executor's configuration, e.g. `--executor-env CODERUN_EXECUTOR__SANDBOX__ISOLATION=strict`). \
+Do not edit by hand. Every figure is one measurement on the machine named in its section, \
+baselines and coderun side by side in the same run; another machine, or this one busier, gives \
+other figures.\n";
+
+/// Where each mode's section starts.
+const MODE_HEADING: &str = "## Mode `";
+
+/// `existing` (an earlier report, or nothing) with this run's mode's section written in place
+/// of its old one, or after the others.
+pub fn merged(existing: &str, report: &Report, model: CostModel) -> String {
+    let section = mode_section(report, model);
+    merge_section(existing, &report.settings.mode, &section)
+}
+
+/// `existing`'s mode sections with `mode`'s replaced by `section` (or added last), under the
+/// report's header.
+fn merge_section(existing: &str, mode: &str, section: &str) -> String {
+    let heading = format!("{MODE_HEADING}{mode}`");
+    let mut sections: Vec<String> = Vec::new();
+    let mut rest = existing.find(MODE_HEADING).map_or("", |at| &existing[at..]);
+    while !rest.is_empty() {
+        let end = rest[MODE_HEADING.len()..]
+            .find(MODE_HEADING)
+            .map_or(rest.len(), |at| at + MODE_HEADING.len());
+        sections.push(rest[..end].trim_end().to_owned());
+        rest = &rest[end..];
+    }
+    let section = section.trim_end().to_owned();
+    match sections
+        .iter_mut()
+        .find(|old| old.lines().next() == Some(heading.as_str()))
+    {
+        Some(old) => *old = section,
+        None => sections.push(section),
+    }
+    format!("{HEADER}\n{}\n", sections.join("\n\n"))
+}
+
+/// One mode's section: where and how it was measured, runs per second, overhead and cost.
+fn mode_section(report: &Report, model: CostModel) -> String {
     let (machine, settings) = (&report.machine, &report.settings);
     let get = |key: &str| report.figures.get(key);
     let shown = |value: Option<f64>| value.map_or("missing".to_owned(), number);
     let mut out = String::new();
-    let _ = writeln!(out, "# Capacity\n");
-    let _ = writeln!(
-        out,
-        "Written by `tools/bench` (`scripts/bench.sh --capacity docs/capacity.md`); do not edit by \
-         hand. Every figure is one measurement on the machine below, baselines and coderun side by \
-         side in the same run; another machine, or this one busier, gives other figures.\n"
-    );
-    let _ = writeln!(out, "## Machine\n");
+    let _ = writeln!(out, "{MODE_HEADING}{}`\n", settings.mode);
+    let _ = writeln!(out, "### Machine\n");
     let _ = writeln!(out, "| cores | CPU | kernel | Docker | measured |");
     let _ = writeln!(out, "|---|---|---|---|---|");
     let _ = writeln!(
@@ -100,7 +137,6 @@ pub fn markdown(report: &Report, model: CostModel) -> String {
         machine.cores, machine.cpu_model, machine.kernel, machine.docker, machine.date
     );
     let _ = writeln!(out, "Command: `{}`\n", settings.command);
-    let _ = writeln!(out, "## Mode `{}`\n", settings.mode);
     let _ = writeln!(out, "The executor ran with:\n");
     for (key, value) in executor_settings(settings.slots, &settings.executor_env) {
         let _ = writeln!(out, "- `{key}` = `{}`", value.trim_matches('"'));
@@ -110,7 +146,7 @@ pub fn markdown(report: &Report, model: CostModel) -> String {
         "\nOther settings are the committed defaults (`services/*/config/default.toml`).\n"
     );
 
-    let _ = writeln!(out, "## Runs per second per core\n");
+    let _ = writeln!(out, "### Runs per second per core\n");
     let _ = writeln!(
         out,
         "Each program in a closed loop at the saturating concurrency of the python hello world \
@@ -157,7 +193,7 @@ pub fn markdown(report: &Report, model: CostModel) -> String {
         );
     }
 
-    let _ = writeln!(out, "\n## Overhead CPU per run\n");
+    let _ = writeln!(out, "\n### Overhead CPU per run\n");
     let _ = writeln!(
         out,
         "The python hello world in a closed loop: the machine's busy CPU (`/proc/stat`) per run, \
@@ -188,7 +224,7 @@ pub fn markdown(report: &Report, model: CostModel) -> String {
         let _ = writeln!(out, "\n**Note:** {note}.");
     }
 
-    let _ = writeln!(out, "\n## Cost model\n");
+    let _ = writeln!(out, "\n### Cost model\n");
     let _ = writeln!(
         out,
         "USD per million runs = hourly price / (runs per second per vCPU × vCPUs × 3600) × 10⁶, \
@@ -214,6 +250,21 @@ mod tests {
         let cost = model.per_million_runs(10.0).expect("positive rate");
         assert!((cost - 0.5).abs() < 1e-9, "{cost}");
         assert_eq!(model.per_million_runs(0.0), None);
+    }
+
+    #[test]
+    fn a_mode_section_replaces_its_own_and_keeps_the_others() {
+        let first = merge_section("", "fast", "## Mode `fast`\n\nfast 1\n");
+        let both = merge_section(&first, "strict", "## Mode `strict`\n\nstrict 1\n");
+        let again = merge_section(&both, "fast", "## Mode `fast`\n\nfast 2\n");
+        assert!(again.starts_with(HEADER), "{again}");
+        assert_eq!(again.matches(MODE_HEADING).count(), 2, "{again}");
+        let (fast, strict) = (again.find("fast 2"), again.find("strict 1"));
+        assert!(
+            fast.is_some_and(|fast| strict.is_some_and(|strict| fast < strict)),
+            "{again}"
+        );
+        assert!(!again.contains("fast 1"), "{again}");
     }
 
     #[test]

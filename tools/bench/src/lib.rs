@@ -115,7 +115,8 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
             instance_vcpus: args.instance_vcpus,
             hourly_price: args.hourly_price,
         };
-        std::fs::write(path, capacity::markdown(&report, model))
+        let existing = std::fs::read_to_string(path).unwrap_or_default();
+        std::fs::write(path, capacity::merged(&existing, &report, model))
             .with_context(|| format!("failed to write {}", path.display()))?;
         eprintln!("capacity report written to {}", path.display());
     }

@@ -98,6 +98,16 @@ impl Names {
         format!("{}_WEBHOOKS", self.stream_prefix())
     }
 
+    /// Every stream of the deployment: what removing a deployment (a test's, the bench's)
+    /// deletes.
+    pub fn streams(&self) -> [String; 3] {
+        [
+            self.submit_stream(),
+            self.jobs_stream(),
+            self.webhooks_stream(),
+        ]
+    }
+
     /// The scheduler's durable consumer on the webhooks stream.
     pub fn webhook_consumer(&self) -> String {
         "webhooks".to_owned()

@@ -101,11 +101,7 @@ fn remove_streams(names: &Names, nats_url: &str) {
             return;
         };
         let jetstream = async_nats::jetstream::new(client);
-        for stream in [
-            names.submit_stream(),
-            names.jobs_stream(),
-            names.webhooks_stream(),
-        ] {
+        for stream in names.streams() {
             let _ = jetstream.delete_stream(&stream).await;
         }
     });

@@ -33,11 +33,7 @@ async fn services_starting_together_all_find_their_streams() {
         }
         let names = buses[0].names().clone();
         let jetstream = buses[0].jetstream();
-        for stream in [
-            names.submit_stream(),
-            names.jobs_stream(),
-            names.webhooks_stream(),
-        ] {
+        for stream in names.streams() {
             jetstream
                 .delete_stream(&stream)
                 .await

@@ -52,11 +52,7 @@ pub async fn remove_streams(nats_url: &str, prefix: &str) -> anyhow::Result<()> 
     let client =
         tokio::time::timeout(Duration::from_secs(3), async_nats::connect(nats_url)).await??;
     let jetstream = async_nats::jetstream::new(client);
-    for stream in [
-        names.submit_stream(),
-        names.jobs_stream(),
-        names.webhooks_stream(),
-    ] {
+    for stream in names.streams() {
         let _ = jetstream.delete_stream(&stream).await;
     }
     Ok(())

@@ -9,7 +9,7 @@ use coderun_schema::agent::{
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::exchange::{AgentLine, OutputError, Outputs};
+use crate::exchange::{AgentLine, LineBuffer, OutputError, Outputs};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::warm::ReadyContainer;
 
@@ -74,29 +74,7 @@ impl Sandbox {
 
         let mut outputs = Outputs::for_job(job);
         let mut diagnostics = Vec::new();
-        while let Some(frame) = attached.output.next().await {
-            match frame {
-                Ok(bollard::container::LogOutput::StdOut { message }) => {
-                    if lines.pending() + message.len() > MAX_AGENT_LINE {
-                        return Err(SandboxError::Protocol(
-                            "the agent's message is too large".to_owned(),
-                        ));
-                    }
-                    lines.push(&message);
-                }
-                Ok(bollard::container::LogOutput::StdErr { message }) => {
-                    if diagnostics.len() < 64 * 1024 {
-                        diagnostics.extend_from_slice(&message);
-                    }
-                    continue;
-                }
-                Ok(_) => continue,
-                Err(error) => {
-                    return Err(SandboxError::Protocol(format!(
-                        "attach stream failed: {error}"
-                    )))
-                }
-            }
+        while read_frame(attached, lines, &mut diagnostics).await? {
             // The complete lines not read yet: output, the pause, then the answer, which ends
             // the exchange at once, without waiting for the container to exit.
             while let Some(line) = lines.next_line() {
@@ -187,23 +165,50 @@ impl Sandbox {
     }
 }
 
+/// Reads the agent's next frame: its stdout into `lines`, its stderr into `diagnostics` (the
+/// first 64 KiB). False once the stream has ended.
+async fn read_frame(
+    attached: &mut bollard::container::AttachContainerResults,
+    lines: &mut LineBuffer,
+    diagnostics: &mut Vec<u8>,
+) -> Result<bool, SandboxError> {
+    match attached.output.next().await {
+        Some(Ok(bollard::container::LogOutput::StdOut { message })) => {
+            if lines.pending() + message.len() > MAX_AGENT_LINE {
+                return Err(SandboxError::Protocol(
+                    "the agent's message is too large".to_owned(),
+                ));
+            }
+            lines.push(&message);
+        }
+        Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
+            if diagnostics.len() < 64 * 1024 {
+                diagnostics.extend_from_slice(&message);
+            }
+        }
+        Some(Ok(_)) => {}
+        Some(Err(error)) => {
+            return Err(SandboxError::Protocol(format!(
+                "attach stream failed: {error}"
+            )))
+        }
+        None => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// After a fast-mode answer: waits for the agent to say whether its inner sandbox ended
 /// whole. False when it says not, says anything else, or ends the stream.
 pub(crate) async fn settled(ready: &mut ReadyContainer) -> bool {
+    let mut diagnostics = Vec::new();
     loop {
         if let Some(line) = ready.lines.next_line() {
             return matches!(AgentLine::parse(line), AgentLine::Settled(true))
                 && ready.lines.pending() == 0;
         }
-        match ready.attached.output.next().await {
-            Some(Ok(bollard::container::LogOutput::StdOut { message })) => {
-                if ready.lines.pending() + message.len() > MAX_AGENT_LINE {
-                    return false;
-                }
-                ready.lines.push(&message);
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return false,
+        let read = read_frame(&mut ready.attached, &mut ready.lines, &mut diagnostics).await;
+        if !matches!(read, Ok(true)) {
+            return false;
         }
     }
 }

@@ -114,13 +114,11 @@ impl Sandbox {
             )
             .await
             .unwrap_or(false);
-            let id = container.ready.id.clone();
             if !settled {
                 sandbox.reused.settling_ended(&tenant, &key);
+                let id = container.ready.id;
                 tracing::warn!(container = %id, "the agent did not vouch for its inner sandbox; removing the container");
-                if !sandbox.remove(&id).await {
-                    std::mem::forget(users);
-                }
+                sandbox.remove_later(id, Some(users));
                 return;
             }
             drop(users);
@@ -170,13 +168,9 @@ impl Sandbox {
                 let ready = self
                     .create_ready(body, &self.container_name(spec.run_id))
                     .await?;
-                let pid = self
-                    .container_state(&ready.id)
-                    .await
-                    .and_then(|state| state.pid);
-                match pid {
-                    Some(pid) if pid > 0 => (ready, pid, false),
-                    _ => {
+                match self.running_pid(&ready.id).await {
+                    Some(pid) => (ready, pid, false),
+                    None => {
                         self.remove(&ready.id).await;
                         return Err(SandboxError::Protocol(
                             "the engine does not say which process the container is".to_owned(),

@@ -269,6 +269,15 @@ impl Sandbox {
         self.reused.clone()
     }
 
+    /// The host pid of a running container's first process; `None` when it is not running
+    /// or the engine does not say.
+    pub(crate) async fn running_pid(&self, id: &str) -> Option<i64> {
+        let state = self.container_state(id).await?;
+        state
+            .pid
+            .filter(|pid| *pid > 0 && state.running.unwrap_or(false))
+    }
+
     /// A waiting pre-warmed container for `key` that is still running, if any.
     async fn take_warm(&self, key: &str) -> Option<ReadyContainer> {
         self.take_warm_with_pid(key).await.map(|(ready, _)| ready)
@@ -278,13 +287,7 @@ impl Sandbox {
     /// process's host pid.
     pub(crate) async fn take_warm_with_pid(&self, key: &str) -> Option<(ReadyContainer, i64)> {
         while let Some(ready) = self.warm.pop(key) {
-            let state = self.container_state(&ready.id).await;
-            let running = state
-                .as_ref()
-                .and_then(|state| state.running)
-                .unwrap_or(false);
-            let pid = state.and_then(|state| state.pid).unwrap_or(0);
-            if running && pid > 0 {
+            if let Some(pid) = self.running_pid(&ready.id).await {
                 return Some((ready, pid));
             }
             tracing::warn!(container = %ready.id, "a pre-warmed container died while waiting");

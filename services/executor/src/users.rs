@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 /// Hands out pairs of uids: lease `n` is `first + 2n` (compile) and `first + 2n + 1` (run), and
-/// `first - 1 - n` as the fast mode's inner root. The
-/// lowest free lease is taken; there is always one (it grows past the slots rather than wait).
+/// `first - 1 - n` as the fast mode's inner root. The lowest free lease is taken; there is
+/// always one (it grows past the slots rather than wait).
 #[derive(Debug)]
 pub struct ProgramUsers {
     first: u32,
@@ -22,10 +22,10 @@ pub struct UserLease {
     index: u32,
     pub compile_uid: u32,
     pub run_uid: u32,
-    /// Root inside the run's inner sandbox in the fast mode (`first - 1 - n`): the host user
-    /// that creates its user namespace, so the kernel's per-user counters of the run's
-    /// programs (inotify, message queues, pending signals) are charged to a user of the run's
-    /// own, never to the host's root or another run.
+    /// The host user mapped to root inside the run's inner sandbox in the fast mode
+    /// (`first - 1 - n`): unprivileged, and the run's own. (The run user creates the inner
+    /// user namespace, so the kernel's per-user counters of the run's programs are charged to
+    /// a user of the run's own, never to the host's root or another run.)
     pub inner_root_uid: u32,
 }
 

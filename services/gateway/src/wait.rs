@@ -27,7 +27,8 @@ pub async fn until_terminal(
     timeout: Duration,
 ) -> anyhow::Result<Option<Run>> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut run = store.get(run_id).await?.map(|record| record.run);
+    let read = || async { anyhow::Ok(store.get(run_id).await?.map(|record| record.run)) };
+    let mut run = read().await?;
     // Redis is re-read now and then too, so a lost event only delays the answer.
     let mut poll = tokio::time::interval(Duration::from_secs(1));
     poll.tick().await;
@@ -37,7 +38,7 @@ pub async fn until_terminal(
         }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
-            _ = poll.tick() => run = store.get(run_id).await?.map(|record| record.run),
+            _ = poll.tick() => run = read().await?,
             event = events.next() => {
                 let Some(event) = event else { break };
                 let Ok(event) = coderun_bus::decode::<RunEvent>(&event.payload) else {
@@ -48,7 +49,7 @@ pub async fn until_terminal(
                 }
                 run = match event.run {
                     Some(finished) if finished.status.is_terminal() => Some(finished),
-                    _ => store.get(run_id).await?.map(|record| record.run),
+                    _ => read().await?,
                 };
             }
         }

@@ -171,7 +171,10 @@ impl Worker {
         progress.stop();
         match outcome {
             Ok(()) => {
-                if let Err(error) = message.double_ack().await {
+                // A plain ack, not waiting for the server's reply (the slot stays taken until
+                // this returns): a lost ack brings the job back, and a job whose run is final
+                // is dropped.
+                if let Err(error) = message.ack().await {
                     self.bus.count_error("ack");
                     tracing::warn!(%error, "failed to acknowledge a finished job");
                 }

@@ -95,9 +95,10 @@ async fn dispatch(
     {
         Ok(()) => {
             metrics.dispatched(&language);
-            if let Err(error) = message.double_ack().await {
+            // A plain ack, not waiting for the server's reply: an ack that is lost only brings
+            // the submission back, and the duplicate window absorbs the second publish.
+            if let Err(error) = message.ack().await {
                 bus.count_error("ack");
-                // The submission comes back; the duplicate window absorbs the second publish.
                 tracing::warn!(%error, "failed to acknowledge a dispatched submission");
             }
             tracing::info!(%pool, "run dispatched");

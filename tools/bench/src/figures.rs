@@ -76,7 +76,13 @@ pub fn figures(measured: &Measurements, cores: usize) -> Figures {
         "runs/s",
         Rule::Positive,
     );
-    figures.latency(section, "open_loop", "open loop", &measured.open_loop);
+    let loops = [
+        ("open_loop.even", "evenly spaced", &measured.open_loop_even),
+        ("open_loop.poisson", "Poisson", &measured.open_loop_poisson),
+    ];
+    for (key, label, tally) in loops {
+        figures.latency(section, key, label, tally);
+    }
 
     cost_figures(&mut figures, measured);
 

@@ -157,7 +157,11 @@ fn failures(measured: &Measurements) -> Vec<(String, String)> {
         ("python sequential".to_owned(), &measured.python),
         ("C sequential".to_owned(), &measured.c),
         ("Java sequential".to_owned(), &measured.java),
-        ("open loop".to_owned(), &measured.open_loop),
+        (
+            "open loop, evenly spaced".to_owned(),
+            &measured.open_loop_even,
+        ),
+        ("open loop, Poisson".to_owned(), &measured.open_loop_poisson),
         ("CPU phase".to_owned(), &measured.cost.runs),
         ("CPU-bound python".to_owned(), &measured.cpu_bound),
     ];

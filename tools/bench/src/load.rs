@@ -175,12 +175,36 @@ pub async fn closed_loop(
     total
 }
 
-/// Attempts arriving at random (a Poisson process of `rate` per second: exponential gaps, as
-/// independent clients arrive) for `duration`, whatever the earlier ones are doing; each
-/// latency runs from the moment the attempt was due, so a late start counts.
+/// How an open loop spaces its attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    /// One every `1 / rate` seconds: a constant arrival rate, as wrk2, k6's
+    /// `constant-arrival-rate` and vegeta's default pacer send.
+    Even,
+    /// A Poisson process: exponential gaps, as independent clients arrive.
+    Poisson,
+}
+
+impl Arrivals {
+    fn gap(self, rate: f64) -> Duration {
+        match self {
+            Self::Even => Duration::from_secs_f64(1.0 / rate),
+            Self::Poisson => {
+                // Inverse transform: -ln(U) / rate, U uniform in (0, 1].
+                let uniform: f64 = 1.0 - rand::random::<f64>();
+                Duration::from_secs_f64(-uniform.ln() / rate)
+            }
+        }
+    }
+}
+
+/// Attempts arriving at `rate` per second, spaced as `arrivals` says, for `duration`,
+/// whatever the earlier ones are doing; each latency runs from the moment the attempt was due,
+/// so a late start counts.
 pub async fn open_loop(
     operation: &Operation,
     rate: f64,
+    arrivals: Arrivals,
     duration: Duration,
     phase: &Phase,
 ) -> Tally {
@@ -199,9 +223,7 @@ pub async fn open_loop(
             phase.tick();
             (due.elapsed(), outcome)
         });
-        // Inverse transform: -ln(U) / rate, U uniform in (0, 1].
-        let uniform: f64 = 1.0 - rand::random::<f64>();
-        due += Duration::from_secs_f64(-uniform.ln() / rate);
+        due += arrivals.gap(rate);
     }
     while let Some(joined) = attempts.join_next().await {
         match joined {
@@ -239,12 +261,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_open_loop_sends_at_its_rate_whatever_the_latency() {
         let operation = succeeding_after(Duration::from_millis(500));
+        let phase = Phase::silent();
+        let run = |arrivals| open_loop(&operation, 50.0, arrivals, Duration::from_secs(20), &phase);
         // Poisson arrivals: 50 per second for 20 s is 1000 ± 32 (one standard deviation).
-        let tally = open_loop(&operation, 50.0, Duration::from_secs(20), &Phase::silent()).await;
-        let attempts = tally.attempts();
+        let poisson = run(Arrivals::Poisson).await;
+        let attempts = poisson.attempts();
         assert!((850..=1150).contains(&attempts), "{attempts} attempts");
-        let percentiles = tally.percentiles().expect("samples");
+        let percentiles = poisson.percentiles().expect("samples");
         assert!((percentiles.p99_ms - 500.0).abs() < 5.0, "{percentiles:?}");
+        assert_eq!(run(Arrivals::Even).await.attempts(), 1000);
     }
 
     #[test]

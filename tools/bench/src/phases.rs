@@ -15,7 +15,7 @@ use crate::churn::ContainerCycle;
 use crate::cost::{self, CostPhase};
 use crate::cpu::resident_mib;
 use crate::infra::CounterReader;
-use crate::load::{self, Operation, Tally};
+use crate::load::{self, Arrivals, Operation, Tally};
 use crate::progress::Progress;
 use crate::saturation::{self, Search};
 use crate::stack::Stack;
@@ -38,9 +38,11 @@ pub struct Measurements {
     pub c: Tally,
     pub java: Tally,
     pub search: Search,
-    /// Runs per second offered by the open loop.
+    /// Runs per second offered by the open loops.
     pub open_loop_rate: f64,
-    pub open_loop: Tally,
+    /// The open loop with evenly spaced arrivals, then with Poisson arrivals.
+    pub open_loop_even: Tally,
+    pub open_loop_poisson: Tally,
     pub cost: CostPhase,
     /// Each served language's hello world at the saturating concurrency.
     pub languages: Vec<(String, Tally)>,
@@ -142,6 +144,11 @@ pub async fn measure(
     phase.finish("resident memory read");
 
     bench.baselines(&mut measured).await?;
+    // The churn leaves work behind (containers removed, their namespaces torn down by the
+    // kernel): the sequential latencies are an idle stack's.
+    let phase = progress.phase("settling after the container churn", None);
+    tokio::time::sleep(plan.settle).await;
+    phase.finish("settled");
     bench.latencies(&mut measured).await?;
     let python_hello = bench.hello("python")?;
     measured.search = saturation::search(&python_hello, &plan.levels, plan.step, progress).await;
@@ -150,11 +157,19 @@ pub async fn measure(
         "saturation: {throughput:.1} runs/s at c={saturating}"
     ));
     measured.open_loop_rate = throughput * OPEN_LOOP_SHARE;
-    let name = format!("open loop at {:.1} runs/s", measured.open_loop_rate);
-    let phase = progress.phase(&name, None);
     let rate = measured.open_loop_rate;
-    measured.open_loop = load::open_loop(&python_hello, rate, plan.open_loop, &phase).await;
-    phase.finish(&summary(&measured.open_loop));
+    for (arrivals, spacing) in [
+        (Arrivals::Even, "evenly spaced"),
+        (Arrivals::Poisson, "Poisson"),
+    ] {
+        let phase = progress.phase(&format!("open loop at {rate:.1} runs/s, {spacing}"), None);
+        let tally = load::open_loop(&python_hello, rate, arrivals, plan.open_loop, &phase).await;
+        phase.finish(&summary(&tally));
+        match arrivals {
+            Arrivals::Even => measured.open_loop_even = tally,
+            Arrivals::Poisson => measured.open_loop_poisson = tally,
+        }
+    }
     measured.cost = cost::measure(
         &services,
         &python_hello,

@@ -136,6 +136,7 @@ impl Report {
             .unwrap_or(0);
         for target in &self.targets {
             let verdict = match (target.pass, &target.caveat) {
+                _ if !target.judged => "shown",
                 (Some(true), _) => "pass",
                 (Some(false), _) => "FAIL",
                 (None, Some(_)) => "unreliable",

@@ -7,12 +7,14 @@
 //!   subject per pool), both work queues on file storage.
 //! - Consumers: the scheduler's durable consumer on the submit stream, and one durable
 //!   consumer per pool on the jobs stream that every executor serving the pool shares.
+//! - [`executors`]: the live executors and each pool's capacity, from their heartbeats.
 //! - Publishing (`publish`): core NATS or JetStream, with the run's trace context as a
 //!   `traceparent` header ([`trace_of`] reads it back); failures counted by operation.
 //!
 //! Architecture invariant: this crate knows the shape of the topology, not what the messages
 //! mean; what to do with a message is the services' business.
 
+pub mod executors;
 mod progress;
 mod publish;
 
@@ -51,6 +53,12 @@ pub enum BusError {
     },
     #[error("failed to set up JetStream {what}")]
     Setup {
+        what: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("failed to read {what}")]
+    Read {
         what: String,
         #[source]
         source: Cause,
@@ -266,6 +274,32 @@ impl Bus {
                 source: error.into(),
             }
         })
+    }
+
+    /// Jobs in the jobs stream by pool: released and not yet finished (the stream is a work
+    /// queue: an executor's ack removes a job), waiting or running.
+    pub async fn jobs_by_pool(&self) -> Result<std::collections::BTreeMap<String, u64>, BusError> {
+        use futures::TryStreamExt as _;
+        let stream = self.ensure_jobs_stream().await?;
+        let setup = |error: jetstream::stream::InfoError| {
+            self.count_error("stream_info");
+            BusError::Read {
+                what: format!("the jobs in stream {}", self.names.jobs_stream()),
+                source: error.into(),
+            }
+        };
+        let mut subjects = stream
+            .info_with_subjects(self.names.jobs_all())
+            .await
+            .map_err(setup)?;
+        let prefix = self.names.jobs("");
+        let mut pools = std::collections::BTreeMap::new();
+        while let Some((subject, count)) = subjects.try_next().await.map_err(setup)? {
+            if let Some(pool) = subject.strip_prefix(&prefix) {
+                pools.insert(pool.to_owned(), count as u64);
+            }
+        }
+        Ok(pools)
     }
 
     /// The scheduler's durable pull consumer on the submit stream.

@@ -207,9 +207,10 @@ pub struct ServedLanguage {
     pub image_digest: String,
 }
 
-/// executor → gateways on `<prefix>.executors.heartbeat` (core NATS), every couple of seconds
-/// (`worker.heartbeat_interval_ms`): this executor is alive, serves these languages and has this
-/// much room. The scheduler does not follow them (yet).
+/// executor → gateways and scheduler on `<prefix>.executors.heartbeat` (core NATS), every couple
+/// of seconds (`worker.heartbeat_interval_ms`): this executor is alive, serves these languages
+/// and has this much room. The scheduler releases a pool's jobs only within its live
+/// executors' slots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorHeartbeat {
     #[serde(default = "current_version")]

@@ -98,14 +98,27 @@ impl Names {
         format!("{}_WEBHOOKS", self.stream_prefix())
     }
 
-    /// Every stream of the deployment: what removing a deployment (a test's, the bench's)
-    /// deletes.
-    pub fn streams(&self) -> [String; 3] {
+    /// The work streams of the deployment: submissions, jobs and webhooks due.
+    pub fn work_streams(&self) -> [String; 3] {
         [
             self.submit_stream(),
             self.jobs_stream(),
             self.webhooks_stream(),
         ]
+    }
+
+    /// The key-value bucket of the active scheduler's lease (history 1, entries living one
+    /// lease).
+    pub fn scheduler_lease_bucket(&self) -> String {
+        format!("{}_SCHEDULER", self.stream_prefix())
+    }
+
+    /// Every stream of the deployment, the lease bucket's included: what removing a
+    /// deployment (a test's, the bench's) deletes.
+    pub fn streams(&self) -> [String; 4] {
+        let [submit, jobs, webhooks] = self.work_streams();
+        let lease = format!("KV_{}", self.scheduler_lease_bucket());
+        [submit, jobs, webhooks, lease]
     }
 
     /// The scheduler's durable consumer on the webhooks stream.
@@ -160,6 +173,29 @@ impl Names {
     /// Redis key of a tenant's request rate (the GCRA's next arrival time).
     pub fn rate_key(&self, tenant: &str) -> String {
         format!("{}:rate:{tenant}", self.prefix)
+    }
+
+    /// Redis key of the tenants with runs waiting in `pool`'s fair queues: a sorted set
+    /// scored by when each started waiting (milliseconds).
+    pub fn pool_waiting_key(&self, pool: &str) -> String {
+        format!("{}:pool:{pool}:waiting", self.prefix)
+    }
+
+    /// Redis key of one tenant's runs waiting in `pool`: a list of run ids, oldest first.
+    pub fn pool_queue_key(&self, pool: &str, tenant: &str) -> String {
+        format!("{}:pool:{pool}:queue:{tenant}", self.prefix)
+    }
+
+    /// Redis key of every run id waiting in `pool`'s queues (a set: a run is queued once, and
+    /// its size is the pool's backlog).
+    pub fn pool_queued_key(&self, pool: &str) -> String {
+        format!("{}:pool:{pool}:queued", self.prefix)
+    }
+
+    /// Redis key of the runs taken off a fair queue whose job is not yet stored in the jobs
+    /// stream: a hash of run id to pool, published again by a scheduler that takes over.
+    pub fn releasing_key(&self) -> String {
+        format!("{}:releasing", self.prefix)
     }
 
     /// Redis key mapping a tenant's idempotency key to a run id.

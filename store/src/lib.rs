@@ -9,6 +9,7 @@
 //!   concurrency quotas count those sets when it creates a run.
 //! - Records expire after a TTL; long-term storage is not a goal.
 //! - Every call goes through one connection that counts what Redis failed (`counted`).
+//! - The scheduler's fair queues (per pool, a list per tenant) live here too (`queues`).
 //! - Each tenant's run ids are kept in a sorted set beside the records, for listing
 //!   ([`RunStore::list`], in `listing`); tenants' request rates are kept here too, so every
 //!   gateway shares them ([`RunStore::admit`], in `quota`).
@@ -23,6 +24,7 @@ use coderun_schema::names::Names;
 mod counted;
 mod events;
 mod listing;
+mod queues;
 mod quota;
 mod records;
 mod webhooks;
@@ -36,6 +38,7 @@ pub use crate::counted::Labels;
 use redis::AsyncCommands;
 
 pub use listing::RunPage;
+pub use queues::FairQueues;
 pub use quota::Rate;
 pub use records::{ActiveQuota, Created};
 
@@ -157,6 +160,11 @@ impl RunStore {
     /// `coderun_redis_errors`.
     pub fn error_counter(&self) -> Family<Labels, Counter> {
         self.connection.error_counter()
+    }
+
+    /// The scheduler's fair queues, on this store's connection.
+    pub fn queues(&self) -> FairQueues {
+        FairQueues::new(self.connection.clone(), self.names.clone())
     }
 
     /// Answers when Redis answers a PING.

@@ -4,7 +4,6 @@
 //! - [`auth`]: API keys (stored hashed) → tenants.
 //! - [`validate`]: a request → a resolved job, or a 413/422 naming every bad field;
 //!   [`budget`]: the per-request output and wall-time budgets.
-//! - [`executors`]: live executors from their heartbeats (languages served, versions).
 //! - [`wait`]: waiting for a run to finish without missing its completion; [`events`]: a
 //!   run's events as Server-Sent Events, resumable, replayed from its log in Redis.
 //! - [`idempotency`]: `Idempotency-Key`, one run per key and tenant even for concurrent requests.
@@ -32,7 +31,6 @@ pub mod config;
 pub mod docs_page;
 pub mod error;
 pub mod events;
-pub mod executors;
 pub mod idempotency;
 pub mod legacy;
 pub mod listing;
@@ -63,7 +61,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Tenants;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::executors::ExecutorView;
+use coderun_bus::executors::ExecutorView;
 
 /// What every handler shares.
 pub struct State {

@@ -31,6 +31,33 @@ pub struct Config {
     pub ops: OpsConfig,
     /// `[metrics]`: how often the queues are read for their metrics.
     pub metrics: MetricsConfig,
+    /// `[fairness]`: how runs are shared out across tenants.
+    pub fairness: FairnessConfig,
+    /// `[leader]`: which of several schedulers is active.
+    pub leader: LeaderConfig,
+}
+
+/// The `[leader]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderConfig {
+    /// How long the active scheduler's lease lives without a renewal, in milliseconds (at
+    /// least 1000). It renews every fifth of it, stops acting after three fifths without a
+    /// renewal, and a standby takes over within about one lease of the active one's death.
+    pub lease_ms: u64,
+}
+
+/// The `[fairness]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FairnessConfig {
+    /// Jobs released to a pool beyond its live slots, per live executor, so that a slot that
+    /// frees finds its next job waiting (a count). More keeps executors busier; fewer lets a
+    /// newly arrived tenant's run overtake sooner.
+    pub ready_per_executor: u32,
+    /// Each tenant's share, by tenant id (at least 1; a tenant not listed has 1): over a round
+    /// a waiting tenant gets as many runs released as its weight.
+    pub weights: BTreeMap<String, u64>,
 }
 
 /// The `[metrics]` section.
@@ -95,6 +122,14 @@ impl Config {
             return Err("submit.max_deliver must be at least 1".to_owned());
         }
         self.store.validate()?;
+        if let Some((tenant, _)) = self
+            .fairness
+            .weights
+            .iter()
+            .find(|(_, weight)| **weight == 0)
+        {
+            return Err(format!("fairness.weights.{tenant} must be at least 1"));
+        }
         if self.metrics.queue_poll_secs == 0 {
             return Err("metrics.queue_poll_secs must be at least 1".to_owned());
         }

@@ -1,40 +1,49 @@
-//! Moving accepted runs from the submit stream to their pool's queue.
+//! Taking accepted runs from the submit stream into their pool: straight to its jobs stream
+//! when it has room and nobody waits, else into the tenant's fair queue ([`crate::release`]).
 //!
-//! A submission is acknowledged only after its job is stored in the jobs stream, so a
-//! scheduler that dies in between loses nothing: the submission is redelivered, and the jobs
-//! stream's duplicate window (keyed by run id) keeps the retry from queuing the run twice.
+//! A submission is acknowledged only once its run is in one place or the other, so a
+//! scheduler that dies in between loses nothing: the submission is redelivered, and both places
+//! take a run once (the jobs stream's duplicate window is keyed by run id, the queues by a set
+//! of their run ids).
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use coderun_bus::{async_nats, Bus};
-use coderun_schema::messages::{JobDispatched, JobSubmitted, VERSION};
-use coderun_schema::names::Names;
+use coderun_schema::messages::JobSubmitted;
 use coderun_schema::trace::TraceContext;
 use futures::StreamExt;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::metrics::SchedulerMetrics;
+use crate::release::Releaser;
 
-/// The pool a job goes to (the rule is `Names::pool_of`).
-pub fn pool_for(submitted: &JobSubmitted) -> String {
-    Names::pool_of(&submitted.job.language)
-}
+/// How long a pull waits for submissions while runs wait in the fair queues: how soon room
+/// that appears is used.
+const WHILE_WAITING: Duration = Duration::from_millis(50);
 
-/// Pulls submissions until `shutdown`; the batch in hand is finished before it returns.
+/// How long a pull waits for submissions while nothing waits.
+const WHILE_IDLE: Duration = Duration::from_secs(1);
+
+/// Pulls submissions and releases queued runs until `shutdown`; the batch in hand is finished
+/// before it returns.
 pub async fn run(
     bus: Bus,
-    metrics: SchedulerMetrics,
     consumer: consumer::Consumer<consumer::pull::Config>,
     batch: usize,
+    mut releaser: Releaser,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
+        releaser.round().await;
+        let wait = if releaser.waiting() > 0 {
+            WHILE_WAITING
+        } else {
+            WHILE_IDLE
+        };
         let messages = tokio::select! {
             _ = shutdown.cancelled() => return,
-            messages = consumer.fetch().max_messages(batch).expires(Duration::from_secs(1)).messages() => messages,
+            messages = consumer.fetch().max_messages(batch).expires(wait).messages() => messages,
         };
         let mut messages = match messages {
             Ok(messages) => messages,
@@ -57,7 +66,7 @@ pub async fn run(
                         &span,
                         coderun_bus::trace_of(message.headers.as_ref()),
                     );
-                    dispatch(&bus, &metrics, message, trace)
+                    take(&bus, &mut releaser, message, trace)
                         .instrument(span)
                         .await
                 }
@@ -67,9 +76,9 @@ pub async fn run(
     }
 }
 
-async fn dispatch(
+async fn take(
     bus: &Bus,
-    metrics: &SchedulerMetrics,
+    releaser: &mut Releaser,
     message: jetstream::Message,
     trace: TraceContext,
 ) {
@@ -77,34 +86,17 @@ async fn dispatch(
         return;
     };
     tracing::Span::current().record("run_id", submitted.run_id.as_str());
-    let pool = pool_for(&submitted);
-    let language = submitted.job.language.clone();
-    let dispatched = JobDispatched {
-        v: VERSION,
-        run_id: submitted.run_id.clone(),
-        tenant: submitted.tenant,
-        pool: pool.clone(),
-        job: submitted.job,
-        submitted_at: submitted.submitted_at,
-        dispatched_at: OffsetDateTime::now_utc(),
-    };
-    let subject = bus.names().jobs(&pool);
-    match bus
-        .publish_durable_traced(subject, &dispatched, &dispatched.run_id, Some(trace))
-        .await
-    {
+    match releaser.admit(submitted, trace).await {
         Ok(()) => {
-            metrics.dispatched(&language);
             // A plain ack, not waiting for the server's reply: an ack that is lost only brings
-            // the submission back, and the duplicate window absorbs the second publish.
+            // the submission back, and the run is taken once wherever it is.
             if let Err(error) = message.ack().await {
                 bus.count_error("ack");
-                tracing::warn!(%error, "failed to acknowledge a dispatched submission");
+                tracing::warn!(%error, "failed to acknowledge a submission");
             }
-            tracing::info!(%pool, "run dispatched");
         }
         Err(error) => {
-            tracing::error!(%error, "failed to queue a job; the submission will be redelivered");
+            tracing::error!(error = %format!("{error:#}"), "failed to queue a run; the submission will be redelivered");
             let _ = message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;

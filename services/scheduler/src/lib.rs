@@ -1,8 +1,13 @@
 //! coderun-scheduler: from accepted runs to executor pools.
 //!
 //! - [`config`]: the layered configuration.
-//! - [`dispatch`]: pulls the submit stream and queues each run in its pool, acknowledging
-//!   only what is safely queued.
+//! - [`dispatch`]: pulls the submit stream and hands each run to the releaser, acknowledging
+//!   only what is safely released or queued.
+//! - [`release`]: each pool's room from the executors' heartbeats and the jobs stream; runs
+//!   released while there is room, else queued per tenant in Redis and released in fair order.
+//! - [`fair`]: the deficit round robin across the tenants waiting in a pool.
+//! - [`lease`], [`active`]: one active scheduler at a time, through a lease in NATS; the
+//!   others stand by and take over when it dies. Webhooks and metrics run on every one.
 //! - [`webhooks`]: finished runs POSTed to their `callback_url`, signed, checked against
 //!   internal addresses at delivery, retried with backoff and jitter, outcome recorded.
 //! - [`metrics`]: runs dispatched, every language's queue, webhook outcomes, connection
@@ -10,11 +15,16 @@
 //! - [`Application`]: wiring and graceful stop.
 //!
 //! Architecture invariant: the scheduler never runs code and never serves HTTP to clients.
-//! Tenant fairness, capacity checks and dead-run supervision belong here as they are built.
+//! Who goes first is decided here, never by an executor. Dead-run supervision belongs here as
+//! it is built.
 
+pub mod active;
 pub mod config;
 pub mod dispatch;
+pub mod fair;
+pub mod lease;
 pub mod metrics;
+pub mod release;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -25,7 +35,11 @@ use coderun_store::RunStore;
 use coderun_telemetry::ops::{OpsServer, ReadinessCheck};
 use tokio_util::sync::CancellationToken;
 
+use coderun_bus::executors::ExecutorView;
+
+use crate::active::Duties;
 use crate::config::Config;
+use crate::lease::Lease;
 use crate::metrics::SchedulerMetrics;
 
 /// A connected scheduler.
@@ -73,7 +87,8 @@ impl Application {
         self.ops.port()
     }
 
-    /// Dispatches until `shutdown`.
+    /// Delivers webhooks, and takes submissions and releases runs while it holds the lease,
+    /// until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let consumer = self
             .bus
@@ -91,29 +106,46 @@ impl Application {
                 max_deliver: -1,
             })
             .await?;
-        tracing::info!(ops_port = self.ops.port(), "scheduler dispatching");
+        // Heard from within three heartbeats (2 s each) unless a heartbeat says otherwise.
+        let executors =
+            ExecutorView::follow(&self.bus, Duration::from_secs(6), shutdown.clone()).await?;
+        let holder = format!(
+            "scheduler-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let lease = Lease::open(
+            &self.bus,
+            holder.clone(),
+            Duration::from_millis(self.config.leader.lease_ms),
+        )
+        .await?;
+        tracing::info!(ops_port = self.ops.port(), %holder, "scheduler started");
         let stop_ops = CancellationToken::new();
         let ops = tokio::spawn(self.ops.run(stop_ops.clone()));
+        let duties = Duties {
+            bus: self.bus.clone(),
+            store: self.store.clone(),
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            executors,
+            submissions: consumer,
+        };
         tokio::join!(
             metrics::watch_queues(
                 self.bus.clone(),
+                self.store.queues(),
                 self.metrics.clone(),
                 Duration::from_secs(self.config.metrics.queue_poll_secs),
                 shutdown.clone(),
             ),
-            dispatch::run(
-                self.bus.clone(),
-                self.metrics.clone(),
-                consumer,
-                self.config.submit.batch,
-                shutdown.clone(),
-            ),
+            active::lead(&duties, &lease, &shutdown),
             webhooks::run(
                 self.store.clone(),
                 self.metrics.clone(),
                 self.config.webhooks.clone(),
                 webhook_consumer,
-                shutdown,
+                shutdown.clone(),
             ),
         );
         let _ = self.bus.client().flush().await;

@@ -11,7 +11,7 @@ use async_nats::jetstream::stream::Stream;
 use coderun_bus::{async_nats, Bus};
 use coderun_schema::catalog::Catalog;
 use coderun_schema::names::Names;
-use coderun_store::RunStore;
+use coderun_store::{FairQueues, RunStore};
 use coderun_telemetry::metrics::{labels, Labels};
 use coderun_telemetry::prometheus_client::metrics::counter::Counter;
 use coderun_telemetry::prometheus_client::metrics::family::Family;
@@ -30,6 +30,12 @@ pub struct SchedulerMetrics {
     queue_depth: Family<Labels, Gauge>,
     /// `coderun_queue_oldest_age_seconds{language}`.
     oldest_age: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// `coderun_scheduler_active`: 1 while this scheduler holds the lease.
+    active: Gauge,
+    /// `coderun_fair_queue_backlog{language}`.
+    fair_backlog: Family<Labels, Gauge>,
+    /// `coderun_backlog_per_free_slot{language}`.
+    backlog_per_free_slot: Family<Labels, Gauge<f64, AtomicU64>>,
     /// `coderun_webhook_deliveries_total{outcome}`.
     webhooks: Family<Labels, Counter>,
     /// `coderun_nats_errors_total{operation}`, shared with the bus connection.
@@ -44,21 +50,42 @@ impl SchedulerMetrics {
         let queue_depth = Family::default();
         let oldest_age = Family::default();
         let webhooks = Family::default();
+        let fair_backlog = Family::default();
+        let active = Gauge::default();
+        registry.register(
+            "coderun_scheduler_active",
+            "1 while this scheduler holds the lease and releases runs, 0 while it stands by",
+            active.clone(),
+        );
+        let backlog_per_free_slot = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let nats_errors = bus.error_counter();
         registry.register(
             "coderun_runs_dispatched",
-            "Runs moved from the submit stream to their pool's queue, by language",
+            "Runs released to their pool's executors, by language",
             dispatched.clone(),
         );
         registry.register(
             "coderun_queue_depth",
-            "Jobs in a language's queue that no executor has taken yet",
+            "Runs of a language waiting for an executor: in the fair queues and released but not \
+             taken yet",
             queue_depth.clone(),
         );
         registry.register(
             "coderun_queue_oldest_age_seconds",
-            "How long the oldest job no executor has taken has waited since it was dispatched",
+            "How long the oldest run waiting for an executor has waited (since it was accepted, \
+             or released when it waits in the jobs stream)",
             oldest_age.clone(),
+        );
+        registry.register(
+            "coderun_fair_queue_backlog",
+            "Runs waiting in a language's per-tenant queues for its executors to have room",
+            fair_backlog.clone(),
+        );
+        registry.register(
+            "coderun_backlog_per_free_slot",
+            "Runs waiting for room in a language, per free executor slot (per one when none is \
+             free): what the executor fleet scales on",
+            backlog_per_free_slot.clone(),
         );
         registry.register(
             "coderun_webhook_deliveries",
@@ -81,8 +108,27 @@ impl SchedulerMetrics {
             queue_depth,
             oldest_age,
             webhooks,
+            active,
+            fair_backlog,
+            backlog_per_free_slot,
             nats_errors,
         }
+    }
+
+    /// Whether this scheduler is the active one.
+    pub fn set_active(&self, active: bool) {
+        self.active.set(i64::from(active));
+    }
+
+    /// A language's runs waiting for room, and the free slots of its live executors.
+    pub fn backlog(&self, language: &str, waiting: u64, slots_free: u32) {
+        let language = labels([("language", language)]);
+        self.fair_backlog
+            .get_or_create(&language)
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        self.backlog_per_free_slot
+            .get_or_create(&language)
+            .set(waiting as f64 / f64::from(slots_free.max(1)));
     }
 
     /// Counts a run dispatched to its pool.
@@ -118,6 +164,7 @@ pub struct QueueReading {
 /// (NATS away) leaves the gauges as they were and is counted as a NATS error.
 pub async fn watch_queues(
     bus: Bus,
+    queues: FairQueues,
     metrics: SchedulerMetrics,
     every: Duration,
     shutdown: CancellationToken,
@@ -144,7 +191,11 @@ pub async fn watch_queues(
             if shutdown.is_cancelled() {
                 return;
             }
-            match read_queue(&stream, bus.names(), language).await {
+            let reading = match read_queue(&stream, bus.names(), language).await {
+                Ok(reading) => with_fair_queue(reading, &queues, language).await,
+                Err(error) => Err(error),
+            };
+            match reading {
                 Ok(reading) => {
                     let label = labels([("language", language)]);
                     metrics
@@ -163,6 +214,25 @@ pub async fn watch_queues(
             }
         }
     }
+}
+
+/// Adds the runs waiting in the language's fair queues to a reading of its jobs stream: the
+/// depth is everything that waits for an executor, the age the oldest of all.
+async fn with_fair_queue(
+    mut reading: QueueReading,
+    queues: &FairQueues,
+    language: &str,
+) -> Result<QueueReading, async_nats::Error> {
+    let pool = Names::pool_of(language);
+    reading.depth += queues.backlog(&pool).await?;
+    if let Some(created) = queues.oldest(&pool).await? {
+        let created = std::time::UNIX_EPOCH + Duration::from_millis(created);
+        let age = std::time::SystemTime::now()
+            .duration_since(created)
+            .unwrap_or(Duration::ZERO);
+        reading.oldest_age = reading.oldest_age.max(age);
+    }
+    Ok(reading)
 }
 
 /// Reads one language's queue: the jobs after what its pool consumer has delivered (or all

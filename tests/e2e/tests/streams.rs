@@ -33,7 +33,7 @@ async fn services_starting_together_all_find_their_streams() {
         }
         let names = buses[0].names().clone();
         let jetstream = buses[0].jetstream();
-        for stream in names.streams() {
+        for stream in names.work_streams() {
             jetstream
                 .delete_stream(&stream)
                 .await

@@ -1,15 +1,32 @@
-//! The gateway's view of live executors, from their heartbeats: which languages are served
-//! right now and at which version. Drives `GET /v1/languages` and the 503 for a language no
-//! live executor serves.
+//! The view of live executors from their heartbeats, shared by the gateway (which languages
+//! are served right now and at which version: `GET /v1/languages`, and the 503 for a language
+//! no live executor serves) and the scheduler (each pool's capacity, which gates releases).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use coderun_bus::Bus;
 use coderun_schema::messages::ExecutorHeartbeat;
+use coderun_schema::names::Names;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
+
+use crate::{Bus, BusError};
+
+/// One pool's capacity, summed over the executors serving it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolCapacity {
+    /// Executors heard from within their time to live that take new runs.
+    pub live: u32,
+    /// Executors heard from that are finishing their work and take no more.
+    pub draining: u32,
+    /// Slots of the live executors.
+    pub slots_total: u32,
+    /// Of those, free at their last heartbeat.
+    pub slots_free: u32,
+    /// The image digests the live executors run (more than one during a roll-out).
+    pub image_digests: BTreeSet<String>,
+}
 
 #[derive(Debug, Clone)]
 struct Seen {
@@ -36,12 +53,17 @@ impl ExecutorView {
         bus: &Bus,
         fallback_ttl: Duration,
         shutdown: CancellationToken,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, BusError> {
         let view = Self::default();
+        let subject = bus.names().executor_heartbeat();
         let mut subscriber = bus
             .client()
-            .subscribe(bus.names().executor_heartbeat())
-            .await?;
+            .subscribe(subject.clone())
+            .await
+            .map_err(|error| BusError::Setup {
+                what: format!("a subscription to {subject}"),
+                source: error.into(),
+            })?;
         let updated = view.clone();
         tokio::spawn(async move {
             loop {
@@ -52,7 +74,7 @@ impl ExecutorView {
                         None => return,
                     },
                 };
-                match coderun_bus::decode::<ExecutorHeartbeat>(&message.payload) {
+                match crate::decode::<ExecutorHeartbeat>(&message.payload) {
                     Ok(heartbeat) => updated.record(heartbeat, fallback_ttl),
                     Err(error) => tracing::warn!(%error, "ignoring a malformed heartbeat"),
                 }
@@ -97,6 +119,31 @@ impl ExecutorView {
             }
         }
         served
+    }
+
+    /// Every pool some executor heard from within its time to live serves, with its capacity.
+    pub fn capacity(&self) -> BTreeMap<String, PoolCapacity> {
+        let now = Instant::now();
+        let executors = self
+            .executors
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pools: BTreeMap<String, PoolCapacity> = BTreeMap::new();
+        for seen in executors.values().filter(|seen| seen.expires > now) {
+            let heartbeat = &seen.heartbeat;
+            for language in &heartbeat.languages {
+                let pool = pools.entry(Names::pool_of(&language.id)).or_default();
+                if heartbeat.draining {
+                    pool.draining += 1;
+                    continue;
+                }
+                pool.live += 1;
+                pool.slots_total += heartbeat.slots_total;
+                pool.slots_free += heartbeat.slots_free;
+                pool.image_digests.insert(language.image_digest.clone());
+            }
+        }
+        pools
     }
 
     /// Whether some live executor serves `language`.

@@ -63,6 +63,14 @@ pub struct Job {
     pub isolation: Option<Isolation>,
 }
 
+impl Job {
+    /// The wall time its limits allow, compile and every test together, in milliseconds.
+    pub fn wall_ms_budget(&self) -> u64 {
+        let runs = self.tests.len().max(1) as u64;
+        self.limits.compile.wall_ms + self.limits.run.wall_ms * runs
+    }
+}
+
 /// How a run is isolated from the runs before and after it on the same executor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -73,3 +73,51 @@ impl RunStore {
         })
     }
 }
+
+impl RunStore {
+    /// The ids of every tenant's runs in `status` (`queued` or `running`), created before
+    /// `created_before` (Unix milliseconds) when given; read from the tenants' queued and
+    /// running sets, found with `SCAN`. Any other status has no such set: none.
+    pub async fn runs_in_state(
+        &self,
+        status: coderun_schema::run::RunStatus,
+        created_before: Option<u64>,
+    ) -> Result<Vec<String>, StoreError> {
+        use coderun_schema::run::RunStatus;
+        let pattern = match status {
+            RunStatus::Queued => self.names.tenant_queued_key("*"),
+            RunStatus::Running => self.names.tenant_running_key("*"),
+            _ => return Ok(Vec::new()),
+        };
+        let mut connection = self.connection.clone();
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await?;
+            keys.extend(found);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let upper = created_before.map_or("+inf".to_owned(), |before| format!("({before}"));
+        let mut ids = Vec::new();
+        for key in keys {
+            let found: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(&upper)
+                .query_async(&mut connection)
+                .await?;
+            ids.extend(found);
+        }
+        Ok(ids)
+    }
+}

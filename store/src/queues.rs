@@ -151,6 +151,17 @@ impl FairQueues {
         Ok(oldest)
     }
 
+    /// Whether `run_id` waits in one of `pool`'s queues.
+    pub async fn is_queued(&self, pool: &str, run_id: &str) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let member: bool = redis::cmd("SISMEMBER")
+            .arg(self.names.pool_queued_key(pool))
+            .arg(run_id)
+            .query_async(&mut connection)
+            .await?;
+        Ok(member)
+    }
+
     /// Runs waiting in `pool`'s queues.
     pub async fn backlog(&self, pool: &str) -> Result<u64, StoreError> {
         let mut connection = self.connection.clone();

@@ -60,9 +60,9 @@ pub struct WorkerConfig {
     pub ack_wait_secs: u64,
     /// Deliveries of one job before NATS stops redelivering it (at least 1). The executor
     /// does not hand a job back on its last delivery: a failure then ends the run as
-    /// `internal_error` (once Redis answers). Only an executor that dies, or whose drain
-    /// times out, on a job's last delivery leaves its run `running`; the scheduler's sweeper
-    /// (not built yet) is what ends those.
+    /// `internal_error` (once Redis answers). A run whose executor dies, or whose drain times
+    /// out, on its job's last delivery is ended by the scheduler (the max-deliveries advisory,
+    /// or its sweeper).
     pub max_deliver: i64,
     /// On SIGTERM or SIGINT, how long the executor waits for the jobs in hand to finish after
     /// it stops pulling, in seconds. Jobs still unfinished then are not acknowledged, so NATS

@@ -350,9 +350,7 @@ impl Worker {
     }
 
     fn deadline(&self, dispatched: &JobDispatched) -> Duration {
-        let limits = dispatched.job.limits;
-        let runs = dispatched.job.tests.len().max(1) as u64;
-        Duration::from_millis(limits.compile.wall_ms + limits.run.wall_ms * runs) + self.host_margin
+        Duration::from_millis(dispatched.job.wall_ms_budget()) + self.host_margin
     }
 }
 

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::lease::Lease;
 use crate::metrics::SchedulerMetrics;
 use crate::release::Releaser;
+use crate::sweeper::Sweeper;
 
 /// What the active scheduler works with.
 pub struct Duties {
@@ -59,7 +60,8 @@ pub async fn lead(duties: &Duties, lease: &Lease, shutdown: &CancellationToken) 
     }
 }
 
-/// Takes submissions and releases runs until `acting` is cancelled.
+/// Takes submissions, releases runs, sweeps, and ends runs whose jobs ran out of deliveries,
+/// until `acting` is cancelled.
 async fn act(duties: &Duties, acting: &CancellationToken) {
     let releaser = loop {
         match Releaser::start(
@@ -81,12 +83,21 @@ async fn act(duties: &Duties, acting: &CancellationToken) {
             }
         }
     };
-    crate::dispatch::run(
-        duties.bus.clone(),
-        duties.submissions.clone(),
-        duties.config.submit.batch,
-        releaser,
-        acting.clone(),
-    )
-    .await;
+    let sweeper = Sweeper {
+        bus: duties.bus.clone(),
+        store: duties.store.clone(),
+        settings: duties.config.sweeper.clone(),
+        submissions: duties.submissions.clone(),
+    };
+    tokio::join!(
+        crate::dispatch::run(
+            duties.bus.clone(),
+            duties.submissions.clone(),
+            duties.config.submit.batch,
+            releaser,
+            sweeper,
+            acting.clone(),
+        ),
+        crate::advisory::follow(duties.bus.clone(), duties.store.clone(), acting.clone()),
+    );
 }

@@ -35,6 +35,26 @@ pub struct Config {
     pub fairness: FairnessConfig,
     /// `[leader]`: which of several schedulers is active.
     pub leader: LeaderConfig,
+    /// `[sweeper]`: finding runs left behind.
+    pub sweeper: SweeperConfig,
+}
+
+/// The `[sweeper]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweeperConfig {
+    /// Seconds between two sweeps (at least 1).
+    pub every_secs: u64,
+    /// Seconds after its creation when a `queued` run found in no queue, not being released
+    /// and not in the jobs stream (while the submit stream is empty) is queued again.
+    pub lost_after_secs: u64,
+    /// Seconds past its limits' wall time, since it started, when a `running` run is ended as
+    /// `internal_error`: more than the executors' `worker.ack_wait_secs`, so that a job whose
+    /// executor died is delivered again first.
+    pub running_margin_secs: u64,
+    /// Seconds after which a job of a final (or expired) run still in the jobs stream is
+    /// deleted from it.
+    pub stale_job_secs: u64,
 }
 
 /// The `[leader]` section.

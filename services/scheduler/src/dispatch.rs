@@ -6,7 +6,7 @@
 //! take a run once (the jobs stream's duplicate window is keyed by run id, the queues by a set
 //! of their run ids).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use coderun_bus::{async_nats, Bus};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::release::Releaser;
+use crate::sweeper::Sweeper;
 
 /// How long a pull waits for submissions while runs wait in the fair queues: how soon room
 /// that appears is used.
@@ -32,9 +33,18 @@ pub async fn run(
     consumer: consumer::Consumer<consumer::pull::Config>,
     batch: usize,
     mut releaser: Releaser,
+    sweeper: Sweeper,
     shutdown: CancellationToken,
 ) {
+    let sweep_every = Duration::from_secs(sweeper.settings.every_secs);
+    let mut swept = Instant::now();
     while !shutdown.is_cancelled() {
+        if swept.elapsed() >= sweep_every {
+            swept = Instant::now();
+            if let Err(error) = sweeper.sweep(&mut releaser).await {
+                tracing::warn!(error = %format!("{error:#}"), "the sweep failed; the next one tries again");
+            }
+        }
         releaser.round().await;
         let wait = if releaser.waiting() > 0 {
             WHILE_WAITING

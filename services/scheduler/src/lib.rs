@@ -8,6 +8,9 @@
 //! - [`fair`]: the deficit round robin across the tenants waiting in a pool.
 //! - [`lease`], [`active`]: one active scheduler at a time, through a lease in NATS; the
 //!   others stand by and take over when it dies. Webhooks and metrics run on every one.
+//! - [`sweeper`], [`advisory`], [`ending`]: supervision by the active scheduler: runs left
+//!   queued or running by a crash are queued again or ended `internal_error` with a reason,
+//!   jobs whose deliveries ran out end their runs, stale jobs leave the jobs stream.
 //! - [`webhooks`]: finished runs POSTed to their `callback_url`, signed, checked against
 //!   internal addresses at delivery, retried with backoff and jitter, outcome recorded.
 //! - [`metrics`]: runs dispatched, every language's queue, webhook outcomes, connection
@@ -15,16 +18,18 @@
 //! - [`Application`]: wiring and graceful stop.
 //!
 //! Architecture invariant: the scheduler never runs code and never serves HTTP to clients.
-//! Who goes first is decided here, never by an executor. Dead-run supervision belongs here as
-//! it is built.
+//! Who goes first is decided here, never by an executor.
 
 pub mod active;
+pub mod advisory;
 pub mod config;
 pub mod dispatch;
+pub mod ending;
 pub mod fair;
 pub mod lease;
 pub mod metrics;
 pub mod release;
+pub mod sweeper;
 pub mod webhooks;
 
 use std::sync::Arc;

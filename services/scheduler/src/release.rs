@@ -109,6 +109,19 @@ impl Releaser {
         Ok(())
     }
 
+    /// Queues a run found nowhere (the sweeper) at the back of its tenant's queue.
+    pub async fn queue_again(
+        &mut self,
+        pool: &str,
+        tenant: &str,
+        run_id: &str,
+    ) -> anyhow::Result<()> {
+        if self.queues.enqueue(pool, tenant, run_id).await? {
+            *self.backlog.entry(pool.to_owned()).or_default() += 1;
+        }
+        Ok(())
+    }
+
     /// Releases what the pools have room for, tenant by tenant; first publishes again what an
     /// earlier release left half done.
     pub async fn round(&mut self) {

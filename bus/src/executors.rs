@@ -13,6 +13,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Bus, BusError};
 
+/// A live executor as its last heartbeat described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveExecutor {
+    pub slots_total: u32,
+    pub slots_free: u32,
+    /// The pools of the languages it serves.
+    pub pools: BTreeSet<String>,
+}
+
 /// One pool's capacity, summed over the executors serving it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolCapacity {
@@ -131,8 +140,16 @@ impl ExecutorView {
         let mut pools: BTreeMap<String, PoolCapacity> = BTreeMap::new();
         for seen in executors.values().filter(|seen| seen.expires > now) {
             let heartbeat = &seen.heartbeat;
+            // Two languages of one pool count the executor once.
+            let mut served: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for language in &heartbeat.languages {
-                let pool = pools.entry(Names::pool_of(&language.id)).or_default();
+                served
+                    .entry(Names::pool_of(&language.id))
+                    .or_default()
+                    .insert(language.image_digest.clone());
+            }
+            for (pool, digests) in served {
+                let pool = pools.entry(pool).or_default();
                 if heartbeat.draining {
                     pool.draining += 1;
                     continue;
@@ -140,10 +157,33 @@ impl ExecutorView {
                 pool.live += 1;
                 pool.slots_total += heartbeat.slots_total;
                 pool.slots_free += heartbeat.slots_free;
-                pool.image_digests.insert(language.image_digest.clone());
+                pool.image_digests.extend(digests);
             }
         }
         pools
+    }
+
+    /// The live executors that take new runs (not draining), each with the pools it serves.
+    pub fn live(&self) -> Vec<LiveExecutor> {
+        let now = Instant::now();
+        let executors = self
+            .executors
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        executors
+            .values()
+            .filter(|seen| seen.is_live(now))
+            .map(|seen| LiveExecutor {
+                slots_total: seen.heartbeat.slots_total,
+                slots_free: seen.heartbeat.slots_free,
+                pools: seen
+                    .heartbeat
+                    .languages
+                    .iter()
+                    .map(|language| Names::pool_of(&language.id))
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Whether some live executor serves `language`.

@@ -113,13 +113,14 @@ pub struct ConsumerSettings {
 }
 
 /// The operations NATS errors are counted by.
-pub const OPERATIONS: [&str; 6] = [
+pub const OPERATIONS: [&str; 7] = [
     "publish",
     "publish_durable",
     "setup",
     "fetch",
     "ack",
     "queue_read",
+    "stream_info",
 ];
 
 /// Label pairs of a metric family (here: the failed `operation`).

@@ -192,6 +192,17 @@ impl Names {
         format!("{}:pool:{pool}:queued", self.prefix)
     }
 
+    /// Redis key of every pool that has had runs in its fair queues (a set).
+    pub fn pools_queued_key(&self) -> String {
+        format!("{}:pools", self.prefix)
+    }
+
+    /// Redis key marking a run released to the jobs stream, expiring with its record: its
+    /// submission, delivered again, is not queued a second time.
+    pub fn run_released_key(&self, run_id: &str) -> String {
+        format!("{}:run:{run_id}:released", self.prefix)
+    }
+
     /// Redis key of the runs taken off a fair queue whose job is not yet stored in the jobs
     /// stream: a hash of run id to pool, published again by a scheduler that takes over.
     pub fn releasing_key(&self) -> String {

@@ -164,7 +164,7 @@ impl RunStore {
 
     /// The scheduler's fair queues, on this store's connection.
     pub fn queues(&self) -> FairQueues {
-        FairQueues::new(self.connection.clone(), self.names.clone())
+        FairQueues::new(self.connection.clone(), self.names.clone(), self.ttl)
     }
 
     /// Answers when Redis answers a PING.

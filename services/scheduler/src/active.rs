@@ -10,7 +10,7 @@ use coderun_store::RunStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::lease::Lease;
+use crate::lease::{Lease, LeaseGuard};
 use crate::metrics::SchedulerMetrics;
 use crate::release::Releaser;
 use crate::sweeper::Sweeper;
@@ -44,7 +44,7 @@ pub async fn lead(duties: &Duties, lease: &Lease, shutdown: &CancellationToken) 
             acting.cancel();
         };
         let work = async {
-            act(duties, &acting).await;
+            act(duties, &lease.guard, &acting).await;
             done.cancel();
         };
         tokio::join!(
@@ -62,7 +62,7 @@ pub async fn lead(duties: &Duties, lease: &Lease, shutdown: &CancellationToken) 
 
 /// Takes submissions, releases runs, sweeps, and ends runs whose jobs ran out of deliveries,
 /// until `acting` is cancelled.
-async fn act(duties: &Duties, acting: &CancellationToken) {
+async fn act(duties: &Duties, guard: &LeaseGuard, acting: &CancellationToken) {
     let releaser = loop {
         match Releaser::start(
             duties.bus.clone(),
@@ -70,6 +70,7 @@ async fn act(duties: &Duties, acting: &CancellationToken) {
             duties.executors.clone(),
             duties.config.fairness.clone(),
             duties.metrics.clone(),
+            guard.clone(),
         )
         .await
         {

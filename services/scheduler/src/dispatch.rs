@@ -46,7 +46,7 @@ pub async fn run(
             }
         }
         releaser.round().await;
-        let wait = if releaser.waiting() > 0 {
+        let wait = if releaser.waiting_for_room() {
             WHILE_WAITING
         } else {
             WHILE_IDLE
@@ -106,10 +106,13 @@ async fn take(
             }
         }
         Err(error) => {
-            tracing::error!(error = %format!("{error:#}"), "failed to queue a run; the submission will be redelivered");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
+            // Back off while Redis or NATS is away, so that an outage does not spend the
+            // submission's deliveries (the sweeper still queues a run whose deliveries ran
+            // out, from its record).
+            let delivered = message.info().map_or(1, |info| info.delivered.max(1));
+            let wait = Duration::from_secs(1 << (delivered - 1).min(5) as u32);
+            tracing::error!(error = %format!("{error:#}"), ?wait, "failed to take a run; the submission will be delivered again");
+            let _ = message.ack_with(AckKind::Nak(Some(wait))).await;
         }
     }
 }

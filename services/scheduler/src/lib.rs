@@ -3,8 +3,9 @@
 //! - [`config`]: the layered configuration.
 //! - [`dispatch`]: pulls the submit stream and hands each run to the releaser, acknowledging
 //!   only what is safely released or queued.
-//! - [`release`]: each pool's room from the executors' heartbeats and the jobs stream; runs
-//!   released while there is room, else queued per tenant in Redis and released in fair order.
+//! - [`release`], [`room`]: runs released while their pool has room (its live executors' slots,
+//!   from their heartbeats, less their jobs in the jobs stream), else queued per tenant in
+//!   Redis and released in fair order.
 //! - [`fair`]: the deficit round robin across the tenants waiting in a pool.
 //! - [`lease`], [`active`]: one active scheduler at a time, through a lease in NATS; the
 //!   others stand by and take over when it dies. Webhooks and metrics run on every one.
@@ -29,6 +30,7 @@ pub mod fair;
 pub mod lease;
 pub mod metrics;
 pub mod release;
+pub mod room;
 pub mod sweeper;
 pub mod webhooks;
 

@@ -1,16 +1,15 @@
-//! Releasing runs to their pool's jobs stream only while the pool has room, in fair order.
+//! Releasing runs to their pool's jobs stream only while the pool has room ([`crate::room`]),
+//! in fair order.
 //!
-//! A pool's room is what its live executors can take now: their slots, plus
-//! `fairness.ready_per_executor` jobs each waiting so that no executor idles while the
-//! scheduler decides, minus the jobs already in the jobs stream for the pool (released and not
-//! finished). A submission goes straight to the jobs stream when its pool has room and nobody
-//! waits; otherwise into its tenant's fair queue in Redis ([`coderun_store::FairQueues`]), from
-//! which [`Releaser::round`] releases by deficit round robin ([`crate::fair`]) as room appears.
-//! So the order in which runs reach an executor is decided here, a few jobs ahead of the
+//! A submission goes straight to the jobs stream when its pool has room and nobody waits;
+//! otherwise into its tenant's fair queue in Redis ([`coderun_store::FairQueues`]), from which
+//! [`Releaser::round`] releases by deficit round robin ([`crate::fair`]) as room appears. So
+//! the order in which runs reach an executor is decided here, a few jobs ahead of the
 //! executors, not by the order submissions sit in a stream.
 //!
-//! Only one scheduler releases at a time; the state kept here (the estimate of each pool's
-//! jobs, the rounds) is rebuilt from Redis and NATS by the next one.
+//! Only the scheduler holding the lease releases, and it checks the lease before each step
+//! ([`LeaseGuard`]). What it keeps here (each pool's backlog as the queues' scripts last
+//! answered it, the rounds, the room's estimate) is rebuilt from Redis and NATS by the next one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -19,72 +18,98 @@ use coderun_bus::executors::ExecutorView;
 use coderun_bus::Bus;
 use coderun_schema::messages::{JobDispatched, JobSubmitted, VERSION};
 use coderun_schema::names::Names;
+use coderun_schema::run::RunStatus;
 use coderun_schema::trace::TraceContext;
 use coderun_store::{FairQueues, RunStore};
 use time::OffsetDateTime;
 
 use crate::config::FairnessConfig;
+use crate::ending::end_as_internal_error;
 use crate::fair::FairShare;
+use crate::lease::LeaseGuard;
 use crate::metrics::SchedulerMetrics;
+use crate::room::Room;
 
 /// How often runs left in `releasing` (a publish that failed, a scheduler that died) are
-/// published again.
+/// published again, and each pool's backlog is read again from Redis.
 const RECOVER_EVERY: Duration = Duration::from_secs(5);
+
+/// The most runs taken off one pool's queues in one round (released or found final), so that
+/// a round stays short and submissions keep being taken.
+const MOST_PER_ROUND: u64 = 256;
 
 /// The releasing half of the scheduler.
 pub struct Releaser {
     bus: Bus,
     store: RunStore,
     queues: FairQueues,
-    executors: ExecutorView,
+    room: Room,
     fairness: FairnessConfig,
     metrics: SchedulerMetrics,
+    guard: LeaseGuard,
     /// Each pool's deficit round robin.
     rounds: BTreeMap<String, FairShare>,
-    /// Runs waiting in each pool's fair queues, as far as this scheduler knows (it is the only
-    /// one that queues and takes).
+    /// Runs waiting in each pool's fair queues, as the queues' scripts last answered.
     backlog: BTreeMap<String, u64>,
-    /// Jobs in the stream per pool at the last reading, plus those released since.
-    jobs: BTreeMap<String, u64>,
-    /// When `releasing` was last looked at.
+    /// When `releasing` and the backlogs were last read.
     recovered: Option<Instant>,
+    /// The executors, for the backlog gauges.
+    executors: ExecutorView,
 }
 
 impl Releaser {
-    /// A releaser that knows the backlog the fair queues hold for every catalog pool.
+    /// A releaser that knows every pool's backlog and the jobs already in the stream.
     pub async fn start(
         bus: Bus,
         store: RunStore,
         executors: ExecutorView,
         fairness: FairnessConfig,
         metrics: SchedulerMetrics,
+        guard: LeaseGuard,
     ) -> anyhow::Result<Self> {
         let queues = store.queues();
-        let mut backlog = BTreeMap::new();
-        for spec in coderun_schema::catalog::Catalog::builtin().languages {
-            let pool = Names::pool_of(&spec.id);
-            let waiting = queues.backlog(&pool).await?;
-            if waiting > 0 {
-                backlog.insert(pool, waiting);
-            }
-        }
-        Ok(Self {
+        let room = Room::new(bus.clone(), executors.clone(), fairness.ready_per_executor).await;
+        let mut releaser = Self {
             bus,
             store,
             queues,
-            executors,
+            room,
             fairness,
             metrics,
+            guard,
             rounds: BTreeMap::new(),
-            backlog,
-            jobs: BTreeMap::new(),
+            backlog: BTreeMap::new(),
             recovered: None,
-        })
+            executors,
+        };
+        releaser.read_backlogs().await?;
+        Ok(releaser)
     }
 
-    /// Runs waiting in the fair queues, every pool together.
-    pub fn waiting(&self) -> u64 {
-        self.backlog.values().sum()
+    /// Each pool's backlog, from Redis.
+    async fn read_backlogs(&mut self) -> anyhow::Result<()> {
+        let mut pools: BTreeSet<String> = self.queues.pools().await?.into_iter().collect();
+        pools.extend(self.backlog.keys().cloned());
+        for pool in pools {
+            let waiting = self.queues.backlog(&pool).await?;
+            self.backlog.insert(pool, waiting);
+        }
+        Ok(())
+    }
+
+    /// Whether runs wait in a pool some live executor serves: room may appear at any moment.
+    pub fn waiting_for_room(&self) -> bool {
+        self.backlog
+            .iter()
+            .any(|(pool, waiting)| *waiting > 0 && self.room.served(pool))
+    }
+
+    fn check_lease(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.guard.holds(),
+            "this scheduler no longer holds the lease"
+        );
+        Ok(())
     }
 
     /// Takes an accepted run: released at once when its pool has room and nobody waits in it,
@@ -94,44 +119,49 @@ impl Releaser {
         submitted: JobSubmitted,
         trace: TraceContext,
     ) -> anyhow::Result<()> {
+        self.check_lease()?;
         let pool = Names::pool_of(&submitted.job.language);
-        if self.backlog.get(&pool).copied().unwrap_or(0) == 0 && self.room(&pool).await > 0 {
+        if self.backlog.get(&pool).copied().unwrap_or(0) == 0 && self.room.of(&pool).await > 0 {
+            let run_id = submitted.run_id.clone();
             self.publish(&pool, submitted, Some(trace)).await?;
+            self.queues.released(&run_id).await?;
             return Ok(());
         }
-        let queued = self
-            .queues
-            .enqueue(&pool, &submitted.tenant, &submitted.run_id)
-            .await?;
-        if queued {
-            *self.backlog.entry(pool).or_default() += 1;
-        }
+        self.queue(&pool, &submitted.tenant, &submitted.run_id)
+            .await
+    }
+
+    /// Queues a run at the back of its tenant's queue (unless it is queued or was released).
+    async fn queue(&mut self, pool: &str, tenant: &str, run_id: &str) -> anyhow::Result<()> {
+        let (_, backlog) = self.queues.enqueue(pool, tenant, run_id).await?;
+        self.backlog.insert(pool.to_owned(), backlog);
         Ok(())
     }
 
-    /// Queues a run found nowhere (the sweeper) at the back of its tenant's queue.
+    /// Queues again a run the sweeper found nowhere: its release (if any) was lost.
     pub async fn queue_again(
         &mut self,
         pool: &str,
         tenant: &str,
         run_id: &str,
     ) -> anyhow::Result<()> {
-        if self.queues.enqueue(pool, tenant, run_id).await? {
-            *self.backlog.entry(pool.to_owned()).or_default() += 1;
-        }
-        Ok(())
+        self.check_lease()?;
+        self.queues.forget_release(run_id).await?;
+        self.queue(pool, tenant, run_id).await
     }
 
-    /// Releases what the pools have room for, tenant by tenant; first publishes again what an
-    /// earlier release left half done.
+    /// Releases what the pools have room for, tenant by tenant; every few seconds first
+    /// publishes again what an earlier release left half done and reads the backlogs again.
     pub async fn round(&mut self) {
+        self.room.next_round();
         if self
             .recovered
             .is_none_or(|at| at.elapsed() >= RECOVER_EVERY)
         {
             self.recovered = Some(Instant::now());
-            if let Err(error) = self.recover().await {
-                tracing::warn!(error = %format!("{error:#}"), "failed to release runs left half released");
+            self.recover().await;
+            if let Err(error) = self.read_backlogs().await {
+                tracing::warn!(error = %format!("{error:#}"), "cannot read the backlogs");
             }
         }
         let pools: Vec<String> = self
@@ -146,8 +176,11 @@ impl Releaser {
             }
         }
         let capacity = self.executors.capacity();
-        let known = capacity.keys().chain(self.backlog.keys());
-        for pool in known.collect::<BTreeSet<_>>() {
+        for pool in capacity
+            .keys()
+            .chain(self.backlog.keys())
+            .collect::<BTreeSet<_>>()
+        {
             let waiting = self.backlog.get(pool).copied().unwrap_or(0);
             let free = capacity.get(pool).map_or(0, |pool| pool.slots_free);
             self.metrics.backlog(pool, waiting, free);
@@ -155,28 +188,31 @@ impl Releaser {
     }
 
     async fn release_pool(&mut self, pool: &str) -> anyhow::Result<()> {
-        let mut room = self.room(pool).await;
+        let mut room = self.room.of(pool).await;
         if room == 0 {
             return Ok(());
         }
         let waiting: BTreeSet<String> = self.queues.waiting(pool).await?.into_iter().collect();
         let weights = self.fairness.weights.clone();
         let weight = |tenant: &str| weights.get(tenant).copied().unwrap_or(1);
-        let round = self.rounds.entry(pool.to_owned()).or_default();
-        round.sync(&waiting, weight);
-        while room > 0 {
+        self.rounds
+            .entry(pool.to_owned())
+            .or_default()
+            .sync(&waiting, weight);
+        let mut taken = 0;
+        while room > 0 && taken < MOST_PER_ROUND {
+            self.check_lease()?;
             let round = self.rounds.entry(pool.to_owned()).or_default();
             let Some(tenant) = round.next(weight) else {
-                self.backlog.insert(pool.to_owned(), 0);
                 break;
             };
-            let Some(run_id) = self.queues.take(pool, &tenant).await? else {
+            let (run_id, backlog) = self.queues.take(pool, &tenant).await?;
+            self.backlog.insert(pool.to_owned(), backlog);
+            let Some(run_id) = run_id else {
                 round.emptied(&tenant);
                 continue;
             };
-            if let Some(waiting) = self.backlog.get_mut(pool) {
-                *waiting = waiting.saturating_sub(1);
-            }
+            taken += 1;
             if self.release_queued(pool, &run_id).await? {
                 room -= 1;
             }
@@ -184,35 +220,43 @@ impl Releaser {
         Ok(())
     }
 
-    /// Publishes the job of a run taken off a queue; false when the run needs none any more
-    /// (final, or expired).
+    /// Publishes the job of a run taken off a queue; false when the run needs none (it is
+    /// running or final after all, or expired).
     async fn release_queued(&mut self, pool: &str, run_id: &str) -> anyhow::Result<bool> {
         let record = self.store.get(run_id).await?;
-        let Some(record) = record.filter(|record| !record.run.status.is_terminal()) else {
+        let Some(record) = record.filter(|record| record.run.status == RunStatus::Queued) else {
             self.queues.released(run_id).await?;
             return Ok(false);
         };
         let trace = record.trace();
-        let Some(submitted) = record.submission else {
-            tracing::error!(
-                run_id,
-                "a queued run's record has no submission; it cannot be released"
-            );
+        let Some(submitted) = record.submission.clone() else {
+            let reason = "the run's submission was not kept, so it cannot be run";
+            end_as_internal_error(&self.bus, &self.store, record, reason).await?;
             self.queues.released(run_id).await?;
             return Ok(false);
         };
+        self.check_lease()?;
         self.publish(pool, submitted, trace).await?;
         self.queues.released(run_id).await?;
         Ok(true)
     }
 
     /// Publishes again every run taken off a queue whose job may not be in the jobs stream
-    /// (the stream's duplicate window keeps a job that is there from being stored twice).
-    async fn recover(&mut self) -> anyhow::Result<()> {
-        for (run_id, pool) in self.queues.releasing().await? {
-            self.release_queued(&pool, &run_id).await?;
+    /// (the stream's duplicate window keeps a job that is there from being stored twice). One
+    /// that fails is left for the next time; the others go on.
+    async fn recover(&mut self) {
+        let releasing = match self.queues.releasing().await {
+            Ok(releasing) => releasing,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the runs being released");
+                return;
+            }
+        };
+        for (run_id, pool) in releasing {
+            if let Err(error) = self.release_queued(&pool, &run_id).await {
+                tracing::error!(%run_id, error = %format!("{error:#}"), "failed to release a run again");
+            }
         }
-        Ok(())
     }
 
     async fn publish(
@@ -239,37 +283,9 @@ impl Releaser {
                 trace,
             )
             .await?;
-        *self.jobs.entry(pool.to_owned()).or_default() += 1;
+        self.room.released(pool);
         self.metrics.dispatched(&language);
         tracing::info!(run_id = %dispatched.run_id, %pool, "run released");
         Ok(())
-    }
-
-    /// Jobs `pool` can take now; the jobs stream is read again when the estimate says none.
-    async fn room(&mut self, pool: &str) -> u64 {
-        let capacity = self.capacity(pool);
-        if capacity == 0 {
-            return 0;
-        }
-        let estimate = self.jobs.get(pool).copied().unwrap_or(0);
-        if estimate < capacity {
-            return capacity - estimate;
-        }
-        match self.bus.jobs_by_pool().await {
-            Ok(jobs) => self.jobs = jobs,
-            Err(error) => {
-                tracing::warn!(error = %coderun_bus::describe(&error), "cannot read the jobs stream");
-                return 0;
-            }
-        }
-        capacity.saturating_sub(self.jobs.get(pool).copied().unwrap_or(0))
-    }
-
-    /// What `pool`'s live executors take at once: their slots and the jobs waiting for each.
-    fn capacity(&self, pool: &str) -> u64 {
-        self.executors.capacity().get(pool).map_or(0, |pool| {
-            u64::from(pool.slots_total)
-                + u64::from(pool.live) * u64::from(self.fairness.ready_per_executor)
-        })
     }
 }

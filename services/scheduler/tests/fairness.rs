@@ -143,3 +143,60 @@ async fn a_tenant_behind_a_batch_is_released_within_a_round() {
     assert_eq!(a_order, sorted, "a tenant's runs keep their order");
     scheduler.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executors_slots_are_shared_by_all_its_languages() {
+    let mut scheduler = support::start(|config| config.fairness.ready_per_executor = 1).await;
+    // One executor of one slot serves both languages: room for two jobs in all.
+    scheduler.announce_executor("executor-1", &["bash", "python"], 1);
+    for index in 0..3 {
+        for language in ["bash", "python"] {
+            let run_id = format!("run_{language}_{index}");
+            scheduler
+                .submit(&submission(&run_id, "tenant-a", language))
+                .await;
+        }
+    }
+    let both = async || {
+        let jobs = scheduler
+            .bus
+            .jobs_by_pool()
+            .await
+            .expect("the jobs stream reads");
+        jobs.values().sum::<u64>()
+    };
+    eventually("two jobs released", async || both().await == 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        both().await,
+        2,
+        "more jobs than the executor's slot and one waiting"
+    );
+    scheduler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_delivered_again_after_its_release_is_not_queued_again() {
+    let mut scheduler = support::start(|config| config.fairness.ready_per_executor = 0).await;
+    scheduler.announce_executor("executor-1", &["bash"], 1);
+    let first = submission("run_first", "tenant-a", "bash");
+    scheduler.submit(&first).await;
+    eventually("the run released", async || {
+        jobs_in_stream(&scheduler, "bash").await == 1
+    })
+    .await;
+    // The pool is full now; the same submission comes again (under another message id, as
+    // after a lost acknowledgement past the duplicate window).
+    scheduler
+        .bus
+        .publish_durable(scheduler.bus.names().runs_submit(), &first, "again")
+        .await
+        .expect("submitted again");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let queues = scheduler.store.queues();
+    assert_eq!(queues.backlog("bash").await.expect("Redis answers"), 0);
+    let jobs = scheduler.jobs_of("bash", Duration::from_secs(1)).await;
+    let ids: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
+    assert_eq!(ids, ["run_first"], "released once");
+    scheduler.stop().await;
+}

@@ -252,6 +252,11 @@ pub struct RunRecord {
     /// on the run (a cancel, an idempotent retry) is logged and sent under the same trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The jobs-stream sequence of the job that marked the run `running`: only that job (a
+    /// retry of its own write, or a delivery of it again after its executor died) may mark it
+    /// running again; any other job of the run is a duplicate and is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_sequence: Option<u64>,
 }
 
 impl RunRecord {

@@ -123,6 +123,16 @@ fn run_record_with_its_trace_v1() {
     assert_eq!(older.trace(), None, "records from before it have none");
 }
 
+/// A record written since executors claim a run for the job that runs it.
+#[test]
+fn run_record_claimed_by_a_job_v1() {
+    let record: RunRecord = read("run_record_claimed.v1.json");
+    assert_eq!(record.job_sequence, Some(4211));
+    assert_eq!(record.run.status, coderun_schema::run::RunStatus::Running);
+    let older: RunRecord = read("run_record_traced.v1.json");
+    assert_eq!(older.job_sequence, None, "records from before it have none");
+}
+
 #[test]
 fn agent_job_v1() {
     let job: AgentJob = read("agent_job.v1.json");

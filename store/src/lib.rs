@@ -106,6 +106,8 @@ pub enum UpdateOutcome {
     Updated,
     /// The record was already terminal and was left as it was.
     AlreadyTerminal,
+    /// A claim was refused: the run is running for another job (this one is a duplicate).
+    HeldByAnotherJob,
     /// No record (expired, or never created).
     Missing,
 }

@@ -44,13 +44,18 @@ return 1
 "#;
 
 /// KEYS: record, events, queued set, running set. ARGV: record, event ('' for none), new
-/// status, id, creation time (ms). Returns {outcome, seq}: outcome 1 updated, -1 terminal
-/// (left alone), 0 missing; seq the event's place in the log (0 without one).
+/// status, id, creation time (ms), the claiming job's sequence ('' for no claim). Returns
+/// {outcome, seq}: outcome 1 updated, -1 terminal (left alone), 0 missing, -2 running for
+/// another job (a claim refused); seq the event's place in the log (0 without one).
 pub(crate) const UPDATE_UNLESS_TERMINAL: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if not current then return {0, 0} end
-local status = cjson.decode(current)['run']['status']
+local stored = cjson.decode(current)
+local status = stored['run']['status']
 if status == 'completed' or status == 'cancelled' then return {-1, 0} end
+if ARGV[6] ~= '' and status ~= 'queued' and stored['job_sequence'] ~= tonumber(ARGV[6]) then
+  return {-2, 0}
+end
 redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
 local seq = 0
 if ARGV[2] ~= '' then
@@ -160,6 +165,28 @@ impl RunStore {
         record: &RunRecord,
         kind: Option<RunEventKind>,
     ) -> Result<(UpdateOutcome, Option<RunEvent>), StoreError> {
+        self.write(record, kind, None).await
+    }
+
+    /// Marks a run `running` for the job its `job_sequence` names, logging `running`: only if
+    /// it is `queued`, or `running` for that same job (a retry of this write, or the job
+    /// delivered again after its executor died). A run running for another job answers
+    /// [`UpdateOutcome::HeldByAnotherJob`] and is left alone: that job is a duplicate.
+    pub async fn claim_for_job(
+        &self,
+        record: &RunRecord,
+    ) -> Result<(UpdateOutcome, Option<RunEvent>), StoreError> {
+        let claim = record.job_sequence.unwrap_or(0);
+        self.write(record, Some(RunEventKind::Running), Some(claim))
+            .await
+    }
+
+    async fn write(
+        &self,
+        record: &RunRecord,
+        kind: Option<RunEventKind>,
+        claim: Option<u64>,
+    ) -> Result<(UpdateOutcome, Option<RunEvent>), StoreError> {
         let mut connection = self.connection.clone();
         let value = serde_json::to_string(record)?;
         let mut event = kind.map(|kind| RunEvent::with_run(&record.run, kind));
@@ -179,11 +206,13 @@ impl RunStore {
             .arg(status_name(record.run.status))
             .arg(&record.run.id)
             .arg(created_ms)
+            .arg(claim.map_or(String::new(), |sequence| sequence.to_string()))
             .invoke_async(&mut connection)
             .await?;
         let outcome = match outcome {
             1 => UpdateOutcome::Updated,
             -1 => UpdateOutcome::AlreadyTerminal,
+            -2 => UpdateOutcome::HeldByAnotherJob,
             _ => UpdateOutcome::Missing,
         };
         if let Some(event) = &mut event {

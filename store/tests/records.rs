@@ -32,6 +32,7 @@ fn record(id: &str) -> RunRecord {
         ),
         submission: None,
         traceparent: None,
+        job_sequence: None,
     }
 }
 
@@ -233,4 +234,39 @@ async fn a_tenant_gets_its_burst_then_waits_and_others_are_not_slowed() {
         "{wait:?}"
     );
     assert_eq!(store.admit("globex", rate).await.expect("admit"), None);
+}
+
+#[tokio::test]
+async fn a_run_claimed_by_one_job_refuses_another_and_takes_the_same_one_again() {
+    let store = store("claim").await;
+    let queued = record("run_claim");
+    assert!(store.create(&queued).await.expect("create"));
+    let claim = |sequence: u64| {
+        let mut running = with_status(queued.clone(), RunStatus::Running, None);
+        running.job_sequence = Some(sequence);
+        running
+    };
+    let first = store.claim_for_job(&claim(7)).await.expect("claim");
+    assert_eq!(first.0, UpdateOutcome::Updated);
+    assert!(first.1.is_some(), "the running event is logged");
+    // A duplicate job of the same run (another message) is refused and logs nothing.
+    let duplicate = store.claim_for_job(&claim(9)).await.expect("claim");
+    assert_eq!(duplicate, (UpdateOutcome::HeldByAnotherJob, None));
+    // The same job again (its executor died, or the write is retried) takes it.
+    let again = store.claim_for_job(&claim(7)).await.expect("claim");
+    assert_eq!(again.0, UpdateOutcome::Updated);
+    let stored = store
+        .get("run_claim")
+        .await
+        .expect("read")
+        .expect("a record");
+    assert_eq!(stored.job_sequence, Some(7));
+    // Once final, no claim moves it.
+    let done = with_status(claim(7), RunStatus::Completed, Some(Verdict::Ok));
+    assert_eq!(
+        store.update(&done).await.expect("update"),
+        UpdateOutcome::Updated
+    );
+    let late = store.claim_for_job(&claim(7)).await.expect("claim");
+    assert_eq!(late.0, UpdateOutcome::AlreadyTerminal);
 }

@@ -157,12 +157,16 @@ impl Worker {
             return;
         };
         tracing::Span::current().record("run_id", dispatched.run_id.as_str());
-        let last_delivery = message
-            .info()
-            .map(|info| info.delivered >= self.settings.max_deliver)
-            .unwrap_or(false);
+        let info = message.info().ok();
+        let last_delivery = info
+            .as_ref()
+            .is_some_and(|info| info.delivered >= self.settings.max_deliver);
+        // The job's place in the jobs stream: the run is claimed for this job only.
+        let job_sequence = info.map_or(0, |info| info.stream_sequence);
         let progress = InProgress::start(&message, self.progress_every());
-        let mut outcome = self.execute(&mut dispatched, last_delivery, trace).await;
+        let mut outcome = self
+            .execute(&mut dispatched, job_sequence, last_delivery, trace)
+            .await;
         if let (Err(error), true) = (&outcome, last_delivery) {
             // No delivery is left to try again: the run is made final here, never left behind.
             tracing::error!(error = %format!("{error:#}"), "job failed on its last delivery");
@@ -191,6 +195,7 @@ impl Worker {
     async fn execute(
         &self,
         dispatched: &mut JobDispatched,
+        job_sequence: u64,
         last_delivery: bool,
         trace: TraceContext,
     ) -> anyhow::Result<()> {
@@ -217,6 +222,7 @@ impl Worker {
         record.run.started_at = Some(started_at);
         record.run.version = Some(language.served.version.clone());
         record.run.queue_ms = Some(millis_between(record.run.created_at, started_at));
+        record.job_sequence = Some(job_sequence);
         // The sources and stdins move into the agent's job: the run's outcome needs neither.
         let agent_job = agent_job(&language.spec, &mut dispatched.job);
         let deadline = self.deadline(dispatched);
@@ -243,10 +249,7 @@ impl Worker {
         };
         let marking = async {
             let marked = self
-                .persist("mark the run running", || {
-                    self.store
-                        .update_and_log(&record, Some(RunEventKind::Running))
-                })
+                .persist("mark the run running", || self.store.claim_for_job(&record))
                 .await;
             let Ok((UpdateOutcome::Updated, event)) = &marked else {
                 stop.cancel();
@@ -310,7 +313,7 @@ impl Worker {
                 .await?
                 .filter(|stored| stored.run.finished_at == record.run.finished_at)
                 .map(|_| RunEvent::with_run(&record.run, RunEventKind::Completed)),
-            UpdateOutcome::Missing => None,
+            UpdateOutcome::Missing | UpdateOutcome::HeldByAnotherJob => None,
         };
         if let Some(event) = event {
             tracing::info!(verdict = ?record.run.verdict, "run finished");

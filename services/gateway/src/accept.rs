@@ -172,6 +172,7 @@ async fn accept_traced(
         run: Run::queued(run_id.clone(), submitted.job.language.clone(), now),
         submission: Some(submitted),
         traceparent: Some(trace.to_string()),
+        job_sequence: None,
     };
     let created = state
         .store

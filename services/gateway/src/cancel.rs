@@ -80,6 +80,12 @@ async fn cancel_traced(
             return already_final(own_run(read_run(state, &run_id).await?, tenant)?)
         }
         UpdateOutcome::Missing => return Err(ApiError::NotFound),
+        // Only a claim is refused this way, and a cancel claims nothing.
+        UpdateOutcome::HeldByAnotherJob => {
+            return Err(ApiError::Unavailable(anyhow::anyhow!(
+                "the record refused an unconditional update"
+            )))
+        }
     }
     tracing::info!("run cancelled");
     announce(state, &cancelled, event, trace).await;

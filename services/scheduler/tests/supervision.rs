@@ -32,6 +32,7 @@ fn record_of(run_id: &str) -> RunRecord {
         ),
         submission: Some(submitted),
         traceparent: None,
+        job_sequence: None,
     }
 }
 

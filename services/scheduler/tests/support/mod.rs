@@ -141,6 +141,7 @@ impl Scheduler {
             ),
             submission: Some(submitted.clone()),
             traceparent: None,
+            job_sequence: None,
         };
         self.store
             .create(&record)

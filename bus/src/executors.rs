@@ -33,6 +33,8 @@ pub struct PoolCapacity {
     pub slots_total: u32,
     /// Of those, free at their last heartbeat.
     pub slots_free: u32,
+    /// Pre-warmed containers of the pool's languages ready at the live executors.
+    pub warm_ready: u32,
     /// The image digests the live executors run (more than one during a roll-out).
     pub image_digests: BTreeSet<String>,
 }
@@ -141,14 +143,13 @@ impl ExecutorView {
         for seen in executors.values().filter(|seen| seen.expires > now) {
             let heartbeat = &seen.heartbeat;
             // Two languages of one pool count the executor once.
-            let mut served: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            let mut served: BTreeMap<String, (BTreeSet<String>, u32)> = BTreeMap::new();
             for language in &heartbeat.languages {
-                served
-                    .entry(Names::pool_of(&language.id))
-                    .or_default()
-                    .insert(language.image_digest.clone());
+                let (digests, warm) = served.entry(Names::pool_of(&language.id)).or_default();
+                digests.insert(language.image_digest.clone());
+                *warm += language.warm_ready;
             }
-            for (pool, digests) in served {
+            for (pool, (digests, warm)) in served {
                 let pool = pools.entry(pool).or_default();
                 if heartbeat.draining {
                     pool.draining += 1;
@@ -157,10 +158,25 @@ impl ExecutorView {
                 pool.live += 1;
                 pool.slots_total += heartbeat.slots_total;
                 pool.slots_free += heartbeat.slots_free;
+                pool.warm_ready += warm;
                 pool.image_digests.extend(digests);
             }
         }
         pools
+    }
+
+    /// The ids of every executor heard from within its time to live, draining or not.
+    pub fn heard(&self) -> BTreeSet<String> {
+        let now = Instant::now();
+        let executors = self
+            .executors
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        executors
+            .iter()
+            .filter(|(_, seen)| seen.expires > now)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// The live executors that take new runs (not draining), each with the pools it serves.

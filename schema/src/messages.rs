@@ -213,6 +213,10 @@ pub struct ServedLanguage {
     pub version: String,
     /// The image id (content digest) the executor runs.
     pub image_digest: String,
+    /// Pre-warmed containers of the language ready at the heartbeat (0 from executors before
+    /// this field, and wherever it does not apply).
+    #[serde(default)]
+    pub warm_ready: u32,
 }
 
 /// executor → gateways and scheduler on `<prefix>.executors.heartbeat` (core NATS), every couple

@@ -70,6 +70,10 @@ pub const LABEL_POOL: &str = "coderun.pool";
 /// Label on every sandbox container: the name prefix of the deployment that made it. The run
 /// a container serves is in its name (labels cannot change once a warm container is taken).
 pub const LABEL_PREFIX: &str = "coderun.prefix";
+
+/// The label naming the executor a sandbox container belongs to: another executor on the same
+/// engine removes it only once that executor is gone (`crate::janitor`).
+pub const LABEL_EXECUTOR: &str = "coderun.executor";
 /// What one sandbox needs to know.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec<'a> {

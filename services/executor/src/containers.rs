@@ -10,7 +10,7 @@ use bollard::query_parameters::{
     AttachContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
 
-use crate::container::{LABEL_POOL, LABEL_PREFIX};
+use crate::container::{LABEL_EXECUTOR, LABEL_POOL, LABEL_PREFIX};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::warm::ReadyContainer;
 
@@ -175,8 +175,8 @@ impl Sandbox {
         false
     }
 
-    /// Removes every sandbox container of this deployment left over by an earlier process.
-    pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
+    /// The sandbox containers of this deployment, each with the executor its label names.
+    async fn deployment_containers(&self) -> Result<Vec<(String, Option<String>)>, SandboxError> {
         let filters = HashMap::from([(
             "label".to_owned(),
             vec![
@@ -189,17 +189,54 @@ impl Sandbox {
             filters: Some(filters),
             ..Default::default()
         };
-        let orphans = self
+        let listed = self
             .docker
             .list_containers(Some(options))
             .await
             .map_err(SandboxError::Engine)?;
-        for orphan in &orphans {
-            if let Some(id) = &orphan.id {
-                self.remove(id).await;
+        Ok(listed
+            .into_iter()
+            .filter_map(|container| {
+                let owner = container
+                    .labels
+                    .as_ref()
+                    .and_then(|labels| labels.get(LABEL_EXECUTOR).cloned());
+                Some((container.id?, owner))
+            })
+            .collect())
+    }
+
+    /// Removes the sandbox containers of this deployment left over by an earlier process of
+    /// this executor (its id, when configured, survives a restart) or by one that names none.
+    /// Other executors' containers are theirs; [`Sandbox::remove_dead_executors`] removes
+    /// them once their executor is gone.
+    pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
+        let mut removed = 0;
+        for (id, owner) in self.deployment_containers().await? {
+            if owner.is_none_or(|owner| owner == self.executor_id) {
+                self.remove(&id).await;
+                removed += 1;
             }
         }
-        Ok(orphans.len())
+        Ok(removed)
+    }
+
+    /// Removes the containers of executors not in `alive` (heard from within their time to
+    /// live, draining or not): an executor that died leaves them running.
+    pub async fn remove_dead_executors(
+        &self,
+        alive: &std::collections::BTreeSet<String>,
+    ) -> Result<usize, SandboxError> {
+        let mut removed = 0;
+        for (id, owner) in self.deployment_containers().await? {
+            let Some(owner) = owner else { continue };
+            if owner != self.executor_id && !alive.contains(&owner) {
+                tracing::warn!(container = %id, executor = %owner, "removing a container of an executor that is gone");
+                self.remove(&id).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The image's id (its content digest), or an error if the engine does not have it.

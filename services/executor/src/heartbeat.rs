@@ -1,11 +1,14 @@
 //! Telling the rest of the system this executor is alive: an [`ExecutorHeartbeat`] every
-//! interval, and a last one with `draining: true` when it stops.
+//! interval (its languages, slots and pre-warmed containers), and a last one with
+//! `draining: true` when it stops.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use coderun_bus::Bus;
+
+use crate::warm::{WarmStore, WarmTarget};
 use coderun_schema::messages::{ExecutorHeartbeat, ServedLanguage, VERSION};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +21,9 @@ pub struct Heartbeat {
     pub slots_total: u32,
     /// Jobs running now.
     pub busy: Arc<AtomicU32>,
+    /// The pre-warmed containers, and each language's key in them, for `warm_ready`.
+    pub warm: Arc<WarmStore>,
+    pub warm_targets: Vec<WarmTarget>,
     pub interval: Duration,
 }
 
@@ -28,7 +34,21 @@ impl Heartbeat {
             executor_id: self.executor_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             arch: std::env::consts::ARCH.to_owned(),
-            languages: self.languages.clone(),
+            languages: self
+                .languages
+                .iter()
+                .map(|served| {
+                    let ready = self
+                        .warm_targets
+                        .iter()
+                        .find(|target| target.language == served.id)
+                        .map_or(0, |target| self.warm.count(&target.key));
+                    ServedLanguage {
+                        warm_ready: u32::try_from(ready).unwrap_or(u32::MAX),
+                        ..served.clone()
+                    }
+                })
+                .collect(),
             slots_total: self.slots_total,
             slots_free: if draining {
                 0

@@ -43,6 +43,7 @@ pub async fn discover(
             id: spec.id.clone(),
             version,
             image_digest: digest,
+            warm_ready: 0,
         };
         languages.insert(
             coderun_schema::names::Names::pool_of(&spec.id),

@@ -22,7 +22,9 @@
 //! - [`languages`]: the languages this executor serves, each image's digest and the version
 //!   read from it.
 //! - [`cancels`]: cancel requests from the gateway stop the sandbox of a run in flight.
-//! - [`heartbeat`]: telling the gateways what this executor serves.
+//! - [`heartbeat`]: telling the gateways and the scheduler what this executor serves.
+//! - [`janitor`]: removing the containers of other executors on the same engine that are gone
+//!   (each removes only its own leftovers when it starts).
 //! - [`metrics`]: runs finished and their durations, slots, warm containers, container
 //!   creation, connection errors; served with `/healthz` and `/readyz` by the ops listener.
 //! - [`Application`]: wiring, start-up checks, and a graceful drain on shutdown.
@@ -39,6 +41,7 @@ pub mod container;
 pub mod containers;
 pub mod exchange;
 pub mod heartbeat;
+pub mod janitor;
 pub mod languages;
 pub mod metrics;
 pub mod outcome;
@@ -55,6 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use coderun_bus::executors::ExecutorView;
 use coderun_bus::{Bus, ConsumerSettings};
 use coderun_schema::catalog::Catalog;
 use coderun_schema::messages::ServedLanguage;
@@ -97,9 +101,13 @@ impl Application {
         let store = RunStore::connect_with(&config.store, bus.names().clone())
             .await
             .context("failed to connect to Redis")?;
-        let sandbox = Sandbox::connect(config.sandbox.clone(), bus.names().prefix().to_owned())
-            .await
-            .context("failed to connect to Docker")?;
+        let sandbox = Sandbox::connect(
+            config.sandbox.clone(),
+            bus.names().prefix().to_owned(),
+            executor_id.clone(),
+        )
+        .await
+        .context("failed to connect to Docker")?;
         let orphans = sandbox.remove_orphans().await?;
         if orphans > 0 {
             tracing::info!(
@@ -204,6 +212,7 @@ impl Application {
             config.sandbox.warm_per_language,
             &config.sandbox.warm_sizes,
         );
+        let warm_targets = warmer.targets();
         let ops_stop = CancellationToken::new();
         let ops_port = ops.port();
         let ops = tokio::spawn(ops.run(ops_stop.clone()));
@@ -235,9 +244,21 @@ impl Application {
             languages: served,
             slots_total: config.worker.slots,
             busy: worker.busy.clone(),
+            warm: worker.sandbox.warm_store(),
+            warm_targets,
             interval: config.heartbeat_interval(),
         };
         let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
+        // Three heartbeats without a word: the other executor is gone.
+        let silence = config.heartbeat_interval() * 3;
+        let executors = ExecutorView::follow(&worker.bus, silence, shutdown.clone()).await?;
+        let janitor = tokio::spawn(crate::janitor::run(
+            worker.sandbox.clone(),
+            executors,
+            silence,
+            silence + Duration::from_secs(1),
+            shutdown.clone(),
+        ));
         // Followed until the runs in flight are drained, so they can still be cancelled.
         let cancels_stop = CancellationToken::new();
         let cancels = tokio::spawn(
@@ -258,6 +279,7 @@ impl Application {
             let _ = puller.await;
         }
         let _ = heartbeat.await;
+        let _ = janitor.await;
         tracker.close();
         let drain = Duration::from_secs(config.worker.drain_timeout_secs);
         if tokio::time::timeout(drain, tracker.wait()).await.is_err() {

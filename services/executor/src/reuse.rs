@@ -140,7 +140,7 @@ impl Sandbox {
             Isolation::Strict => self.container_body(spec),
             Isolation::Fast => {
                 let largest = largest_limits(spec.pool).unwrap_or(spec.limits);
-                fast_body(&self.settings, &self.prefix, spec, largest)
+                self.owned(fast_body(&self.settings, &self.prefix, spec, largest))
             }
         }
     }

@@ -22,6 +22,7 @@ use crate::agent_session::ContainerLimits;
 use crate::config::{Isolation, SandboxConfig};
 use crate::container::{
     container_body, container_key, host_pids_limit, is_gvisor, memory_bytes, SandboxSpec,
+    LABEL_EXECUTOR,
 };
 use crate::users::ProgramUsers;
 use crate::warm::{ReadyContainer, WarmStore};
@@ -67,6 +68,8 @@ pub struct Sandbox {
     pub(crate) settings: SandboxConfig,
     /// The deployment's name prefix: in container names and labels.
     pub(crate) prefix: String,
+    /// This executor's id: in its containers' labels.
+    pub(crate) executor_id: String,
     /// Containers created and started ahead of time (filled by `warm::Warmer`).
     pub(crate) warm: Arc<WarmStore>,
     /// Removals of finished containers, done off the run's path; awaited at shutdown.
@@ -90,7 +93,11 @@ fn output_budget(job: &AgentJob) -> u64 {
 
 impl Sandbox {
     /// Connects to the local Docker engine, agreeing on an API version it speaks.
-    pub async fn connect(settings: SandboxConfig, prefix: String) -> Result<Self, SandboxError> {
+    pub async fn connect(
+        settings: SandboxConfig,
+        prefix: String,
+        executor_id: String,
+    ) -> Result<Self, SandboxError> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(SandboxError::Engine)?
             .negotiate_version()
@@ -100,6 +107,7 @@ impl Sandbox {
         Ok(Self {
             docker,
             prefix,
+            executor_id,
             users: ProgramUsers::new(settings.first_program_uid),
             warm: Arc::default(),
             removals: tokio_util::task::TaskTracker::new(),
@@ -126,7 +134,15 @@ impl Sandbox {
 
     /// The container settings for one run (see [`crate::container`]).
     pub fn container_body(&self, spec: &SandboxSpec<'_>) -> ContainerCreateBody {
-        container_body(&self.settings, &self.prefix, spec)
+        self.owned(container_body(&self.settings, &self.prefix, spec))
+    }
+
+    /// `body` labelled as this executor's.
+    pub(crate) fn owned(&self, mut body: ContainerCreateBody) -> ContainerCreateBody {
+        body.labels
+            .get_or_insert_with(Default::default)
+            .insert(LABEL_EXECUTOR.to_owned(), self.executor_id.clone());
+        body
     }
 
     /// Runs one job and returns the agent's answer: in the strict mode in a fresh container —

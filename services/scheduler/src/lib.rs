@@ -14,8 +14,10 @@
 //!   jobs whose deliveries ran out end their runs, stale jobs leave the jobs stream.
 //! - [`webhooks`]: finished runs POSTed to their `callback_url`, signed, checked against
 //!   internal addresses at delivery, retried with backoff and jitter, outcome recorded.
-//! - [`metrics`]: runs dispatched, every language's queue, webhook outcomes, connection
-//!   errors; served with `/healthz` and `/readyz` by the ops listener (`[ops]`).
+//! - [`metrics`]: runs dispatched, every language's queue (read by [`queue_watch`]), each
+//!   language's capacity, fair backlog and backlog per free slot, whether this scheduler is
+//!   active, webhook outcomes, connection errors; served with `/healthz` and `/readyz` by the
+//!   ops listener (`[ops]`).
 //! - [`Application`]: wiring and graceful stop.
 //!
 //! Architecture invariant: the scheduler never runs code and never serves HTTP to clients.
@@ -29,6 +31,7 @@ pub mod ending;
 pub mod fair;
 pub mod lease;
 pub mod metrics;
+pub mod queue_watch;
 pub mod release;
 pub mod room;
 pub mod sweeper;
@@ -139,7 +142,7 @@ impl Application {
             submissions: consumer,
         };
         tokio::join!(
-            metrics::watch_queues(
+            queue_watch::watch_queues(
                 self.bus.clone(),
                 self.store.queues(),
                 self.metrics.clone(),

@@ -1,24 +1,20 @@
 //! The scheduler's Prometheus metrics (served by its ops listener): runs dispatched by
-//! language, every language's queue (depth and oldest job's age, read by [`watch_queues`]),
-//! webhook outcomes, and the NATS and Redis errors of its connections. The catalog is
+//! language, every language's queue (depth and oldest run's age, read by
+//! [`crate::queue_watch`]), each language's capacity from the heartbeats, its fair backlog and
+//! backlog per free slot, whether this scheduler is active, webhook outcomes, and the NATS and
+//! Redis errors of its connections. The catalog is
 //! `docs/observability.md`.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_nats::jetstream::stream::Stream;
-use coderun_bus::{async_nats, Bus};
-use coderun_schema::catalog::Catalog;
-use coderun_schema::names::Names;
-use coderun_store::{FairQueues, RunStore};
+use coderun_bus::Bus;
+use coderun_store::RunStore;
 use coderun_telemetry::metrics::{labels, Labels};
 use coderun_telemetry::prometheus_client::metrics::counter::Counter;
 use coderun_telemetry::prometheus_client::metrics::family::Family;
 use coderun_telemetry::prometheus_client::metrics::gauge::Gauge;
 use coderun_telemetry::prometheus_client::registry::Registry;
-use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
 /// What the scheduler measures, registered in a registry of its own.
 #[derive(Clone)]
@@ -32,6 +28,14 @@ pub struct SchedulerMetrics {
     oldest_age: Family<Labels, Gauge<f64, AtomicU64>>,
     /// `coderun_scheduler_active`: 1 while this scheduler holds the lease.
     active: Gauge,
+    /// `coderun_pool_executors{language, state}`: live and draining executors serving it.
+    pool_executors: Family<Labels, Gauge>,
+    /// `coderun_pool_slots{language, state}`: total and free slots of its live executors.
+    pool_slots: Family<Labels, Gauge>,
+    /// `coderun_pool_warm_containers{language}`.
+    pool_warm: Family<Labels, Gauge>,
+    /// `coderun_pool_images{language}`: distinct image digests its live executors run.
+    pool_images: Family<Labels, Gauge>,
     /// `coderun_fair_queue_backlog{language}`.
     fair_backlog: Family<Labels, Gauge>,
     /// `coderun_backlog_per_free_slot{language}`.
@@ -51,6 +55,37 @@ impl SchedulerMetrics {
         let oldest_age = Family::default();
         let webhooks = Family::default();
         let fair_backlog = Family::default();
+        let pool_executors = Family::default();
+        let pool_slots = Family::default();
+        let pool_warm = Family::default();
+        let pool_images = Family::default();
+        for (name, help, family) in [
+            (
+                "coderun_pool_executors",
+                "Executors serving a language that were heard within their time to live, by \
+                 state (live: taking runs, draining)",
+                &pool_executors,
+            ),
+            (
+                "coderun_pool_slots",
+                "Slots of a language's live executors, by state (total, free at their last \
+                 heartbeat)",
+                &pool_slots,
+            ),
+            (
+                "coderun_pool_warm_containers",
+                "Pre-warmed containers of a language ready at its live executors",
+                &pool_warm,
+            ),
+            (
+                "coderun_pool_images",
+                "Distinct image digests a language's live executors run (more than one during \
+                 a roll-out)",
+                &pool_images,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
         let active = Gauge::default();
         registry.register(
             "coderun_scheduler_active",
@@ -109,10 +144,43 @@ impl SchedulerMetrics {
             oldest_age,
             webhooks,
             active,
+            pool_executors,
+            pool_slots,
+            pool_warm,
+            pool_images,
             fair_backlog,
             backlog_per_free_slot,
             nats_errors,
         }
+    }
+
+    /// A language's capacity, as its executors' heartbeats tell it.
+    pub fn capacity(&self, language: &str, pool: &coderun_bus::executors::PoolCapacity) {
+        let set = |family: &Family<Labels, Gauge>, state: Option<&str>, value: u32| {
+            let labels = match state {
+                Some(state) => labels([("language", language), ("state", state)]),
+                None => labels([("language", language)]),
+            };
+            family.get_or_create(&labels).set(i64::from(value));
+        };
+        set(&self.pool_executors, Some("live"), pool.live);
+        set(&self.pool_executors, Some("draining"), pool.draining);
+        set(&self.pool_slots, Some("total"), pool.slots_total);
+        set(&self.pool_slots, Some("free"), pool.slots_free);
+        set(&self.pool_warm, None, pool.warm_ready);
+        let images = u32::try_from(pool.image_digests.len()).unwrap_or(u32::MAX);
+        set(&self.pool_images, None, images);
+    }
+
+    /// A language's queue as last read.
+    pub fn queue(&self, language: &str, reading: &crate::queue_watch::QueueReading) {
+        let label = labels([("language", language)]);
+        self.queue_depth
+            .get_or_create(&label)
+            .set(i64::try_from(reading.depth).unwrap_or(i64::MAX));
+        self.oldest_age
+            .get_or_create(&label)
+            .set(reading.oldest_age.as_secs_f64());
     }
 
     /// Whether this scheduler is the active one.
@@ -150,152 +218,5 @@ impl SchedulerMetrics {
         self.webhooks
             .get_or_create(&labels([("outcome", outcome)]))
             .inc();
-    }
-}
-
-/// One language's queue: jobs no executor has taken, and the oldest one's age.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QueueReading {
-    pub depth: u64,
-    pub oldest_age: Duration,
-}
-
-/// Reads every catalog language's queue every `every` until `shutdown`. A reading that fails
-/// (NATS away) leaves the gauges as they were and is counted as a NATS error.
-pub async fn watch_queues(
-    bus: Bus,
-    queues: FairQueues,
-    metrics: SchedulerMetrics,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let languages: Vec<String> = Catalog::builtin()
-        .languages
-        .into_iter()
-        .map(|spec| spec.id)
-        .collect();
-    let mut ticker = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let stream = match bus.ensure_jobs_stream().await {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(error = %coderun_bus::describe(&error), "cannot read the queues");
-                continue;
-            }
-        };
-        for language in &languages {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            let reading = match read_queue(&stream, bus.names(), language).await {
-                Ok(reading) => with_fair_queue(reading, &queues, language).await,
-                Err(error) => Err(error),
-            };
-            match reading {
-                Ok(reading) => {
-                    let label = labels([("language", language)]);
-                    metrics
-                        .queue_depth
-                        .get_or_create(&label)
-                        .set(i64::try_from(reading.depth).unwrap_or(i64::MAX));
-                    metrics
-                        .oldest_age
-                        .get_or_create(&label)
-                        .set(reading.oldest_age.as_secs_f64());
-                }
-                Err(error) => {
-                    bus.count_error("queue_read");
-                    tracing::debug!(%language, %error, "failed to read a queue");
-                }
-            }
-        }
-    }
-}
-
-/// Adds the runs waiting in the language's fair queues to a reading of its jobs stream: the
-/// depth is everything that waits for an executor, the age the oldest of all.
-async fn with_fair_queue(
-    mut reading: QueueReading,
-    queues: &FairQueues,
-    language: &str,
-) -> Result<QueueReading, async_nats::Error> {
-    let pool = Names::pool_of(language);
-    reading.depth += queues.backlog(&pool).await?;
-    if let Some(created) = queues.oldest(&pool).await? {
-        let created = std::time::UNIX_EPOCH + Duration::from_millis(created);
-        let age = std::time::SystemTime::now()
-            .duration_since(created)
-            .unwrap_or(Duration::ZERO);
-        reading.oldest_age = reading.oldest_age.max(age);
-    }
-    Ok(reading)
-}
-
-/// Reads one language's queue: the jobs after what its pool consumer has delivered (or all
-/// of them when no executor has created the consumer yet), and the first one's age. Any
-/// failure is an error (the gauges keep their last values), never a reading of zero.
-pub async fn read_queue(
-    stream: &Stream,
-    names: &Names,
-    language: &str,
-) -> Result<QueueReading, async_nats::Error> {
-    let pool = Names::pool_of(language);
-    let subject = names.jobs(&pool);
-    let (depth, after) = match stream.consumer_info(names.pool_consumer(&pool)).await {
-        Ok(info) => (info.num_pending, info.delivered.stream_sequence + 1),
-        Err(error) if is_not_found(&error) => {
-            let mut info = stream.info_with_subjects(&subject).await?;
-            let count = futures::TryStreamExt::try_next(&mut info)
-                .await?
-                .map_or(0, |(_, count)| count as u64);
-            (count, 1)
-        }
-        Err(error) => return Err(error.into()),
-    };
-    if depth == 0 {
-        return Ok(QueueReading {
-            depth: 0,
-            oldest_age: Duration::ZERO,
-        });
-    }
-    let oldest = match stream
-        .get_first_raw_message_by_subject(&subject, after)
-        .await
-    {
-        Ok(oldest) => oldest,
-        // Taken by an executor since the count: the queue is empty now.
-        Err(error)
-            if matches!(
-                error.kind(),
-                async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound
-            ) =>
-        {
-            return Ok(QueueReading {
-                depth: 0,
-                oldest_age: Duration::ZERO,
-            });
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let age = OffsetDateTime::now_utc() - oldest.time;
-    Ok(QueueReading {
-        depth,
-        oldest_age: Duration::try_from(age).unwrap_or(Duration::ZERO),
-    })
-}
-
-/// Whether JetStream said the consumer does not exist (no executor of the pool started yet).
-fn is_not_found(error: &async_nats::jetstream::context::ConsumerInfoError) -> bool {
-    use async_nats::jetstream::context::ConsumerInfoErrorKind;
-    match error.kind() {
-        ConsumerInfoErrorKind::NotFound => true,
-        ConsumerInfoErrorKind::JetStream(inner) => {
-            inner.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND
-        }
-        _ => false,
     }
 }

@@ -182,8 +182,9 @@ impl Releaser {
             .collect::<BTreeSet<_>>()
         {
             let waiting = self.backlog.get(pool).copied().unwrap_or(0);
-            let free = capacity.get(pool).map_or(0, |pool| pool.slots_free);
-            self.metrics.backlog(pool, waiting, free);
+            let seen = capacity.get(pool).cloned().unwrap_or_default();
+            self.metrics.backlog(pool, waiting, seen.slots_free);
+            self.metrics.capacity(pool, &seen);
         }
     }
 

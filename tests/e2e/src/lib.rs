@@ -8,11 +8,13 @@
 //! A stack removes what it leaves behind when dropped, also when its test panics
 //! ([`cleanup`]); [`private_redis`] gives a test a Redis of its own to crash; the helpers
 //! tests share (runtimes, catalog limits, waiting for a condition, problems) are in `support`;
-//! [`observe`] reads metrics pages and runs a Prometheus of a test's own.
+//! [`observe`] reads metrics pages and runs a Prometheus of a test's own; [`processes`] runs
+//! executors as processes of their own, for tests that kill one.
 
 pub mod cleanup;
 pub mod observe;
 pub mod private_redis;
+pub mod processes;
 pub mod receiver;
 mod support;
 
@@ -93,6 +95,9 @@ pub struct StackOptions {
     pub tenant_a_queued_runs: Option<u32>,
     /// `host:port` webhook targets allowed although internal (gateway and scheduler).
     pub callback_allow: Vec<String>,
+    /// Whether the stack runs an executor in this process. Without one, the test starts
+    /// executors of its own ([`processes`]) and waits for them.
+    pub in_process_executor: bool,
 }
 
 impl Default for StackOptions {
@@ -114,6 +119,7 @@ impl Default for StackOptions {
             tenant_a_concurrent_runs: None,
             tenant_a_queued_runs: None,
             callback_allow: Vec::new(),
+            in_process_executor: true,
             max_deliver: coderun_boot_defaults::<coderun_executor::config::Config>(
                 coderun_executor::config::DEFAULTS,
             )
@@ -173,12 +179,23 @@ impl TestStack {
         // Below the largest file a run may write, so filling the disk meets the tmpfs cap.
         executor_config.sandbox.workspace_mb = 32;
         executor_config.ops.port = 0;
-        let executor = coderun_executor::Application::build(executor_config)
-            .await
-            .expect("executor starts");
-        let warm = executor.warm_store();
-        let reused = executor.reuse_store();
-        let executor_ops_url = format!("http://127.0.0.1:{}", executor.ops_port());
+        let executor = if options.in_process_executor {
+            let executor = coderun_executor::Application::build(executor_config)
+                .await
+                .expect("executor starts");
+            Some(executor)
+        } else {
+            None
+        };
+        let warm = executor
+            .as_ref()
+            .map_or_else(Default::default, |executor| executor.warm_store());
+        let reused = executor
+            .as_ref()
+            .map_or_else(Default::default, |executor| executor.reuse_store());
+        let executor_ops_url = executor.as_ref().map_or_else(String::new, |executor| {
+            format!("http://127.0.0.1:{}", executor.ops_port())
+        });
 
         let mut scheduler_config: coderun_scheduler::config::Config =
             coderun_boot_defaults(coderun_scheduler::config::DEFAULTS);
@@ -221,11 +238,14 @@ impl TestStack {
             .expect("gateway starts");
         let base_url = format!("http://127.0.0.1:{}", gateway.port());
 
-        let tasks = vec![
-            tokio::spawn(executor.run(shutdown.clone())),
+        let mut tasks = vec![
             tokio::spawn(scheduler.run(shutdown.clone())),
             tokio::spawn(gateway.run(shutdown.clone())),
         ];
+        let in_process_executor = executor.is_some();
+        if let Some(executor) = executor {
+            tasks.push(tokio::spawn(executor.run(shutdown.clone())));
+        }
         let stack = Self {
             base_url,
             names,
@@ -237,7 +257,9 @@ impl TestStack {
             shutdown,
             tasks,
         };
-        stack.wait_for_languages().await;
+        if in_process_executor {
+            stack.wait_for_languages().await;
+        }
         stack
     }
 
@@ -250,7 +272,13 @@ impl TestStack {
         Client::new(&self.base_url, key).expect("valid client")
     }
 
-    async fn wait_for_languages(&self) {
+    /// The Redis of the stack's services.
+    pub fn redis_url(&self) -> &str {
+        &self.redis_url
+    }
+
+    /// Waits until the gateway has heard an executor (up to 10 s).
+    pub async fn wait_for_languages(&self) {
         // As tenant B, which never has a request rate: tenant A's is the test's to spend.
         let client = self.client_with_key(TENANT_B_KEY);
         for _ in 0..100 {

@@ -28,7 +28,8 @@ async fn the_agent_refuses_to_run_without_exactly_its_privileges() {
             "test_{}",
             ulid::Ulid::new().to_string().to_ascii_lowercase()
         );
-        let sandbox = Sandbox::connect(config.sandbox, prefix)
+        let executor = format!("executor-{prefix}");
+        let sandbox = Sandbox::connect(config.sandbox, prefix, executor)
             .await
             .expect("docker");
         let spec = SandboxSpec {

@@ -110,6 +110,7 @@ impl Scheduler {
                     id: (*id).to_owned(),
                     version: "1".to_owned(),
                     image_digest: format!("sha256:{id}"),
+                    warm_ready: 1,
                 })
                 .collect(),
             slots_total: slots,

@@ -1,0 +1,97 @@
+//! Executors as processes of their own, for the tests that kill one (`kill -9`) or stop one
+//! (SIGTERM) while it works: the executor binary of the same build, pointed at a stack's
+//! NATS, Redis and prefix. A process is killed when its handle is dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use crate::{agent_path, nats_url, program_uid_base, TestStack};
+
+/// The `coderun-executor` binary beside this test's (`cargo test --workspace --all-targets`,
+/// which `scripts/test.sh` runs, builds it).
+pub fn executor_binary() -> PathBuf {
+    let test = std::env::current_exe().expect("the test binary's path");
+    let profile = test
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary sits in <target>/<profile>/deps");
+    let binary = profile.join("coderun-executor");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the suite with scripts/test.sh (it builds every binary)",
+        binary.display()
+    );
+    binary
+}
+
+/// An executor process serving `languages` for a stack.
+pub struct ExecutorProcess {
+    pub id: String,
+    child: Child,
+}
+
+impl ExecutorProcess {
+    /// Starts an executor named `id` with `slots` slots, in the strict mode (each run in a
+    /// container named for it), its jobs coming back to NATS `ack_wait_secs` after it stops
+    /// acknowledging them.
+    pub fn start(
+        stack: &TestStack,
+        id: &str,
+        languages: &[&str],
+        slots: u32,
+        ack_wait_secs: u64,
+    ) -> Self {
+        let child = Command::new(executor_binary())
+            .env("CODERUN_EXECUTOR__WORKER__ID", id)
+            .env("CODERUN_EXECUTOR__BUS__URL", nats_url())
+            .env("CODERUN_EXECUTOR__BUS__PREFIX", stack.names.prefix())
+            .env("CODERUN_EXECUTOR__STORE__URL", stack.redis_url())
+            .env("CODERUN_EXECUTOR__WORKER__SLOTS", slots.to_string())
+            .env("CODERUN_EXECUTOR__WORKER__LANGUAGES", languages.join(","))
+            .env("CODERUN_EXECUTOR__WORKER__HEARTBEAT_INTERVAL_MS", "500")
+            .env(
+                "CODERUN_EXECUTOR__WORKER__ACK_WAIT_SECS",
+                ack_wait_secs.to_string(),
+            )
+            .env("CODERUN_EXECUTOR__SANDBOX__AGENT_PATH", agent_path())
+            .env("CODERUN_EXECUTOR__SANDBOX__ISOLATION", "strict")
+            .env("CODERUN_EXECUTOR__SANDBOX__WARM_PER_LANGUAGE", "1")
+            .env("CODERUN_EXECUTOR__SANDBOX__WORKSPACE_MB", "32")
+            .env(
+                "CODERUN_EXECUTOR__SANDBOX__FIRST_PROGRAM_UID",
+                program_uid_base().to_string(),
+            )
+            .env("CODERUN_EXECUTOR__OPS__PORT", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the executor binary starts");
+        Self {
+            id: id.to_owned(),
+            child,
+        }
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for it to exit; its exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|status| status.code())
+    }
+}
+
+impl Drop for ExecutorProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}

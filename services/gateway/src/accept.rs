@@ -50,7 +50,35 @@ pub async fn job_for(
     if !state.executors.serves(&job.language) {
         return Err(ApiError::NoCapacity(job.language));
     }
+    check_backlog(state, &job.language).await?;
     Ok(job)
+}
+
+/// The deployment's cap on the runs of a language waiting in the fair queues (`runs.max_backlog`).
+async fn check_backlog(state: &State, language: &str) -> Result<(), ApiError> {
+    let cap = state.config.runs.max_backlog;
+    if cap == 0 {
+        return Ok(());
+    }
+    let pool = coderun_schema::names::Names::pool_of(language);
+    let waiting = state
+        .store
+        .queues()
+        .backlog(&pool)
+        .await
+        .context("failed to read the backlog")
+        .map_err(ApiError::Unavailable)?;
+    if waiting < cap {
+        return Ok(());
+    }
+    Err(ApiError::OverQuota {
+        quota: "max_backlog",
+        detail: format!(
+            "{waiting} runs of `{language}` wait for an executor, as many as this deployment \
+             queues; retry once some have started"
+        ),
+        retry_after_secs: 5,
+    })
 }
 
 /// A `callback_url` whose host is a name that resolves, now, to an internal address is

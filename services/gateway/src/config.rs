@@ -87,6 +87,11 @@ pub struct RunsConfig {
     /// address is refused with 422. The scheduler's `webhooks.allow` must list the same.
     #[serde(default)]
     pub callback_allow: Vec<String>,
+    /// The most runs of one language that may wait for room in the scheduler's fair queues,
+    /// all tenants together (a count; 0 for no cap): above it a new run of that language is
+    /// refused with 429 and `Retry-After`, whoever's it is. Each tenant's `queued_runs` quota
+    /// holds besides.
+    pub max_backlog: u64,
 }
 
 /// One `[[tenants]]` table: who a key belongs to and what it may ask for.

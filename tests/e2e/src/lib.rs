@@ -95,6 +95,11 @@ pub struct StackOptions {
     pub tenant_a_queued_runs: Option<u32>,
     /// `host:port` webhook targets allowed although internal (gateway and scheduler).
     pub callback_allow: Vec<String>,
+    /// Whether the stack runs a scheduler in this process. Without one, the test starts
+    /// schedulers of its own ([`processes::SchedulerProcess`]).
+    pub in_process_scheduler: bool,
+    /// The gateway's `runs.max_backlog` (0: no cap).
+    pub max_backlog: u64,
     /// Whether the stack runs an executor in this process. Without one, the test starts
     /// executors of its own ([`processes`]) and waits for them.
     pub in_process_executor: bool,
@@ -120,6 +125,8 @@ impl Default for StackOptions {
             tenant_a_queued_runs: None,
             callback_allow: Vec::new(),
             in_process_executor: true,
+            in_process_scheduler: true,
+            max_backlog: 0,
             max_deliver: coderun_boot_defaults::<coderun_executor::config::Config>(
                 coderun_executor::config::DEFAULTS,
             )
@@ -225,6 +232,7 @@ impl TestStack {
         gateway_config.bus.prefix = prefix.clone();
         gateway_config.store.url = options.redis_url.clone();
         gateway_config.runs.callback_allow = options.callback_allow.clone();
+        gateway_config.runs.max_backlog = options.max_backlog;
         let mut tenant_a = tenant("tenant-a", TENANT_A_KEY);
         if let Some((per_second, burst)) = options.tenant_a_rate {
             tenant_a.requests_per_second = Some(per_second);
@@ -238,10 +246,10 @@ impl TestStack {
             .expect("gateway starts");
         let base_url = format!("http://127.0.0.1:{}", gateway.port());
 
-        let mut tasks = vec![
-            tokio::spawn(scheduler.run(shutdown.clone())),
-            tokio::spawn(gateway.run(shutdown.clone())),
-        ];
+        let mut tasks = vec![tokio::spawn(gateway.run(shutdown.clone()))];
+        if options.in_process_scheduler {
+            tasks.push(tokio::spawn(scheduler.run(shutdown.clone())));
+        }
         let in_process_executor = executor.is_some();
         if let Some(executor) = executor {
             tasks.push(tokio::spawn(executor.run(shutdown.clone())));

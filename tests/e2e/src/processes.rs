@@ -1,5 +1,5 @@
-//! Executors as processes of their own, for the tests that kill one (`kill -9`) or stop one
-//! (SIGTERM) while it works: the executor binary of the same build, pointed at a stack's
+//! Executors and schedulers as processes of their own, for the tests that kill one (`kill -9`)
+//! or stop one (SIGTERM) while it works: the binaries of the same build, pointed at a stack's
 //! NATS, Redis and prefix. A process is killed when its handle is dropped.
 
 use std::path::PathBuf;
@@ -10,18 +10,64 @@ use crate::{agent_path, nats_url, program_uid_base, TestStack};
 /// The `coderun-executor` binary beside this test's (`cargo test --workspace --all-targets`,
 /// which `scripts/test.sh` runs, builds it).
 pub fn executor_binary() -> PathBuf {
+    service_binary("coderun-executor")
+}
+
+fn service_binary(name: &str) -> PathBuf {
     let test = std::env::current_exe().expect("the test binary's path");
     let profile = test
         .parent()
         .and_then(|deps| deps.parent())
         .expect("the test binary sits in <target>/<profile>/deps");
-    let binary = profile.join("coderun-executor");
+    let binary = profile.join(name);
     assert!(
         binary.is_file(),
         "{} is missing: run the suite with scripts/test.sh (it builds every binary)",
         binary.display()
     );
     binary
+}
+
+/// A scheduler process for a stack (its lease `lease_ms`), the stack's own scheduler left out
+/// ([`crate::StackOptions::in_process_scheduler`]).
+pub struct SchedulerProcess {
+    child: Child,
+}
+
+impl SchedulerProcess {
+    pub fn start(stack: &TestStack, lease_ms: u64) -> Self {
+        let child = Command::new(service_binary("coderun-scheduler"))
+            .env("CODERUN_SCHEDULER__BUS__URL", nats_url())
+            .env("CODERUN_SCHEDULER__BUS__PREFIX", stack.names.prefix())
+            .env("CODERUN_SCHEDULER__STORE__URL", stack.redis_url())
+            .env("CODERUN_SCHEDULER__SUBMIT__ACK_WAIT_SECS", "2")
+            .env("CODERUN_SCHEDULER__LEADER__LEASE_MS", lease_ms.to_string())
+            .env("CODERUN_SCHEDULER__OPS__PORT", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the scheduler binary starts");
+        Self { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SchedulerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
 }
 
 /// An executor process serving `languages` for a stack.

@@ -77,3 +77,81 @@ async fn a_tenant_over_its_rate_waits_and_another_is_unaffected() {
     );
     stack.stop().await;
 }
+
+/// The deployment's cap on a language's backlog: once that many runs wait for room, a new run
+/// of the language is refused with 429 whoever sends it; every accepted run still finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_languages_backlog_over_the_deployments_cap_is_refused_for_every_tenant() {
+    let stack = TestStack::start_with(StackOptions {
+        languages: vec!["bash".to_owned()],
+        slots: 1,
+        max_backlog: 3,
+        ..Default::default()
+    })
+    .await;
+    // One slot and two jobs waiting at the executor: three runs released, the next ones wait
+    // in the fair queue until the cap is reached.
+    let run = || serde_json::json!({"language": "bash", "source": "sleep 2; echo ok"});
+    // One run through first: the scheduler has heard the executor, so it has room.
+    let warm_up = coderun_e2e::source_request("bash", "echo ready");
+    stack
+        .client()
+        .run_and_wait(&warm_up)
+        .await
+        .expect("a first run");
+    let first = stack
+        .client()
+        .create_batch(&(0..8).map(|_| run()).collect::<Vec<_>>(), None)
+        .await
+        .expect("answered");
+    let accepted: Vec<String> = first
+        .runs
+        .iter()
+        .filter_map(|item| item.id.clone())
+        .collect();
+    // The cap may already refuse the last of them: the scheduler queues them as they come.
+    assert!(accepted.len() >= 6, "{first:#?}");
+    for problem in first.runs.iter().filter_map(|item| item.problem.as_ref()) {
+        assert_eq!(
+            (problem.status, problem.errors[0].field.as_str()),
+            (429, "max_backlog")
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = stack
+        .client()
+        .create_batch(&(0..4).map(|_| run()).collect::<Vec<_>>(), None)
+        .await
+        .expect("answered");
+    for item in &second.runs {
+        let problem = item.problem.as_ref().expect("refused over the cap");
+        assert_eq!(
+            (problem.status, problem.errors[0].field.as_str()),
+            (429, "max_backlog")
+        );
+    }
+    // Another tenant is held to the same cap.
+    let other = stack
+        .client_with_key(TENANT_B_KEY)
+        .send_raw(
+            Method::POST,
+            "/v1/runs",
+            Some("application/json"),
+            br#"{"language":"bash","source":"echo b"}"#.to_vec(),
+            &[],
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(other.status, 429);
+    assert!(other.retry_after.is_some());
+    for id in &accepted {
+        let run = stack
+            .client()
+            .get_run(id, Some(60_000))
+            .await
+            .expect("read")
+            .body;
+        assert_eq!(run.stdout(), "ok\n", "{run:?}");
+    }
+    stack.stop().await;
+}

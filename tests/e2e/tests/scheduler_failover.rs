@@ -1,0 +1,124 @@
+//! kill -9 of the active scheduler while 200 runs are queued, on a stack with two scheduler
+//! processes: every run completes, and each is executed once (one `running` event each, and
+//! the executor finished 200 runs).
+
+use std::time::{Duration, Instant};
+
+use coderun_bus::Bus;
+use coderun_e2e::observe::samples;
+use coderun_e2e::processes::SchedulerProcess;
+use coderun_e2e::{nats_url, wait_until, StackOptions, TestStack};
+use coderun_schema::messages::RunEventKind;
+use coderun_schema::run::{RunStatus, Verdict};
+
+const LEASE_MS: u64 = 3000;
+const RUNS: usize = 200;
+
+/// The process id in the lease's holder (`scheduler-<pid>-<random>`), once a scheduler holds it.
+async fn active_pid(bus: &Bus) -> Option<u32> {
+    let bucket = bus.names().scheduler_lease_bucket();
+    let store = bus.jetstream().get_key_value(bucket).await.ok()?;
+    let holder = store.get("active").await.ok()??;
+    String::from_utf8_lossy(&holder)
+        .split('-')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn executor_finished(stack: &TestStack) -> f64 {
+    let page = reqwest::get(format!("{}/metrics", stack.executor_ops_url))
+        .await
+        .expect("the executor's metrics")
+        .text()
+        .await
+        .expect("a page");
+    samples(&page)
+        .iter()
+        .filter(|sample| sample.name == "coderun_runs_completed_total")
+        .map(|sample| sample.value)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_active_scheduler_loses_no_run_and_runs_none_twice() {
+    let stack = TestStack::start_with(StackOptions {
+        languages: vec!["bash".to_owned()],
+        isolation: coderun_executor::config::Isolation::Fast,
+        in_process_scheduler: false,
+        ..StackOptions::default()
+    })
+    .await;
+    let bus = Bus::connect(&nats_url(), stack.names.clone(), "scheduler-failover-test")
+        .await
+        .expect("NATS is up");
+    let mut first = SchedulerProcess::start(&stack, LEASE_MS);
+    let active = wait_until(Duration::from_secs(20), || active_pid(&bus))
+        .await
+        .expect("a scheduler takes the lease");
+    assert_eq!(active, first.pid());
+    let second = SchedulerProcess::start(&stack, LEASE_MS);
+
+    let client = stack.client();
+    let mut ids = Vec::new();
+    for _ in 0..RUNS / 100 {
+        let runs: Vec<_> = (0..100)
+            .map(|_| serde_json::json!({"language": "bash", "source": "echo once"}))
+            .collect();
+        let answer = client.create_batch(&runs, None).await.expect("answered");
+        ids.extend(
+            answer
+                .runs
+                .into_iter()
+                .map(|item| item.id.expect("accepted")),
+        );
+    }
+    let mut queued = 0;
+    for id in &ids {
+        let run = client.get_run(id, None).await.expect("read").body;
+        queued += usize::from(run.status == RunStatus::Queued);
+    }
+    first.kill();
+    let killed = Instant::now();
+    let took_over = wait_until(Duration::from_secs(30), || async {
+        (active_pid(&bus).await? == second.pid()).then_some(())
+    })
+    .await;
+    assert!(took_over.is_some(), "the standby never took the lease");
+    let takeover = killed.elapsed();
+
+    let mut twice = Vec::new();
+    for id in &ids {
+        let run = client.get_run(id, Some(60_000)).await.expect("read").body;
+        assert_eq!(
+            (run.status, run.verdict, run.stdout()),
+            (RunStatus::Completed, Some(Verdict::Ok), "once\n"),
+            "{run:?}"
+        );
+        let events = client
+            .run_events(id, None)
+            .await
+            .expect("the event stream")
+            .collect()
+            .await
+            .expect("events");
+        let starts = events
+            .iter()
+            .filter(|event| event.data.event == RunEventKind::Running)
+            .count();
+        if starts != 1 {
+            twice.push((id.clone(), starts));
+        }
+    }
+    let finished = executor_finished(&stack).await;
+    println!(
+        "{RUNS} runs, {queued} still queued when the active scheduler was killed; the standby \
+         took over after {takeover:?}; all completed; the executor finished {finished} runs; \
+         started other than once: {twice:?}"
+    );
+    assert!(twice.is_empty(), "runs started more than once: {twice:?}");
+    assert_eq!(finished, RUNS as f64, "executions");
+    assert!(queued > 0, "the kill came after every run had started");
+    drop(second);
+    stack.stop().await;
+}

@@ -94,6 +94,12 @@ impl ExecutorView {
         Ok(view)
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Seen>> {
+        self.executors
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn record(&self, heartbeat: ExecutorHeartbeat, fallback_ttl: Duration) {
         let ttl = if heartbeat.ttl_ms > 0 {
             Duration::from_millis(heartbeat.ttl_ms)
@@ -117,10 +123,7 @@ impl ExecutorView {
     /// Languages served by at least one live, non-draining executor, with a version each.
     pub fn served_languages(&self) -> BTreeMap<String, String> {
         let now = Instant::now();
-        let executors = self
-            .executors
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let executors = self.read();
         let mut served = BTreeMap::new();
         for seen in executors.values().filter(|seen| seen.is_live(now)) {
             for language in &seen.heartbeat.languages {
@@ -135,10 +138,7 @@ impl ExecutorView {
     /// Every pool some executor heard from within its time to live serves, with its capacity.
     pub fn capacity(&self) -> BTreeMap<String, PoolCapacity> {
         let now = Instant::now();
-        let executors = self
-            .executors
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let executors = self.read();
         let mut pools: BTreeMap<String, PoolCapacity> = BTreeMap::new();
         for seen in executors.values().filter(|seen| seen.expires > now) {
             let heartbeat = &seen.heartbeat;
@@ -168,10 +168,7 @@ impl ExecutorView {
     /// The ids of every executor heard from within its time to live, draining or not.
     pub fn heard(&self) -> BTreeSet<String> {
         let now = Instant::now();
-        let executors = self
-            .executors
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let executors = self.read();
         executors
             .iter()
             .filter(|(_, seen)| seen.expires > now)
@@ -182,10 +179,7 @@ impl ExecutorView {
     /// The live executors that take new runs (not draining), each with the pools it serves.
     pub fn live(&self) -> Vec<LiveExecutor> {
         let now = Instant::now();
-        let executors = self
-            .executors
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let executors = self.read();
         executors
             .values()
             .filter(|seen| seen.is_live(now))
@@ -205,10 +199,7 @@ impl ExecutorView {
     /// Whether some live executor serves `language`.
     pub fn serves(&self, language: &str) -> bool {
         let now = Instant::now();
-        let executors = self
-            .executors
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let executors = self.read();
         executors.values().any(|seen| {
             seen.is_live(now)
                 && seen

@@ -108,20 +108,7 @@ async fn a_tenant_behind_a_batch_is_released_within_a_round() {
     let consumer = scheduler.pool("bash").await;
     let mut order = Vec::new();
     while order.len() < 43 {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(1)
-            .expires(Duration::from_secs(5))
-            .messages()
-            .await
-            .expect("fetch");
-        let message = batch
-            .next()
-            .await
-            .expect("a job within 5 s")
-            .expect("a job");
-        let job: coderun_schema::messages::JobDispatched =
-            coderun_bus::decode(&message.payload).expect("a job");
+        let (job, message) = support::next_job(&consumer).await;
         order.push(job.run_id);
         message.ack().await.expect("ack");
     }

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use coderun_bus::ConsumerSettings;
-use coderun_schema::messages::{JobDispatched, RunEventKind, RunRecord, VERSION};
+use coderun_schema::messages::{RunEventKind, RunRecord, VERSION};
 use coderun_schema::run::{Run, RunStatus, Verdict};
 use futures::StreamExt;
 use support::submission;
@@ -106,15 +106,7 @@ async fn a_job_whose_deliveries_ran_out_ends_its_run_and_leaves_the_stream() {
         .submit(&submission("run_out_of_deliveries", "tenant-a", "bash"))
         .await;
     // The executor takes the job and dies: it never acknowledges it.
-    let mut batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(5))
-        .messages()
-        .await
-        .expect("fetch");
-    let message = batch.next().await.expect("a job").expect("a job");
-    let job: JobDispatched = coderun_bus::decode(&message.payload).expect("a job");
+    let (job, message) = support::next_job(&consumer).await;
     assert_eq!(job.run_id, "run_out_of_deliveries");
     drop(message);
     // The other executors keep asking for work: JetStream looks at redelivering (and finds

@@ -245,3 +245,19 @@ pub async fn run_traced(
     let run: serde_json::Value = serde_json::from_slice(&response.body).expect("a run");
     run["id"].as_str().expect("an id").to_owned()
 }
+
+/// How many times a finished run was started: the `running` events of its event stream (one,
+/// unless its job was delivered again after its executor died).
+pub async fn times_started(client: &coderun_client::Client, id: &str) -> usize {
+    let events = client
+        .run_events(id, None)
+        .await
+        .expect("the event stream")
+        .collect()
+        .await
+        .expect("events");
+    events
+        .iter()
+        .filter(|event| event.data.event == coderun_schema::messages::RunEventKind::Running)
+        .count()
+}

@@ -7,8 +7,7 @@ use std::time::Duration;
 use coderun_client::CreateOptions;
 use coderun_e2e::cleanup::docker_ps;
 use coderun_e2e::processes::ExecutorProcess;
-use coderun_e2e::{wait_until, StackOptions, TestStack};
-use coderun_schema::messages::RunEventKind;
+use coderun_e2e::{times_started, wait_until, StackOptions, TestStack};
 use coderun_schema::run::{RunRequest, RunStatus, Verdict};
 
 /// Seconds after which a job an executor stopped acknowledging comes back.
@@ -73,17 +72,7 @@ async fn a_killed_executors_runs_finish_on_the_other_and_none_stays_running() {
     .expect("no run stays queued or running");
     let mut retried = 0;
     for run in &finished {
-        let events = client
-            .run_events(&run.id, None)
-            .await
-            .expect("the event stream")
-            .collect()
-            .await
-            .expect("events");
-        let starts = events
-            .iter()
-            .filter(|event| event.data.event == RunEventKind::Running)
-            .count();
+        let starts = times_started(&client, &run.id).await;
         println!(
             "{}: {:?} {:?} {:?}, started {starts} time(s)",
             run.id, run.status, run.verdict, run.error

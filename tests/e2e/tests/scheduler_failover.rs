@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use coderun_bus::Bus;
 use coderun_e2e::observe::samples;
 use coderun_e2e::processes::SchedulerProcess;
-use coderun_e2e::{nats_url, wait_until, StackOptions, TestStack};
-use coderun_schema::messages::RunEventKind;
+use coderun_e2e::{nats_url, times_started, wait_until, StackOptions, TestStack};
 use coderun_schema::run::{RunStatus, Verdict};
 
 const LEASE_MS: u64 = 3000;
@@ -95,17 +94,7 @@ async fn killing_the_active_scheduler_loses_no_run_and_runs_none_twice() {
             (RunStatus::Completed, Some(Verdict::Ok), "once\n"),
             "{run:?}"
         );
-        let events = client
-            .run_events(id, None)
-            .await
-            .expect("the event stream")
-            .collect()
-            .await
-            .expect("events");
-        let starts = events
-            .iter()
-            .filter(|event| event.data.event == RunEventKind::Running)
-            .count();
+        let starts = times_started(&client, id).await;
         if starts != 1 {
             twice.push((id.clone(), starts));
         }

@@ -233,3 +233,26 @@ async fn remove_keys(prefix: &str) {
             .await;
     }
 }
+
+/// The next job of `consumer` within 5 s, as an executor with one free slot takes it
+/// (not acknowledged yet).
+pub async fn next_job(
+    consumer: &async_nats::jetstream::consumer::Consumer<
+        async_nats::jetstream::consumer::pull::Config,
+    >,
+) -> (JobDispatched, async_nats::jetstream::Message) {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .expect("fetch");
+    let message = batch
+        .next()
+        .await
+        .expect("a job within 5 s")
+        .expect("a job");
+    let job = coderun_bus::decode(&message.payload).expect("a JobDispatched");
+    (job, message)
+}

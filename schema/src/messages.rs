@@ -264,6 +264,13 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// Whether the job at `job_sequence` may end this run: it is queued, or running for that
+    /// job (or for a job that was not named, from before claims).
+    pub fn held_by(&self, job_sequence: u64) -> bool {
+        self.run.status == crate::run::RunStatus::Queued
+            || self.job_sequence.is_none_or(|held| held == job_sequence)
+    }
+
     /// The run's trace context, when the record has a valid one.
     pub fn trace(&self) -> Option<crate::trace::TraceContext> {
         self.traceparent

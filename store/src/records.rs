@@ -46,14 +46,17 @@ return 1
 /// KEYS: record, events, queued set, running set. ARGV: record, event ('' for none), new
 /// status, id, creation time (ms), the claiming job's sequence ('' for no claim). Returns
 /// {outcome, seq}: outcome 1 updated, -1 terminal (left alone), 0 missing, -2 running for
-/// another job (a claim refused); seq the event's place in the log (0 without one).
+/// another job (a claim refused; a run marked running by an executor that names no job, from
+/// before claims, may be claimed); seq the event's place in the log (0 without one).
 pub(crate) const UPDATE_UNLESS_TERMINAL: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if not current then return {0, 0} end
 local stored = cjson.decode(current)
 local status = stored['run']['status']
 if status == 'completed' or status == 'cancelled' then return {-1, 0} end
-if ARGV[6] ~= '' and status ~= 'queued' and stored['job_sequence'] ~= tonumber(ARGV[6]) then
+local held = stored['job_sequence']
+if ARGV[6] ~= '' and status ~= 'queued' and held ~= nil and held ~= cjson.null
+    and held ~= tonumber(ARGV[6]) then
   return {-2, 0}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')

@@ -269,4 +269,20 @@ async fn a_run_claimed_by_one_job_refuses_another_and_takes_the_same_one_again()
     );
     let late = store.claim_for_job(&claim(7)).await.expect("claim");
     assert_eq!(late.0, UpdateOutcome::AlreadyTerminal);
+
+    // A run marked running by an executor from before claims names no job: its job,
+    // delivered again to a newer executor, may claim it.
+    let old = record("run_claim_old");
+    assert!(store.create(&old).await.expect("create"));
+    let unclaimed = with_status(old.clone(), RunStatus::Running, None);
+    assert_eq!(
+        store.update(&unclaimed).await.expect("update"),
+        UpdateOutcome::Updated
+    );
+    let mut newer = with_status(old, RunStatus::Running, None);
+    newer.job_sequence = Some(11);
+    assert_eq!(
+        store.claim_for_job(&newer).await.expect("claim").0,
+        UpdateOutcome::Updated
+    );
 }

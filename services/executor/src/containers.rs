@@ -14,6 +14,15 @@ use crate::container::{LABEL_EXECUTOR, LABEL_POOL, LABEL_PREFIX};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::warm::ReadyContainer;
 
+/// A sandbox container of the deployment, as the engine lists it.
+pub(crate) struct DeploymentContainer {
+    pub id: String,
+    /// The executor its label names (none from a release before the label).
+    pub owner: Option<String>,
+    /// When it was created (Unix seconds).
+    pub created: Option<i64>,
+}
+
 /// Tries at removing a container before it is given up (the waits between them: 0.2, 0.6,
 /// 1.8, 5.4 s).
 const REMOVE_ATTEMPTS: u32 = 5;
@@ -176,7 +185,9 @@ impl Sandbox {
     }
 
     /// The sandbox containers of this deployment, each with the executor its label names.
-    async fn deployment_containers(&self) -> Result<Vec<(String, Option<String>)>, SandboxError> {
+    pub(crate) async fn deployment_containers(
+        &self,
+    ) -> Result<Vec<DeploymentContainer>, SandboxError> {
         let filters = HashMap::from([(
             "label".to_owned(),
             vec![
@@ -201,38 +212,33 @@ impl Sandbox {
                     .labels
                     .as_ref()
                     .and_then(|labels| labels.get(LABEL_EXECUTOR).cloned());
-                Some((container.id?, owner))
+                Some(DeploymentContainer {
+                    id: container.id?,
+                    owner,
+                    created: container.created,
+                })
             })
             .collect())
     }
 
-    /// Removes the sandbox containers of this deployment left over by an earlier process of
-    /// this executor (its id, when configured, survives a restart) or by one that names none.
-    /// Other executors' containers are theirs; [`Sandbox::remove_dead_executors`] removes
-    /// them once their executor is gone.
-    pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
-        let mut removed = 0;
-        for (id, owner) in self.deployment_containers().await? {
-            if owner.is_none_or(|owner| owner == self.executor_id) {
-                self.remove(&id).await;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    /// This executor's id, as its containers' labels carry it.
+    pub(crate) fn executor_id(&self) -> &str {
+        &self.executor_id
     }
 
-    /// Removes the containers of executors not in `alive` (heard from within their time to
-    /// live, draining or not): an executor that died leaves them running.
-    pub async fn remove_dead_executors(
-        &self,
-        alive: &std::collections::BTreeSet<String>,
-    ) -> Result<usize, SandboxError> {
+    /// Removes the sandbox containers of this deployment left over by an earlier process of
+    /// this executor (its id, when configured, survives a restart) or by one that names none.
+    /// Other executors' containers are theirs; [`crate::janitor`] removes them once their
+    /// executor is gone.
+    pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
         let mut removed = 0;
-        for (id, owner) in self.deployment_containers().await? {
-            let Some(owner) = owner else { continue };
-            if owner != self.executor_id && !alive.contains(&owner) {
-                tracing::warn!(container = %id, executor = %owner, "removing a container of an executor that is gone");
-                self.remove(&id).await;
+        for container in self.deployment_containers().await? {
+            if container
+                .owner
+                .as_ref()
+                .is_none_or(|owner| *owner == self.executor_id)
+            {
+                self.remove(&container.id).await;
                 removed += 1;
             }
         }

@@ -69,12 +69,22 @@ impl Heartbeat {
         }
     }
 
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Sends heartbeats until `shutdown`, then `draining` ones until `stopped`: an executor
+    /// still finishing its runs is heard, so no other executor takes it for gone and removes
+    /// its containers.
+    pub async fn run(self, shutdown: CancellationToken, stopped: CancellationToken) {
         let mut ticker = tokio::time::interval(self.interval);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => self.send(false).await,
+            }
+        }
+        loop {
+            self.send(true).await;
+            tokio::select! {
+                _ = stopped.cancelled() => break,
+                _ = ticker.tick() => {}
             }
         }
         self.send(true).await;

@@ -248,17 +248,22 @@ impl Application {
             warm_targets,
             interval: config.heartbeat_interval(),
         };
-        let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
-        // Three heartbeats without a word: the other executor is gone.
+        let heartbeat_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone(), heartbeat_stop.clone()));
         let silence = config.heartbeat_interval() * 3;
         let executors = ExecutorView::follow(&worker.bus, silence, shutdown.clone()).await?;
-        let janitor = tokio::spawn(crate::janitor::run(
-            worker.sandbox.clone(),
-            executors,
-            silence,
-            silence + Duration::from_secs(1),
-            shutdown.clone(),
-        ));
+        let janitor = tokio::spawn(
+            crate::janitor::Janitor {
+                sandbox: worker.sandbox.clone(),
+                bus: worker.bus.clone(),
+                executors,
+                every: silence,
+                // Ten heartbeats unheard, and containers as old: a peer that is starting (not
+                // heartbeating yet) or was cut off for a moment keeps its sandboxes.
+                gone_after: config.heartbeat_interval() * 10,
+            }
+            .run(shutdown.clone()),
+        );
         // Followed until the runs in flight are drained, so they can still be cancelled.
         let cancels_stop = CancellationToken::new();
         let cancels = tokio::spawn(
@@ -278,7 +283,6 @@ impl Application {
         for puller in pullers {
             let _ = puller.await;
         }
-        let _ = heartbeat.await;
         let _ = janitor.await;
         tracker.close();
         let drain = Duration::from_secs(config.worker.drain_timeout_secs);
@@ -301,6 +305,9 @@ impl Application {
             worker.sandbox.remove_later(id, None);
         }
         worker.sandbox.finish_removals().await;
+        // Heard as draining until now: its containers were its own to remove.
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
         ops_stop.cancel();
         let _ = gauges.await;
         if let Ok(Err(error)) = ops.await {

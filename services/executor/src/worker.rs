@@ -170,7 +170,7 @@ impl Worker {
         if let (Err(error), true) = (&outcome, last_delivery) {
             // No delivery is left to try again: the run is made final here, never left behind.
             tracing::error!(error = %format!("{error:#}"), "job failed on its last delivery");
-            outcome = self.give_up(&dispatched.run_id, trace).await;
+            outcome = self.give_up(&dispatched.run_id, job_sequence, trace).await;
         }
         progress.stop();
         match outcome {
@@ -326,15 +326,22 @@ impl Worker {
         Ok(())
     }
 
-    /// Ends a run whose job cannot be tried again as `internal_error`, unless it is final.
-    async fn give_up(&self, run_id: &str, trace: TraceContext) -> anyhow::Result<()> {
+    /// Ends a run whose job cannot be tried again as `internal_error`, unless it is final or
+    /// running for another job.
+    async fn give_up(
+        &self,
+        run_id: &str,
+        job_sequence: u64,
+        trace: TraceContext,
+    ) -> anyhow::Result<()> {
         let Some(mut record) = self
             .persist("read the run", || self.store.get(run_id))
             .await?
         else {
             return Ok(());
         };
-        if record.run.status.is_terminal() {
+        // Another job of the run holds it: that one ends it, not this duplicate.
+        if record.run.status.is_terminal() || !record.held_by(job_sequence) {
             return Ok(());
         }
         record.run.verdict = Some(Verdict::InternalError);

@@ -56,7 +56,9 @@ async fn handle(bus: &Bus, store: &RunStore, advisory: &MaxDeliveries) -> anyhow
         Err(_) => return Ok(()),
     };
     let job: JobDispatched = coderun_bus::decode(&message.payload)?;
-    if let Some(record) = store.get(&job.run_id).await? {
+    // A duplicate job that ran out of deliveries does not end the run another job holds.
+    let record = store.get(&job.run_id).await?;
+    if let Some(record) = record.filter(|record| record.held_by(advisory.stream_seq)) {
         let reason = format!(
             "no executor finished the run in {} attempts (an executor stopped while running it)",
             advisory.deliveries

@@ -170,6 +170,13 @@ impl Names {
         format!("{}:tenant:{tenant}:running", self.prefix)
     }
 
+    /// Redis key of a pool's runs accepted and not started (status `queued`, wherever they
+    /// wait), all tenants together: a sorted set of run ids scored by creation time
+    /// (milliseconds), for the deployment's cap on a language's backlog.
+    pub fn pool_unstarted_key(&self, pool: &str) -> String {
+        format!("{}:pool:{pool}:unstarted", self.prefix)
+    }
+
     /// Redis key of a tenant's request rate (the GCRA's next arrival time).
     pub fn rate_key(&self, tenant: &str) -> String {
         format!("{}:rate:{tenant}", self.prefix)

@@ -2,10 +2,11 @@
 //! log and its tenant's queued and running sets never disagree:
 //!
 //! - creating stores the record (unless its key exists), lists it among the tenant's runs,
-//!   appends `queued` to its log and adds it to the tenant's queued set — unless the tenant is
-//!   at a concurrency quota, checked in the same script so gateways cannot race past it;
+//!   appends `queued` to its log and adds it to the tenant's queued set and its pool's — unless
+//!   the tenant is at a concurrency quota or the pool at the deployment's backlog cap, checked
+//!   in the same script so gateways cannot race past them;
 //! - updating replaces the record unless it is terminal ("terminal is final"), appends the
-//!   event given, and moves the run between the tenant's sets.
+//!   event given, and moves the run between the tenant's sets (and out of its pool's).
 //!
 //! Entries of the sets older than the records' lifetime are dropped as runs are created, so a
 //! run whose record expired unfinished cannot hold a quota for ever.
@@ -13,25 +14,30 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use coderun_schema::messages::{RunEvent, RunEventKind, RunRecord};
+use coderun_schema::names::Names;
 use coderun_schema::run::RunStatus;
 
 use crate::{listing, RunStore, StoreError, UpdateOutcome};
 
-/// KEYS: record, tenant's runs, events, queued set, running set. ARGV: record, ttl (s), id,
-/// oldest living id, `queued` event, now (ms), max queued, max unfinished (0: no limit).
-/// Returns 1 stored, 0 exists, -1 over the queued quota, -2 over the concurrency quota.
+/// KEYS: record, tenant's runs, events, queued set, running set, pool's unstarted set. ARGV:
+/// record, ttl (s), id, oldest living id, `queued` event, now (ms), max queued, max unfinished,
+/// max queued in the pool (0: no limit). Returns 1 stored, 0 exists, -1 over the queued quota,
+/// -2 over the concurrency quota, -3 over the pool's backlog cap.
 pub(crate) const CREATE_AND_LIST: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local ttl = tonumber(ARGV[2])
 local now = tonumber(ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - ttl * 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ttl * 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - ttl * 1000)
 local queued = redis.call('ZCARD', KEYS[4])
 local running = redis.call('ZCARD', KEYS[5])
 local max_queued = tonumber(ARGV[7])
 local max_unfinished = tonumber(ARGV[8])
 if max_queued > 0 and queued >= max_queued then return -1 end
 if max_unfinished > 0 and queued + running >= max_unfinished then return -2 end
+local max_backlog = tonumber(ARGV[9])
+if max_backlog > 0 and redis.call('ZCARD', KEYS[6]) >= max_backlog then return -3 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
 redis.call('ZREMRANGEBYLEX', KEYS[2], '-', '(' .. ARGV[4])
@@ -40,10 +46,12 @@ redis.call('RPUSH', KEYS[3], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ttl)
 redis.call('ZADD', KEYS[4], now, ARGV[3])
 redis.call('EXPIRE', KEYS[4], ttl)
+redis.call('ZADD', KEYS[6], now, ARGV[3])
+redis.call('EXPIRE', KEYS[6], ttl)
 return 1
 "#;
 
-/// KEYS: record, events, queued set, running set. ARGV: record, event ('' for none), new
+/// KEYS: record, events, queued set, running set, pool's unstarted set. ARGV: record, event ('' for none), new
 /// status, id, creation time (ms), the claiming job's sequence ('' for no claim). Returns
 /// {outcome, seq}: outcome 1 updated, -1 terminal (left alone), 0 missing, -2 running for
 /// another job (a claim refused; a run marked running by an executor that names no job, from
@@ -68,21 +76,27 @@ if ARGV[2] ~= '' then
 end
 if ARGV[3] == 'running' then
   redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('ZREM', KEYS[5], ARGV[4])
   redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), ARGV[4])
 elseif ARGV[3] ~= 'queued' then
   redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('ZREM', KEYS[5], ARGV[4])
   redis.call('ZREM', KEYS[4], ARGV[4])
 end
 return {1, seq}
 "#;
 
-/// A tenant's concurrency quotas, checked when one of its runs is created.
+/// The concurrency quotas a new run is checked against when it is created: its tenant's, and
+/// the deployment's cap on its pool's backlog.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ActiveQuota {
-    /// The most runs waiting for an executor at once.
+    /// The most runs of the tenant waiting for an executor at once.
     pub max_queued: Option<u32>,
-    /// The most runs accepted and not finished (queued or running) at once.
+    /// The most runs of the tenant accepted and not finished (queued or running) at once.
     pub max_unfinished: Option<u32>,
+    /// The most runs of the run's pool (its language) waiting for an executor at once, all
+    /// tenants together.
+    pub max_backlog: Option<u64>,
 }
 
 /// What creating a record did.
@@ -95,6 +109,8 @@ pub enum Created {
     OverQueued,
     /// The tenant has `max_unfinished` runs not finished; nothing changed.
     OverConcurrent,
+    /// The run's pool has `max_backlog` runs waiting; nothing changed.
+    OverBacklog,
 }
 
 pub(crate) fn unix_millis() -> u64 {
@@ -137,6 +153,10 @@ impl RunStore {
             .key(self.names.run_events_key(&record.run.id))
             .key(self.names.tenant_queued_key(tenant))
             .key(self.names.tenant_running_key(tenant))
+            .key(
+                self.names
+                    .pool_unstarted_key(&Names::pool_of(&record.run.language)),
+            )
             .arg(value)
             .arg(self.ttl.as_secs().max(1))
             .arg(&record.run.id)
@@ -145,12 +165,14 @@ impl RunStore {
             .arg(unix_millis())
             .arg(quota.max_queued.unwrap_or(0))
             .arg(quota.max_unfinished.unwrap_or(0))
+            .arg(quota.max_backlog.unwrap_or(0))
             .invoke_async(&mut connection)
             .await?;
         Ok(match outcome {
             1 => Created::Stored,
             -1 => Created::OverQueued,
             -2 => Created::OverConcurrent,
+            -3 => Created::OverBacklog,
             _ => Created::Exists,
         })
     }
@@ -204,6 +226,10 @@ impl RunStore {
             .key(self.names.run_events_key(&record.run.id))
             .key(self.names.tenant_queued_key(&record.tenant))
             .key(self.names.tenant_running_key(&record.tenant))
+            .key(
+                self.names
+                    .pool_unstarted_key(&Names::pool_of(&record.run.language)),
+            )
             .arg(value)
             .arg(encoded)
             .arg(status_name(record.run.status))

@@ -1,13 +1,14 @@
 //! Run records in a real Redis (`CODERUN_TEST_REDIS_URL`, loopback by default), under a prefix
 //! of the test's own: a terminal record is final whoever writes after it, updates keep the
-//! record's lifetime, and an idempotency key names one run.
+//! record's lifetime, an idempotency key names one run, and a language's backlog cap counts the
+//! queued runs of every tenant.
 
 use std::time::Duration;
 
 use coderun_schema::messages::{RunRecord, VERSION};
 use coderun_schema::names::Names;
 use coderun_schema::run::{Run, RunStatus, Verdict};
-use coderun_store::{RunStore, UpdateOutcome};
+use coderun_store::{ActiveQuota, Created, RunStore, UpdateOutcome};
 
 fn redis_url() -> String {
     std::env::var("CODERUN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -284,5 +285,68 @@ async fn a_run_claimed_by_one_job_refuses_another_and_takes_the_same_one_again()
     assert_eq!(
         store.claim_for_job(&newer).await.expect("claim").0,
         UpdateOutcome::Updated
+    );
+}
+
+/// The deployment's backlog cap counts the queued runs of a language, all tenants together:
+/// at the cap the next run of that language is refused, another language is not, and a run
+/// that starts or ends makes room.
+#[tokio::test]
+async fn a_languages_backlog_cap_counts_queued_runs_of_every_tenant() {
+    let store = store("backlog").await;
+    let cap = ActiveQuota {
+        max_backlog: Some(2),
+        ..Default::default()
+    };
+    let mut first = record("run_backlog_1");
+    let mut second = record("run_backlog_2");
+    second.tenant = "globex".to_owned();
+    for run in [&first, &second] {
+        assert_eq!(
+            store.create_within(run, cap).await.expect("create"),
+            Created::Stored
+        );
+    }
+    let third = record("run_backlog_3");
+    assert_eq!(
+        store.create_within(&third, cap).await.expect("create"),
+        Created::OverBacklog
+    );
+    assert!(
+        store.get("run_backlog_3").await.expect("read").is_none(),
+        "nothing stored"
+    );
+    let mut other_language = record("run_backlog_bash");
+    other_language.run.language = "bash".to_owned();
+    assert_eq!(
+        store
+            .create_within(&other_language, cap)
+            .await
+            .expect("create"),
+        Created::Stored
+    );
+
+    first = with_status(first, RunStatus::Running, None);
+    assert_eq!(
+        store.update(&first).await.expect("start"),
+        UpdateOutcome::Updated
+    );
+    assert_eq!(
+        store.create_within(&third, cap).await.expect("create"),
+        Created::Stored
+    );
+    let fourth = record("run_backlog_4");
+    assert_eq!(
+        store.create_within(&fourth, cap).await.expect("create"),
+        Created::OverBacklog
+    );
+    second = with_status(second, RunStatus::Completed, Some(Verdict::InternalError));
+    assert_eq!(
+        store.update(&second).await.expect("end"),
+        UpdateOutcome::Updated
+    );
+    assert_eq!(
+        store.create_within(&fourth, cap).await.expect("create"),
+        Created::Stored
     );
 }

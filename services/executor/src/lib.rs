@@ -18,7 +18,8 @@
 //! - [`worker`]: pulling jobs from the pools' consumers, slots, run records and events;
 //!   [`agent_job`]: the agent's job it builds for a run; [`persist`]: record reads and writes
 //!   retried with backoff while Redis is away; [`progress`]: `compiled` and `test` events as
-//!   the agent reports each stage.
+//!   the agent reports each stage; [`ending`]: the result stored and announced once, a run
+//!   given up as `internal_error` when its job cannot be tried again.
 //! - [`languages`]: the languages this executor serves, each image's digest and the version
 //!   read from it.
 //! - [`cancels`]: cancel requests from the gateway stop the sandbox of a run in flight.
@@ -39,6 +40,7 @@ pub mod cgroup;
 pub mod config;
 pub mod container;
 pub mod containers;
+pub mod ending;
 pub mod exchange;
 pub mod heartbeat;
 pub mod janitor;

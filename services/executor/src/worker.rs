@@ -22,8 +22,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, AckKind};
 use coderun_bus::{async_nats, Bus, InProgress};
 use coderun_schema::catalog::{Catalog, LanguageSpec};
-use coderun_schema::messages::{JobDispatched, RunEvent, RunEventKind, RunRecord, ServedLanguage};
-use coderun_schema::run::{RunStatus, Verdict};
+use coderun_schema::messages::{JobDispatched, ServedLanguage};
+use coderun_schema::run::RunStatus;
 use coderun_schema::trace::TraceContext;
 use coderun_store::{RunStore, StoreError, UpdateOutcome};
 use futures::StreamExt;
@@ -36,6 +36,7 @@ use tracing::Instrument as _;
 use crate::agent_job::agent_job;
 use crate::config::WorkerConfig;
 use crate::container::SandboxSpec;
+use crate::ending::failure_verdict;
 use crate::sandbox::{RunWatch, Sandbox, SandboxError};
 use crate::{outcome, progress};
 
@@ -157,12 +158,17 @@ impl Worker {
             return;
         };
         tracing::Span::current().record("run_id", dispatched.run_id.as_str());
-        let info = message.info().ok();
-        let last_delivery = info
-            .as_ref()
-            .is_some_and(|info| info.delivered >= self.settings.max_deliver);
-        // The job's place in the jobs stream: the run is claimed for this job only.
-        let job_sequence = info.map_or(0, |info| info.stream_sequence);
+        // The job's place in the jobs stream: the run is claimed for this job only. A job
+        // that cannot say where it is cannot claim its run: it comes back later.
+        let Ok(info) = message.info() else {
+            tracing::error!("a job without its stream metadata; it will be delivered again");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            return;
+        };
+        let last_delivery = info.delivered >= self.settings.max_deliver;
+        let job_sequence = info.stream_sequence;
         let progress = InProgress::start(&message, self.progress_every());
         let mut outcome = self
             .execute(&mut dispatched, job_sequence, last_delivery, trace)
@@ -212,6 +218,12 @@ impl Worker {
         };
         if record.run.status.is_terminal() {
             tracing::info!("the run is already final; dropping a duplicate delivery");
+            return Ok(());
+        }
+        if !record.held_by(job_sequence) {
+            // A second job of the same run (a release published twice): the job holding the
+            // run finishes it, or comes back if its executor died. No sandbox is started.
+            tracing::info!(held_by = ?record.job_sequence, "the run is running for another job; dropping this one");
             return Ok(());
         }
         let Some(language) = self.languages.get(&dispatched.pool) else {
@@ -293,65 +305,9 @@ impl Worker {
         self.finish(&mut record, trace).await
     }
 
-    /// Makes the run final (`completed`, `finished_at` now), stores it (retrying while Redis is
-    /// away) and publishes the `completed` event.
-    async fn finish(&self, record: &mut RunRecord, trace: TraceContext) -> anyhow::Result<()> {
-        record.run.status = RunStatus::Completed;
-        record.run.finished_at = Some(OffsetDateTime::now_utc());
-        let (stored, event) = self
-            .persist("store the result", || {
-                self.store
-                    .update_and_log(record, Some(RunEventKind::Completed))
-            })
-            .await?;
-        // An attempt that timed out may still have been applied (its event too): the retry
-        // then finds the record final, and it is ours if it ended at this very instant.
-        let event = match stored {
-            UpdateOutcome::Updated => event,
-            UpdateOutcome::AlreadyTerminal => self
-                .persist("read the run back", || self.store.get(&record.run.id))
-                .await?
-                .filter(|stored| stored.run.finished_at == record.run.finished_at)
-                .map(|_| RunEvent::with_run(&record.run, RunEventKind::Completed)),
-            UpdateOutcome::Missing | UpdateOutcome::HeldByAnotherJob => None,
-        };
-        if let Some(event) = event {
-            tracing::info!(verdict = ?record.run.verdict, "run finished");
-            self.metrics.finished(&record.run);
-            self.bus.publish_run_event(&event, Some(trace)).await;
-            if let Some(due) = record.webhook_due() {
-                self.bus.announce_webhook(&due, Some(trace)).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Ends a run whose job cannot be tried again as `internal_error`, unless it is final or
-    /// running for another job.
-    async fn give_up(
-        &self,
-        run_id: &str,
-        job_sequence: u64,
-        trace: TraceContext,
-    ) -> anyhow::Result<()> {
-        let Some(mut record) = self
-            .persist("read the run", || self.store.get(run_id))
-            .await?
-        else {
-            return Ok(());
-        };
-        // Another job of the run holds it: that one ends it, not this duplicate.
-        if record.run.status.is_terminal() || !record.held_by(job_sequence) {
-            return Ok(());
-        }
-        record.run.verdict = Some(Verdict::InternalError);
-        record.run.error = Some("the run could not be executed".to_owned());
-        self.finish(&mut record, trace).await
-    }
-
     /// Runs a store operation until it succeeds, waiting longer after each failure, until the
     /// executor abandons its jobs. A corrupt record is not waited for.
-    async fn persist<T, F, Fut>(&self, what: &str, operation: F) -> anyhow::Result<T>
+    pub(crate) async fn persist<T, F, Fut>(&self, what: &str, operation: F) -> anyhow::Result<T>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
@@ -361,29 +317,6 @@ impl Worker {
 
     fn deadline(&self, dispatched: &JobDispatched) -> Duration {
         Duration::from_millis(dispatched.job.wall_ms_budget()) + self.host_margin
-    }
-}
-
-/// The verdict and the reason given for a sandbox that failed as a whole.
-fn failure_verdict(error: &SandboxError) -> (Verdict, &'static str) {
-    match error {
-        SandboxError::OutOfMemory => (
-            Verdict::MemoryLimit,
-            "the sandbox ran out of memory as a whole",
-        ),
-        SandboxError::OutputBudget => (
-            Verdict::OutputLimit,
-            "the program's output passed the run's budget",
-        ),
-        SandboxError::Deadline(_) => (
-            Verdict::InternalError,
-            "the sandbox did not finish within its deadline",
-        ),
-        SandboxError::Protocol(_) => (
-            Verdict::InternalError,
-            "the sandbox ended without a valid answer",
-        ),
-        _ => (Verdict::InternalError, "the sandbox could not be started"),
     }
 }
 

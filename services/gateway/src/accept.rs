@@ -5,8 +5,10 @@
 //! 2. With an `Idempotency-Key`: the key bound to the new id, atomically. A key bound already
 //!    answers with the run it names (waiting for that run to be stored), never a second run.
 //! 3. The run record (`queued`, with its first event) written to Redis unless the tenant is at
-//!    its `concurrent_runs` or `queued_runs` quota (429; checked in the same Redis script, so
-//!    every gateway shares it); with `wait`, the run's events subscribed.
+//!    its `concurrent_runs` or `queued_runs` quota, or the language at the deployment's
+//!    `max_backlog` (429; checked in the same Redis script, so every gateway shares them, and
+//!    after the idempotency key, so a retry of an accepted run gets its run); with `wait`, the
+//!    run's events subscribed.
 //! 4. The submission published to the submit stream and acknowledged by it.
 //!
 //! If 3 or 4 fails, the client gets 503, the record is closed as `internal_error` and the key
@@ -50,35 +52,7 @@ pub async fn job_for(
     if !state.executors.serves(&job.language) {
         return Err(ApiError::NoCapacity(job.language));
     }
-    check_backlog(state, &job.language).await?;
     Ok(job)
-}
-
-/// The deployment's cap on the runs of a language waiting in the fair queues (`runs.max_backlog`).
-async fn check_backlog(state: &State, language: &str) -> Result<(), ApiError> {
-    let cap = state.config.runs.max_backlog;
-    if cap == 0 {
-        return Ok(());
-    }
-    let pool = coderun_schema::names::Names::pool_of(language);
-    let waiting = state
-        .store
-        .queues()
-        .backlog(&pool)
-        .await
-        .context("failed to read the backlog")
-        .map_err(ApiError::Unavailable)?;
-    if waiting < cap {
-        return Ok(());
-    }
-    Err(ApiError::OverQuota {
-        quota: "max_backlog",
-        detail: format!(
-            "{waiting} runs of `{language}` wait for an executor, as many as this deployment \
-             queues; retry once some have started"
-        ),
-        retry_after_secs: 5,
-    })
 }
 
 /// A `callback_url` whose host is a name that resolves, now, to an internal address is
@@ -144,7 +118,10 @@ async fn accept_traced(
     wait_for: Option<Duration>,
     trace: TraceContext,
 ) -> Result<RunReply, ApiError> {
-    let quota = tenant.active_quota();
+    let quota = coderun_store::ActiveQuota {
+        max_backlog: Some(state.config.runs.max_backlog).filter(|cap| *cap > 0),
+        ..tenant.active_quota()
+    };
     let tenant = tenant.id.as_str();
     let run_id = new_run_id();
     let now = OffsetDateTime::now_utc();
@@ -208,7 +185,7 @@ async fn accept_traced(
         .await
         .context("failed to store the run")
         .map_err(ApiError::Unavailable);
-    if let Some(refused) = over_quota(created) {
+    if let Some(refused) = over_quota(created, &record.run.language) {
         if let Some(key) = &idempotency_key {
             let _ = state.store.release_idempotency_key(tenant, key).await;
         }
@@ -266,11 +243,21 @@ async fn accept_traced(
 
 /// The refusal when the run was not stored: a quota, or Redis unreachable (a record that
 /// exists already cannot happen with a fresh id).
-fn over_quota(created: Result<Created, ApiError>) -> Option<ApiError> {
+fn over_quota(created: Result<Created, ApiError>, language: &str) -> Option<ApiError> {
     let (quota, what) = match created {
         Ok(Created::Stored | Created::Exists) => return None,
         Ok(Created::OverQueued) => ("queued_runs", "runs waiting for an executor"),
         Ok(Created::OverConcurrent) => ("concurrent_runs", "runs not finished"),
+        Ok(Created::OverBacklog) => {
+            return Some(ApiError::OverQuota {
+                quota: "max_backlog",
+                detail: format!(
+                    "as many runs of `{language}` wait for an executor as this deployment \
+                     queues; retry once some have started"
+                ),
+                retry_after_secs: 5,
+            })
+        }
         Err(error) => return Some(error),
     };
     Some(ApiError::OverQuota {

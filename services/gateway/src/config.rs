@@ -87,10 +87,11 @@ pub struct RunsConfig {
     /// address is refused with 422. The scheduler's `webhooks.allow` must list the same.
     #[serde(default)]
     pub callback_allow: Vec<String>,
-    /// The most runs of one language that may wait for room in the scheduler's fair queues,
-    /// all tenants together (a count; 0 for no cap): above it a new run of that language is
-    /// refused with 429 and `Retry-After`, whoever's it is. Each tenant's `queued_runs` quota
-    /// holds besides.
+    /// The most runs of one language that may be accepted and not yet started (`queued`: in
+    /// the scheduler's fair queues, or released and waiting for an executor), all tenants
+    /// together (a count; 0 for no cap): at it a new run of that language is refused with 429
+    /// and `Retry-After`, whoever's it is. Checked as the run is stored, so every gateway and
+    /// every batch shares it. Each tenant's `queued_runs` quota holds besides.
     pub max_backlog: u64,
 }
 
@@ -135,11 +136,13 @@ pub struct TenantConfig {
 }
 
 impl TenantConfig {
-    /// The tenant's concurrency quotas, checked as its runs are stored.
+    /// The tenant's concurrency quotas, checked as its runs are stored (the deployment's
+    /// backlog cap is added by the caller).
     pub fn active_quota(&self) -> coderun_store::ActiveQuota {
         coderun_store::ActiveQuota {
             max_queued: self.queued_runs,
             max_unfinished: self.concurrent_runs,
+            max_backlog: None,
         }
     }
 

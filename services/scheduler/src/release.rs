@@ -55,6 +55,8 @@ pub struct Releaser {
     recovered: Option<Instant>,
     /// The executors, for the backlog gauges.
     executors: ExecutorView,
+    /// Every pool the gauges have reported.
+    reported: BTreeSet<String>,
 }
 
 impl Releaser {
@@ -81,6 +83,7 @@ impl Releaser {
             backlog: BTreeMap::new(),
             recovered: None,
             executors,
+            reported: BTreeSet::new(),
         };
         releaser.read_backlogs().await?;
         Ok(releaser)
@@ -175,12 +178,12 @@ impl Releaser {
                 tracing::warn!(%pool, error = %format!("{error:#}"), "failed to release queued runs");
             }
         }
+        // A pool reported once is reported for good: when its last executor goes, its gauges
+        // say so (zero) rather than keep their last values.
         let capacity = self.executors.capacity();
-        for pool in capacity
-            .keys()
-            .chain(self.backlog.keys())
-            .collect::<BTreeSet<_>>()
-        {
+        self.reported
+            .extend(capacity.keys().chain(self.backlog.keys()).cloned());
+        for pool in &self.reported {
             let waiting = self.backlog.get(pool).copied().unwrap_or(0);
             let seen = capacity.get(pool).cloned().unwrap_or_default();
             self.metrics.backlog(pool, waiting, seen.slots_free);

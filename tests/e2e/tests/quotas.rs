@@ -78,8 +78,10 @@ async fn a_tenant_over_its_rate_waits_and_another_is_unaffected() {
     stack.stop().await;
 }
 
-/// The deployment's cap on a language's backlog: once that many runs wait for room, a new run
-/// of the language is refused with 429 whoever sends it; every accepted run still finishes.
+/// The deployment's cap on a language's backlog: once that many runs of it are accepted and
+/// not started, a new run of the language is refused with 429 whoever sends it, batch or not;
+/// a retry of an accepted run (same `Idempotency-Key`) still gets its run; every accepted run
+/// finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_languages_backlog_over_the_deployments_cap_is_refused_for_every_tenant() {
     let stack = TestStack::start_with(StackOptions {
@@ -89,48 +91,63 @@ async fn a_languages_backlog_over_the_deployments_cap_is_refused_for_every_tenan
         ..Default::default()
     })
     .await;
-    // One slot and two jobs waiting at the executor: three runs released, the next ones wait
-    // in the fair queue until the cap is reached.
-    let run = || serde_json::json!({"language": "bash", "source": "sleep 2; echo ok"});
-    // One run through first: the scheduler has heard the executor, so it has room.
-    let warm_up = coderun_e2e::source_request("bash", "echo ready");
-    stack
-        .client()
-        .run_and_wait(&warm_up)
+    let client = stack.client();
+    let run = || serde_json::json!({"language": "bash", "source": "sleep 3; echo ok"});
+    // The one slot is taken first, so that nothing starts while the cap is probed.
+    let keyed = br#"{"language":"bash","source":"sleep 3; echo ok"}"#.to_vec();
+    let key = [("Idempotency-Key", "backlog-first")];
+    let first = client
+        .send_raw(
+            Method::POST,
+            "/v1/runs",
+            Some("application/json"),
+            keyed.clone(),
+            &key,
+        )
         .await
-        .expect("a first run");
-    let first = stack
-        .client()
+        .expect("an answer");
+    assert_eq!(
+        first.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let first_id = serde_json::from_slice::<serde_json::Value>(&first.body).expect("json")["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let started = tokio::time::Instant::now();
+    loop {
+        let status = client
+            .get_run(&first_id, None)
+            .await
+            .expect("read")
+            .body
+            .status;
+        if status != coderun_schema::run::RunStatus::Queued {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Eight at once: exactly three are accepted (the cap), the other five refused.
+    let batch = client
         .create_batch(&(0..8).map(|_| run()).collect::<Vec<_>>(), None)
         .await
         .expect("answered");
-    let accepted: Vec<String> = first
+    let accepted: Vec<String> = batch
         .runs
         .iter()
         .filter_map(|item| item.id.clone())
         .collect();
-    // The cap may already refuse the last of them: the scheduler queues them as they come.
-    assert!(accepted.len() >= 6, "{first:#?}");
-    for problem in first.runs.iter().filter_map(|item| item.problem.as_ref()) {
+    assert_eq!(accepted.len(), 3, "{batch:#?}");
+    for problem in batch.runs.iter().filter_map(|item| item.problem.as_ref()) {
         assert_eq!(
             (problem.status, problem.errors[0].field.as_str()),
             (429, "max_backlog")
         );
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let second = stack
-        .client()
-        .create_batch(&(0..4).map(|_| run()).collect::<Vec<_>>(), None)
-        .await
-        .expect("answered");
-    for item in &second.runs {
-        let problem = item.problem.as_ref().expect("refused over the cap");
-        assert_eq!(
-            (problem.status, problem.errors[0].field.as_str()),
-            (429, "max_backlog")
-        );
-    }
-    // Another tenant is held to the same cap.
+    // Another tenant is held to the same cap, and told when to come back.
     let other = stack
         .client_with_key(TENANT_B_KEY)
         .send_raw(
@@ -143,15 +160,35 @@ async fn a_languages_backlog_over_the_deployments_cap_is_refused_for_every_tenan
         .await
         .expect("an answer");
     assert_eq!(other.status, 429);
-    assert!(other.retry_after.is_some());
-    for id in &accepted {
-        let run = stack
-            .client()
-            .get_run(id, Some(60_000))
-            .await
-            .expect("read")
-            .body;
+    assert_eq!(other.retry_after.as_deref(), Some("5"));
+    // A retry of the accepted first run is answered with that run, not refused.
+    let retried = client
+        .send_raw(
+            Method::POST,
+            "/v1/runs",
+            Some("application/json"),
+            keyed,
+            &key,
+        )
+        .await
+        .expect("an answer");
+    let retried_id = serde_json::from_slice::<serde_json::Value>(&retried.body).expect("json")
+        ["id"]
+        .as_str()
+        .map(str::to_owned);
+    assert_eq!(
+        (retried.status, retried_id.as_deref()),
+        (202, Some(first_id.as_str())),
+        "{}",
+        String::from_utf8_lossy(&retried.body)
+    );
+    for id in accepted.iter().chain([&first_id]) {
+        let run = client.get_run(id, Some(60_000)).await.expect("read").body;
         assert_eq!(run.stdout(), "ok\n", "{run:?}");
     }
+    // Once they have run, the language takes runs again.
+    let again = coderun_e2e::source_request("bash", "echo ok");
+    let after = client.run_and_wait(&again).await.expect("accepted again");
+    assert_eq!(after.stdout(), "ok\n");
     stack.stop().await;
 }

@@ -97,6 +97,7 @@ impl CheckedRun {
             let stages = run.compile.iter().chain(run.run.iter()).chain(&run.tests);
             Outcome::Succeeded {
                 program_cpu_ms: stages.map(|stage| stage.cpu_ms).sum(),
+                queue_ms: run.queue_ms,
             }
         } else {
             Outcome::Failed(format!(

@@ -70,6 +70,11 @@ pub struct Args {
     /// Cost model: the instance's hourly price in USD (an example input, not a claim).
     #[arg(long, default_value_t = 0.0336)]
     pub hourly_price: f64,
+    /// Tuning: measure only the idle sequential latencies and the open loops, at this rate
+    /// (runs/s) instead of 70 % of a saturation searched for, and skip every other phase. The
+    /// targets that need the skipped figures are reported as missing.
+    #[arg(long, value_name = "RUNS_PER_S")]
+    pub open_loop_at: Option<f64>,
     /// The name of the mode benched, for the report; default: the executor's
     /// `sandbox.isolation` as configured (its committed default, or --executor-env's
     /// CODERUN_EXECUTOR__SANDBOX__ISOLATION), "strict" where it has none.

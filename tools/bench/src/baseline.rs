@@ -66,7 +66,10 @@ impl HostProgram {
             Ok(output)
                 if output.status.success() && output.stdout == self.expected_stdout.as_bytes() =>
             {
-                Outcome::Succeeded { program_cpu_ms: 0 }
+                Outcome::Succeeded {
+                    program_cpu_ms: 0,
+                    queue_ms: None,
+                }
             }
             Ok(output) => Outcome::Failed(format!(
                 "{} exited {}, stdout {:?}",

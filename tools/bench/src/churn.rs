@@ -102,9 +102,10 @@ impl ContainerCycle {
             outcome,
             self.docker.remove_container(&id, Some(remove)).await,
         ) {
-            (Ok(stdout), Ok(())) if stdout == self.expected_stdout => {
-                Outcome::Succeeded { program_cpu_ms: 0 }
-            }
+            (Ok(stdout), Ok(())) if stdout == self.expected_stdout => Outcome::Succeeded {
+                program_cpu_ms: 0,
+                queue_ms: None,
+            },
             (Ok(stdout), Ok(())) => Outcome::Failed(format!("stdout {stdout:?}")),
             (Err(error), _) => Outcome::Failed(error),
             (Ok(_), Err(error)) => Outcome::Failed(format!("remove: {error}")),

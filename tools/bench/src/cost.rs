@@ -178,7 +178,10 @@ mod tests {
     fn per_run_cost_is_the_load_less_the_bench_and_the_mean_idle_rate() {
         let mut runs = Tally::default();
         for _ in 0..10 {
-            let ran = load::Outcome::Succeeded { program_cpu_ms: 20 };
+            let ran = load::Outcome::Succeeded {
+                program_cpu_ms: 20,
+                queue_ms: None,
+            };
             runs.record(Duration::from_millis(50), ran);
         }
         let phase = CostPhase {

@@ -126,6 +126,24 @@ impl Figures {
         self.unsuccessful(section, key, label, tally);
     }
 
+    /// How long a phase's runs waited for a sandbox (p50, p99): zero is a fine value.
+    pub fn queueing(&mut self, section: &str, key: &str, label: &str, tally: &Tally) {
+        let percentiles = tally.queue_percentiles();
+        for (name, value) in [
+            ("p50", percentiles.map(|p| p.p50_ms)),
+            ("p99", percentiles.map(|p| p.p99_ms)),
+        ] {
+            self.push(
+                section,
+                format!("{key}.queue_{name}_ms"),
+                format!("{label}: queued {name}"),
+                value,
+                "ms",
+                Rule::Finite,
+            );
+        }
+    }
+
     pub fn throughput(&mut self, section: &str, key: &str, label: &str, tally: &Tally) {
         self.push(
             section,

@@ -31,6 +31,7 @@ pub fn figures(measured: &Measurements, cores: usize) -> Figures {
 
     let section = "coderun, sequential on an idle stack";
     figures.latency(section, "coderun.python", "python hello", &measured.python);
+    figures.queueing(section, "coderun.python", "python hello", &measured.python);
     figures.latency(section, "coderun.c", "C hello (compile + run)", &measured.c);
     figures.latency(
         section,
@@ -82,6 +83,7 @@ pub fn figures(measured: &Measurements, cores: usize) -> Figures {
     ];
     for (key, label, tally) in loops {
         figures.latency(section, key, label, tally);
+        figures.queueing(section, key, label, tally);
     }
 
     cost_figures(&mut figures, measured);

@@ -16,8 +16,12 @@ use crate::stats::{per_second, Percentiles};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// It did what it should; `program_cpu_ms` is the CPU the program itself reported using
-    /// (compile and run), 0 where nothing reports it.
-    Succeeded { program_cpu_ms: u64 },
+    /// (compile and run), 0 where nothing reports it; `queue_ms` how long the run waited
+    /// between being accepted and its sandbox starting, where the run says.
+    Succeeded {
+        program_cpu_ms: u64,
+        queue_ms: Option<u64>,
+    },
     /// It answered wrongly or failed; the reason.
     Failed(String),
     /// It was accepted but never finished in time.
@@ -35,6 +39,9 @@ const KEPT_FAILURES: usize = 5;
 pub struct Tally {
     /// Latencies of the attempts that succeeded.
     pub latencies: Vec<Duration>,
+    /// Of those, the part spent waiting for a sandbox (where the run reported it): which part
+    /// of a latency tail is queueing and which is the run itself.
+    pub queue_times: Vec<Duration>,
     pub failed: usize,
     pub lost: usize,
     /// The program's own CPU summed over the successful attempts, in milliseconds.
@@ -59,8 +66,12 @@ pub struct Steady {
 impl Tally {
     pub fn record(&mut self, latency: Duration, outcome: Outcome) {
         match outcome {
-            Outcome::Succeeded { program_cpu_ms } => {
+            Outcome::Succeeded {
+                program_cpu_ms,
+                queue_ms,
+            } => {
                 self.latencies.push(latency);
+                self.queue_times.extend(queue_ms.map(Duration::from_millis));
                 self.program_cpu_ms += program_cpu_ms;
             }
             Outcome::Failed(reason) => {
@@ -75,6 +86,7 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         self.latencies.extend(other.latencies);
+        self.queue_times.extend(other.queue_times);
         self.failed += other.failed;
         self.lost += other.lost;
         self.program_cpu_ms += other.program_cpu_ms;
@@ -105,6 +117,11 @@ impl Tally {
 
     pub fn percentiles(&self) -> Option<Percentiles> {
         Percentiles::of(&self.latencies)
+    }
+
+    /// Percentiles of the time the successful runs waited for a sandbox.
+    pub fn queue_percentiles(&self) -> Option<Percentiles> {
+        Percentiles::of(&self.queue_times)
     }
 
     /// The program's own CPU per successful attempt, in milliseconds.
@@ -243,7 +260,10 @@ mod tests {
         Arc::new(move || {
             Box::pin(async move {
                 tokio::time::sleep(pause).await;
-                Outcome::Succeeded { program_cpu_ms: 2 }
+                Outcome::Succeeded {
+                    program_cpu_ms: 2,
+                    queue_ms: None,
+                }
             })
         })
     }
@@ -282,9 +302,14 @@ mod tests {
         );
         tally.record(
             Duration::from_millis(5),
-            Outcome::Succeeded { program_cpu_ms: 1 },
+            Outcome::Succeeded {
+                program_cpu_ms: 1,
+                queue_ms: Some(3),
+            },
         );
         assert_eq!((tally.succeeded(), tally.failed, tally.lost), (1, 1, 1));
         assert_eq!(tally.failures, vec!["wrong".to_owned()]);
+        // Only a success's wait for a sandbox is kept, beside its latency.
+        assert_eq!(tally.queue_times, vec![Duration::from_millis(3)]);
     }
 }

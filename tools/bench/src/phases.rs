@@ -143,20 +143,33 @@ pub async fn measure(
     measured.memory_idle = memory(&services);
     phase.finish("resident memory read");
 
-    bench.baselines(&mut measured).await?;
-    // The churn leaves work behind (containers removed, their namespaces torn down by the
-    // kernel): the sequential latencies are an idle stack's.
-    let phase = progress.phase("settling after the container churn", None);
-    tokio::time::sleep(plan.settle).await;
-    phase.finish("settled");
+    let tuning = args.open_loop_at;
+    if tuning.is_none() {
+        bench.baselines(&mut measured).await?;
+        // The churn leaves work behind (containers removed, their namespaces torn down by
+        // the kernel): the sequential latencies are an idle stack's.
+        let phase = progress.phase("settling after the container churn", None);
+        tokio::time::sleep(plan.settle).await;
+        phase.finish("settled");
+    }
     bench.latencies(&mut measured).await?;
     let python_hello = bench.hello("python")?;
-    measured.search = saturation::search(&python_hello, &plan.levels, plan.step, progress).await;
-    let (saturating, throughput) = measured.search.best().unwrap_or((1, 0.0));
-    progress.note(&format!(
-        "saturation: {throughput:.1} runs/s at c={saturating}"
-    ));
-    measured.open_loop_rate = throughput * OPEN_LOOP_SHARE;
+    let saturating = match tuning {
+        Some(rate) => {
+            measured.open_loop_rate = rate;
+            None
+        }
+        None => {
+            measured.search =
+                saturation::search(&python_hello, &plan.levels, plan.step, progress).await;
+            let (saturating, throughput) = measured.search.best().unwrap_or((1, 0.0));
+            progress.note(&format!(
+                "saturation: {throughput:.1} runs/s at c={saturating}"
+            ));
+            measured.open_loop_rate = throughput * OPEN_LOOP_SHARE;
+            Some(saturating)
+        }
+    };
     let rate = measured.open_loop_rate;
     for (arrivals, spacing) in [
         (Arrivals::Even, "evenly spaced"),
@@ -170,16 +183,18 @@ pub async fn measure(
             Arrivals::Poisson => measured.open_loop_poisson = tally,
         }
     }
-    measured.cost = cost::measure(
-        &services,
-        &python_hello,
-        saturating,
-        plan,
-        &reader,
-        progress,
-    )
-    .await;
-    bench.capacity(&mut measured, saturating).await?;
+    if let Some(saturating) = saturating {
+        measured.cost = cost::measure(
+            &services,
+            &python_hello,
+            saturating,
+            plan,
+            &reader,
+            progress,
+        )
+        .await;
+        bench.capacity(&mut measured, saturating).await?;
+    }
     measured.memory_end = memory(&services);
     Ok(measured)
 }

@@ -101,7 +101,10 @@ mod tests {
             for _ in 0..runs {
                 tally.record(
                     Duration::from_millis(1),
-                    load::Outcome::Succeeded { program_cpu_ms: 0 },
+                    load::Outcome::Succeeded {
+                        program_cpu_ms: 0,
+                        queue_ms: None,
+                    },
                 );
             }
             tally.elapsed = Duration::from_secs(1);

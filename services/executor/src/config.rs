@@ -118,9 +118,12 @@ pub struct SandboxConfig {
     pub isolation: Isolation,
     /// Per-pool (language id) overrides of `isolation`; every key must be a catalog id.
     pub isolations: std::collections::BTreeMap<String, Isolation>,
-    /// Fast mode: runs one container serves before it is removed (at least 1).
+    /// Fast mode: the most runs one container serves before it is removed (at least 1); each
+    /// container draws between three quarters of it and all of it, so that containers made
+    /// together are not replaced together.
     pub reuse_max_runs: u32,
-    /// Fast mode: seconds after its creation when a container takes no further run.
+    /// Fast mode: the most seconds after its creation a container takes runs, drawn like
+    /// `reuse_max_runs`.
     pub reuse_max_secs: u64,
     /// Fast mode: idle containers kept for their tenants' next runs, across all tenants and
     /// languages; past it the one idle longest is removed.

@@ -23,39 +23,7 @@ pub fn is_gvisor(runtime: &str) -> bool {
     runtime == "runsc"
 }
 
-/// The seccomp profile of every sandbox (see `seccomp/README.md`): an allowlist, so a system
-/// call no language needs (io_uring, userfaultfd, keyctl, bpf, perf_event_open, namespaces,
-/// mounts, ptrace, …) fails with EPERM.
-pub const SECCOMP_PROFILE: &str = include_str!("../seccomp/profile.json");
-
-/// The profile as applied under `runtime`. gVisor applies a profile's filters inside its own
-/// kernel but answers every refusal with EPERM, ignoring `errnoRet`: glibc would then take a
-/// refused `clone3` for a real failure and start no thread, where ENOSYS makes it fall back to
-/// `clone` (whose flags the profile does check). So under runsc `clone3` passes the filter and
-/// gVisor's kernel, which does not implement it, answers ENOSYS itself.
-pub fn seccomp_profile(runtime: &str) -> &'static str {
-    static UNDER_RUNSC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let mut profile: serde_json::Value =
-            serde_json::from_str(SECCOMP_PROFILE).unwrap_or_default();
-        if let Some(rules) = profile["syscalls"].as_array_mut() {
-            for rule in rules
-                .iter_mut()
-                .filter(|rule| rule["names"] == serde_json::json!(["clone3"]))
-            {
-                rule["action"] = "SCMP_ACT_ALLOW".into();
-                if let Some(rule) = rule.as_object_mut() {
-                    rule.remove("errnoRet");
-                }
-            }
-        }
-        profile.to_string()
-    });
-    if is_gvisor(runtime) {
-        &UNDER_RUNSC
-    } else {
-        SECCOMP_PROFILE
-    }
-}
+pub use crate::seccomp::{seccomp_profile, SECCOMP_PROFILE};
 
 /// Where the agent is mounted inside every container.
 pub const AGENT_MOUNT: &str = "/coderun/agent";

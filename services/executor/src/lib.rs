@@ -1,7 +1,8 @@
 //! coderun-executor: runs jobs, each in its own locked-down container.
 //!
 //! - [`config`]: the layered configuration.
-//! - [`container`]: the container settings of a sandbox, decided in one place.
+//! - [`container`]: the container settings of a sandbox, decided in one place; [`seccomp`]:
+//!   its seccomp profile, and what changes under gVisor.
 //! - [`sandbox`]: one sandbox's life (take a warm container or create one, feed the agent,
 //!   read its answer, remove it); [`agent_session`]: the conversation with its agent (the
 //!   job, the pause where the run stage's limits are applied, the answer); [`containers`]: creating, naming, inspecting and removing
@@ -52,6 +53,7 @@ pub mod progress;
 pub mod reuse;
 pub mod reuse_store;
 pub mod sandbox;
+pub mod seccomp;
 pub mod users;
 pub mod warm;
 pub mod worker;

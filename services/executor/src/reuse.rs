@@ -7,8 +7,9 @@
 //! first limits are the catalog's largest, and before each run (and between its stages) the
 //! executor writes the run's memory and pids limits into the container's cgroup on the host. A
 //! container taken by a tenant serves only that tenant; it is removed after
-//! `reuse_max_runs` runs or `reuse_max_secs`, and at once after a run the agent could not
-//! vouch for. The run's result does not wait for that: the agent answers first, then ends the
+//! `reuse_max_runs` runs or `reuse_max_secs` (each container between three quarters and all of
+//! them, so that containers made together are not all replaced together), and at once after a
+//! run the agent could not vouch for. The run's result does not wait for that: the agent answers first, then ends the
 //! inner sandbox and says whether it ended whole; meanwhile the container is "settling", and
 //! the tenant's next run waits a moment for it rather than take a pre-warmed one.
 
@@ -22,7 +23,7 @@ use crate::config::{Isolation, SandboxConfig};
 use crate::container::{
     container_body, container_key, host_pids_limit, memory_bytes, SandboxSpec, SECCOMP_PROFILE,
 };
-pub use crate::reuse_store::{Reusable, ReuseStore};
+pub use crate::reuse_store::{Reusable, ReuseBudget, ReuseStore};
 use crate::sandbox::{RunWatch, Sandbox, SandboxError};
 
 /// The processes of a fast container besides a command's own and the agent's tasks counted by
@@ -180,11 +181,17 @@ impl Sandbox {
             }
         };
         self.warm.refill.notify_one();
+        let budget = ReuseBudget::for_container(
+            &ready.id,
+            self.settings.reuse_max_runs,
+            self.settings.reuse_max_secs,
+        );
         let container = Reusable {
             ready,
             host_pid,
             runs: 0,
             created: Instant::now(),
+            budget,
         };
         Ok((container, warm))
     }
@@ -237,8 +244,7 @@ impl Sandbox {
         let outcome = self.explain_silence(&id, outcome).await;
         container.runs += 1;
         let answered = matches!(&outcome, Ok(Ok(answer)) if answer.error.is_none());
-        let fresh = container.runs < self.settings.reuse_max_runs
-            && container.created.elapsed().as_secs() < self.settings.reuse_max_secs;
+        let fresh = container.budget.allows(container.runs, container.created);
         tracing::info!(
             run_id = spec.run_id,
             container = %id,

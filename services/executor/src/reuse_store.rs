@@ -17,6 +17,41 @@ pub struct Reusable {
     /// Runs it has served.
     pub runs: u32,
     pub created: Instant,
+    /// Its share of `reuse_max_runs` and `reuse_max_secs` ([`ReuseBudget::for_container`]).
+    pub budget: ReuseBudget,
+}
+
+/// How many runs, and for how long, one fast container serves: between three quarters of
+/// `reuse_max_runs` / `reuse_max_secs` and all of each, drawn from the container's id. Containers
+/// made together (at start-up, or for one burst) then reach their end one by one, not all in
+/// the same second: replacing one costs the machine about a hundred runs' worth of CPU, which
+/// the runs in flight would otherwise feel all at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReuseBudget {
+    pub runs: u32,
+    pub secs: u64,
+}
+
+impl ReuseBudget {
+    pub fn for_container(id: &str, max_runs: u32, max_secs: u64) -> Self {
+        // Engine ids are random hexadecimal; anything else draws the full budget.
+        let draw = id
+            .get(..12)
+            .and_then(|digits| u64::from_str_radix(digits, 16).ok())
+            .unwrap_or(0);
+        let less = |limit: u64| limit - draw % (limit / 4 + 1);
+        Self {
+            runs: u32::try_from(less(u64::from(max_runs)))
+                .unwrap_or(max_runs)
+                .max(1),
+            secs: less(max_secs),
+        }
+    }
+
+    /// Whether a container that has served `runs` since `created` may serve another.
+    pub fn allows(&self, runs: u32, created: Instant) -> bool {
+        runs < self.runs && created.elapsed().as_secs() < self.secs
+    }
 }
 
 /// Idle fast containers, each bound to the tenant whose runs it served.
@@ -131,5 +166,50 @@ impl ReuseStore {
         idle.drain(..)
             .map(|(_, _, container)| container.ready.id)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn containers_get_between_three_quarters_and_all_of_the_budget_spread_by_their_ids() {
+        let ids = [
+            "0000000000000000aa",
+            "3f2a9c0d11e4b7aa00",
+            "a1b2c3d4e5f60000ff",
+            "ffffffffffff000000",
+            "not-hex",
+        ];
+        let budgets: Vec<ReuseBudget> = ids
+            .iter()
+            .map(|id| ReuseBudget::for_container(id, 1000, 600))
+            .collect();
+        for budget in &budgets {
+            assert!((750..=1000).contains(&budget.runs), "{budget:?}");
+            assert!((450..=600).contains(&budget.secs), "{budget:?}");
+        }
+        assert_eq!(
+            budgets[0],
+            ReuseBudget {
+                runs: 1000,
+                secs: 600
+            }
+        );
+        assert_eq!(
+            budgets[4],
+            ReuseBudget {
+                runs: 1000,
+                secs: 600
+            }
+        );
+        let distinct: std::collections::BTreeSet<u32> = budgets.iter().map(|b| b.runs).collect();
+        assert!(distinct.len() >= 3, "{budgets:?}");
+        // One run per container is still one run.
+        assert_eq!(ReuseBudget::for_container("3f2a9c0d11e4", 1, 600).runs, 1);
+        let fresh = ReuseBudget { runs: 2, secs: 600 };
+        assert!(fresh.allows(1, Instant::now()));
+        assert!(!fresh.allows(2, Instant::now()));
     }
 }

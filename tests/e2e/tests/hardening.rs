@@ -32,8 +32,9 @@ async fn stack_for(mode: &SandboxMode, languages: &[&str]) -> TestStack {
 }
 
 /// What a program holds, asked of the kernel (prctl works the same under every runtime; gVisor's
-/// /proc/self/status has no NoNewPrivs or CapAmb line), and three system calls our seccomp
-/// profile refuses though Docker's default allows them.
+/// /proc/self/status has no NoNewPrivs or CapAmb line), three system calls our seccomp
+/// profile refuses though Docker's default allows them, and two it must allow under every
+/// runtime (gVisor knows `pselect6` by another name).
 const STATUS_PROGRAM: &str = "import ctypes, errno, socket
 libc = ctypes.CDLL(None, use_errno=True)
 print('seccomp mode', libc.prctl(21, 0, 0, 0, 0))
@@ -53,6 +54,10 @@ ctypes.c_uint64.from_buffer(clone_args, 32).value = 17
 print('clone3 newuser', outcome(libc.syscall(435, clone_args, 88)))
 print('unshare newuser', outcome(libc.syscall(272, 0x10000000)))
 print('vsock', outcome(libc.socket(40, 1, 0)))
+# Waiting on file descriptors, as programs blocked on a pipe do (glibc's select is pselect6).
+no_wait = ctypes.create_string_buffer(16)
+print('select', outcome(libc.syscall(23, 0, None, None, None, no_wait)))
+print('pselect6', outcome(libc.syscall(270, 0, None, None, None, no_wait, None)))
 print('hostname', socket.gethostname())
 ";
 
@@ -80,6 +85,8 @@ async fn a_program_holds_no_capability_and_runs_under_our_seccomp_profile_and_no
             "clone3 newuser ENOSYS",
             "unshare newuser EPERM",
             "vsock EPERM",
+            "select allowed",
+            "pselect6 allowed",
             "hostname sandbox",
         ];
         assert_eq!(run.stdout().lines().collect::<Vec<_>>(), expected, "{mode}");

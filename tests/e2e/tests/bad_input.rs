@@ -172,7 +172,9 @@ async fn a_run_whose_container_cannot_be_created_ends_as_internal_error() {
     .await;
     std::fs::remove_dir_all(&directory).expect("remove the agent");
 
-    // This executor serves bash only: python has no capacity anywhere in this stack.
+    // This executor serves bash only: python has no capacity anywhere in this stack, and the
+    // answer says so at once, not after a wait.
+    let asked = std::time::Instant::now();
     let python = stack
         .client()
         .send_raw(
@@ -184,8 +186,17 @@ async fn a_run_whose_container_cannot_be_created_ends_as_internal_error() {
         )
         .await
         .expect("answer");
+    let answered_in = asked.elapsed();
+    println!(
+        "no executor for python: {} in {answered_in:?}",
+        python.status
+    );
     assert_eq!(python.status, 503);
     assert!(python.retry_after.is_some(), "503 says when to retry");
+    assert!(
+        answered_in < std::time::Duration::from_secs(1),
+        "{answered_in:?}"
+    );
     problem_of(&python);
 
     let run = stack

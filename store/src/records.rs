@@ -58,7 +58,13 @@ return 1
 /// before claims, may be claimed); seq the event's place in the log (0 without one).
 pub(crate) const UPDATE_UNLESS_TERMINAL: &str = r#"
 local current = redis.call('GET', KEYS[1])
-if not current then return {0, 0} end
+if not current then
+  -- A record gone early (evicted, deleted) must not hold a quota or the backlog cap.
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('ZREM', KEYS[4], ARGV[4])
+  redis.call('ZREM', KEYS[5], ARGV[4])
+  return {0, 0}
+end
 local stored = cjson.decode(current)
 local status = stored['run']['status']
 if status == 'completed' or status == 'cancelled' then return {-1, 0} end

@@ -349,4 +349,31 @@ async fn a_languages_backlog_cap_counts_queued_runs_of_every_tenant() {
         store.create_within(&fourth, cap).await.expect("create"),
         Created::Stored
     );
+
+    // A record gone early (evicted, deleted) gives its place back when it is next written.
+    let fifth = record("run_backlog_5");
+    assert_eq!(
+        store.create_within(&fifth, cap).await.expect("create"),
+        Created::OverBacklog
+    );
+    let client = redis::Client::open(redis_url()).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let names = Names::new(format!("test_store_backlog_{}", std::process::id())).expect("names");
+    let _: i64 = redis::cmd("DEL")
+        .arg(names.run_key("run_backlog_4"))
+        .query_async(&mut connection)
+        .await
+        .expect("DEL");
+    let started = with_status(fourth, RunStatus::Running, None);
+    assert_eq!(
+        store.update(&started).await.expect("write"),
+        UpdateOutcome::Missing
+    );
+    assert_eq!(
+        store.create_within(&fifth, cap).await.expect("create"),
+        Created::Stored
+    );
 }

@@ -34,11 +34,22 @@ pub fn seccomp_profile(runtime: &str) -> &'static str {
                     rule.remove("errnoRet");
                 }
             }
-            let allowlist = rules
-                .iter_mut()
-                .find(|rule| rule["action"] == "SCMP_ACT_ALLOW" && rule.get("args").is_none());
-            if let Some(names) = allowlist.and_then(|rule| rule["names"].as_array_mut()) {
-                names.extend(GVISOR_NAMES.iter().map(|name| serde_json::json!(name)));
+            // The rule that allows pselect6 unconditionally, on every architecture.
+            let allowlist = rules.iter_mut().find(|rule| {
+                rule["action"] == "SCMP_ACT_ALLOW"
+                    && rule.get("args").is_none_or(serde_json::Value::is_null)
+                    && rule.get("includes").is_none_or(serde_json::Value::is_null)
+                    && rule["names"]
+                        .as_array()
+                        .is_some_and(|names| names.contains(&serde_json::json!("pselect6")))
+            });
+            match allowlist.and_then(|rule| rule["names"].as_array_mut()) {
+                Some(names) => {
+                    names.extend(GVISOR_NAMES.iter().map(|name| serde_json::json!(name)))
+                }
+                None => tracing::error!(
+                    "the seccomp profile allows no pselect6: nothing added for gVisor"
+                ),
             }
         }
         profile.to_string()

@@ -34,6 +34,10 @@ use crate::room::Room;
 /// published again, and each pool's backlog is read again from Redis.
 const RECOVER_EVERY: Duration = Duration::from_secs(5);
 
+/// How often the backlog and capacity gauges are set: a round runs for every batch of
+/// submissions, far more often than anyone reads them.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
 /// The most runs taken off one pool's queues in one round (released or found final), so that
 /// a round stays short and submissions keep being taken.
 const MOST_PER_ROUND: u64 = 256;
@@ -57,6 +61,8 @@ pub struct Releaser {
     executors: ExecutorView,
     /// Every pool the gauges have reported.
     reported: BTreeSet<String>,
+    /// When the gauges were last set.
+    gauges_set: Option<Instant>,
 }
 
 impl Releaser {
@@ -84,6 +90,7 @@ impl Releaser {
             recovered: None,
             executors,
             reported: BTreeSet::new(),
+            gauges_set: None,
         };
         releaser.read_backlogs().await?;
         Ok(releaser)
@@ -154,7 +161,8 @@ impl Releaser {
     }
 
     /// Releases what the pools have room for, tenant by tenant; every few seconds first
-    /// publishes again what an earlier release left half done and reads the backlogs again.
+    /// publishes again what an earlier release left half done and reads the backlogs again;
+    /// once a second sets the gauges.
     pub async fn round(&mut self) {
         self.room.next_round();
         if self
@@ -178,8 +186,18 @@ impl Releaser {
                 tracing::warn!(%pool, error = %format!("{error:#}"), "failed to release queued runs");
             }
         }
-        // A pool reported once is reported for good: when its last executor goes, its gauges
-        // say so (zero) rather than keep their last values.
+        if self
+            .gauges_set
+            .is_none_or(|at| at.elapsed() >= GAUGES_EVERY)
+        {
+            self.gauges_set = Some(Instant::now());
+            self.set_gauges();
+        }
+    }
+
+    /// Each pool's backlog and capacity gauges. A pool reported once is reported for good:
+    /// when its last executor goes, its gauges say so (zero) rather than keep their last values.
+    fn set_gauges(&mut self) {
         let capacity = self.executors.capacity();
         self.reported
             .extend(capacity.keys().chain(self.backlog.keys()).cloned());

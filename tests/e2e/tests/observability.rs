@@ -155,7 +155,18 @@ async fn every_service_exports_what_happened_and_a_local_prometheus_scrapes_all_
         "{executor}"
     );
 
-    let scheduler = page(&stack.scheduler_ops_url).await;
+    // The queue gauges are a periodic reading (`metrics.queue_poll_secs`): the first one taken
+    // after the last run finished says nothing waits.
+    let settled = wait_until(Duration::from_secs(10), || async {
+        let scheduler = page(&stack.scheduler_ops_url).await;
+        (value_of(&scheduler, "coderun_queue_depth", &[("language", "python")]) == Some(0.0))
+            .then_some(scheduler)
+    })
+    .await;
+    let scheduler = match settled {
+        Some(scheduler) => scheduler,
+        None => page(&stack.scheduler_ops_url).await,
+    };
     assert!(
         value_of(
             &scheduler,

@@ -118,13 +118,14 @@ impl Args {
 /// How much of each phase to do.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Runs of each host program (B0).
+    /// Runs of the C host program (B0 of C).
     pub host_runs: usize,
     /// Sequential container-per-run cycles (B1).
     pub container_runs: usize,
     /// How long the container churn (B2) lasts.
     pub churn: Duration,
-    /// Sequential runs through coderun: python, C, Java hello worlds.
+    /// Sequential runs through coderun: python (each after a run of B0 of python), C, Java
+    /// hello worlds.
     pub sequential_python: usize,
     pub sequential_c: usize,
     pub sequential_java: usize,
@@ -159,7 +160,7 @@ impl Plan {
                 host_runs: 20,
                 container_runs: 5,
                 churn: seconds(2),
-                sequential_python: 10,
+                sequential_python: 20,
                 sequential_c: 3,
                 sequential_java: 2,
                 levels: doubling(args.max_concurrency.min(4)),
@@ -176,7 +177,7 @@ impl Plan {
                 host_runs: 200,
                 container_runs: 40,
                 churn: seconds(20),
-                sequential_python: 100,
+                sequential_python: 200,
                 sequential_c: 30,
                 sequential_java: 15,
                 levels: doubling(args.max_concurrency),

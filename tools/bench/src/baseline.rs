@@ -9,11 +9,14 @@ use std::time::Instant;
 use anyhow::Context as _;
 use coderun_schema::catalog::LanguageSpec;
 
-use crate::load::{Outcome, Tally};
+use crate::load::{Operation, Outcome, Tally};
 use crate::progress::Phase;
 
 /// The host's python, named in full so a shim or virtual environment is not what is timed.
 pub const HOST_PYTHON: &str = "/usr/bin/python3";
+
+/// The pause before each attempt when a host program alternates with another operation.
+pub const QUIET: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// A host program and the output it must print.
 #[derive(Debug, Clone)]
@@ -79,6 +82,52 @@ impl HostProgram {
             )),
             Err(error) => Outcome::Failed(format!("{}: {error}", self.program.display())),
         }
+    }
+
+    /// One run on a blocking thread, timed there, so the hop to it is not in the time.
+    async fn timed_run(&self) -> (std::time::Duration, Outcome) {
+        let program = self.clone();
+        let timed = tokio::task::spawn_blocking(move || {
+            let attempt = Instant::now();
+            let outcome = program.run_once();
+            (attempt.elapsed(), outcome)
+        })
+        .await;
+        timed.unwrap_or_else(|error| (Default::default(), Outcome::Failed(error.to_string())))
+    }
+
+    /// `count` pairs, after `warm_up` untimed ones: this program, then `operation`, one after
+    /// the other. A shared machine's speed drifts over minutes; alternating puts both under
+    /// the same drift, so their difference is the operation's own cost. Each starts after a
+    /// short pause ([`QUIET`]), so neither pays for what the other left the kernel to finish
+    /// (a sandbox's namespaces are torn down after its answer).
+    /// Returns (this program's tally, the operation's tally).
+    pub async fn alternate_with(
+        &self,
+        operation: &Operation,
+        warm_up: usize,
+        count: usize,
+        phase: &Phase,
+    ) -> (Tally, Tally) {
+        for _ in 0..warm_up {
+            let _ = self.timed_run().await;
+            let _ = operation().await;
+        }
+        let (mut host, mut other) = (Tally::default(), Tally::default());
+        for _ in 0..count {
+            tokio::time::sleep(QUIET).await;
+            let (latency, outcome) = self.timed_run().await;
+            host.record(latency, outcome);
+            host.elapsed += latency;
+            tokio::time::sleep(QUIET).await;
+            let attempt = Instant::now();
+            let outcome = operation().await;
+            let latency = attempt.elapsed();
+            other.record(latency, outcome);
+            other.elapsed += latency;
+            phase.tick();
+        }
+        (host, other)
     }
 
     /// `count` runs one after another (after one untimed run that warms the caches), on a

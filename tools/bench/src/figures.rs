@@ -50,11 +50,18 @@ pub fn figures(measured: &Measurements, cores: usize) -> Figures {
             &step.tally,
         );
     }
-    let best = measured.search.best();
+    if let Some(again) = &measured.search.confirmation {
+        let label = format!(
+            "c={} again (the saturating level read twice)",
+            again.concurrency
+        );
+        figures.throughput(section, "throughput.again", &label, &again.tally);
+    }
+    let best = measured.search.saturation();
     figures.push(
         section,
         "saturation.runs_per_s".into(),
-        "saturation throughput".into(),
+        "saturation throughput (the lower reading)".into(),
         best.map(|(_, t)| t),
         "runs/s",
         Rule::Positive,

@@ -168,6 +168,10 @@ fn failures(measured: &Measurements) -> Vec<(String, String)> {
     for step in &measured.search.steps {
         phases.push((format!("throughput c={}", step.concurrency), &step.tally));
     }
+    if let Some(again) = &measured.search.confirmation {
+        let phase = format!("throughput c={} again", again.concurrency);
+        phases.push((phase, &again.tally));
+    }
     for (language, tally) in &measured.languages {
         phases.push((format!("capacity {language}"), tally));
     }

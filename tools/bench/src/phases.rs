@@ -1,5 +1,6 @@
 //! The bench's phases, in order, against one running stack: idle memory, the baselines (B0
-//! host processes, B1 and B2 container per run), coderun's sequential latencies, the
+//! of C as a host process, B1 and B2 container per run), coderun's sequential latencies (the
+//! python ones alternating with B0 of python), the
 //! throughput search, the open loop at 70 % of saturation, the CPU phase, each language's
 //! capacity and the CPU-bound program, and memory again at the end.
 
@@ -162,7 +163,7 @@ pub async fn measure(
         None => {
             measured.search =
                 saturation::search(&python_hello, &plan.levels, plan.step, progress).await;
-            let (saturating, throughput) = measured.search.best().unwrap_or((1, 0.0));
+            let (saturating, throughput) = measured.search.saturation().unwrap_or((1, 0.0));
             progress.note(&format!(
                 "saturation: {throughput:.1} runs/s at c={saturating}"
             ));
@@ -206,14 +207,11 @@ impl Bench<'_> {
         Ok(CheckedRun::hello(&self.client, spec, self.plan.lost_after).operation())
     }
 
-    /// B0 (host processes), B1 and B2 (one container per run).
+    /// B0 of C (a host process), B1 and B2 (one container per run). B0 of python is measured
+    /// with coderun's sequential python runs, alternating with them.
     async fn baselines(&self, measured: &mut Measurements) -> anyhow::Result<()> {
         let (plan, progress) = (self.plan, self.progress);
         let runs = Some(plan.host_runs as u64);
-        let python = HostProgram::python(language_spec(&self.catalog, "python")?);
-        let phase = progress.phase("B0: python hello, host process", runs);
-        measured.host_python = python.run_sequentially(plan.host_runs, &phase).await;
-        phase.finish(&summary(&measured.host_python));
         let c = HostProgram::c(language_spec(&self.catalog, "c")?, &self.stack.dir)?;
         let phase = progress.phase("B0: C hello, host process", runs);
         measured.host_c = c.run_sequentially(plan.host_runs, &phase).await;
@@ -233,12 +231,22 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// coderun's sequential latencies on an idle stack: python, C and Java hello worlds.
+    /// coderun's sequential latencies on an idle stack: python (alternating with B0, the
+    /// same program as a host process), C and Java hello worlds.
     async fn latencies(&self, measured: &mut Measurements) -> anyhow::Result<()> {
         let (plan, progress) = (self.plan, self.progress);
-        let name = "coderun: python hello, sequential";
+        let count = plan.sequential_python;
+        let name = "B0 and coderun: python hello, alternating";
+        let phase = progress.phase(name, Some(count as u64));
+        let host = HostProgram::python(language_spec(&self.catalog, "python")?);
         let python = self.hello("python")?;
-        measured.python = sequential(progress, name, &python, 2, plan.sequential_python).await;
+        (measured.host_python, measured.python) =
+            host.alternate_with(&python, 2, count, &phase).await;
+        phase.finish(&format!(
+            "host: {}; coderun: {}",
+            summary(&measured.host_python),
+            summary(&measured.python)
+        ));
         let name = "coderun: C hello, sequential";
         measured.c = sequential(progress, name, &self.hello("c")?, 1, plan.sequential_c).await;
         let name = "coderun: Java hello, sequential";

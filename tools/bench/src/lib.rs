@@ -81,14 +81,19 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     let measured = measured?;
 
     let figures = figures::figures(&measured, machine.cores);
-    let notes = report::notes(&figures, machine.cores);
+    let busy = report::notes(&figures, machine.cores);
+    let machine_busy = !busy.is_empty();
+    let notes: Vec<String> = busy
+        .into_iter()
+        .chain(report::unsteady_note(&figures))
+        .collect();
     let executor_env: Vec<String> = args
         .executor_env
         .iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     let report = Report {
-        targets: targets::targets(&figures, !notes.is_empty()),
+        targets: targets::targets(&figures, machine_busy),
         notes,
         figures,
         failures: failures(&measured),

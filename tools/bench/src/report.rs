@@ -55,6 +55,26 @@ pub fn notes(figures: &Figures, cores: usize) -> Vec<String> {
         .collect()
 }
 
+/// B0's p99 over its p50 past which the machine itself counts as unsteady.
+pub const UNSTEADY_HOST_TAIL: f64 = 2.0;
+
+/// A note when the bare program itself had a long tail: every latency read on that run
+/// carries the machine's own stalls, which no stack can do better than.
+pub fn unsteady_note(figures: &Figures) -> Option<String> {
+    let (p50, p99) = (
+        figures.get("b0.python.p50_ms")?,
+        figures.get("b0.python.p99_ms")?,
+    );
+    (p99 > p50 * UNSTEADY_HOST_TAIL).then(|| {
+        format!(
+            "the machine itself was unsteady: the bare program's p99 was {:.1} x its p50 \
+             ({p99:.1} ms against {p50:.1} ms, B0 python); the latency ratios of this run carry \
+             its stalls",
+            p99 / p50
+        )
+    })
+}
+
 /// A number with as many decimals as its size deserves (none for a whole number).
 pub fn number(value: f64) -> String {
     match value.abs() {
@@ -225,6 +245,31 @@ mod tests {
         );
         let table = report.table();
         assert!(table.contains("missing") && table.contains("targets (reported, not enforced)"));
+    }
+
+    #[test]
+    fn a_bare_program_with_a_long_tail_marks_the_machine_unsteady() {
+        let with_tail = |slow: u64| {
+            let mut measured = crate::phases::Measurements::default();
+            for index in 0..100u64 {
+                let millis = if index < 95 { 10 } else { slow };
+                measured.host_python.record(
+                    std::time::Duration::from_millis(millis),
+                    crate::load::Outcome::Succeeded {
+                        program_cpu_ms: 0,
+                        queue_ms: None,
+                    },
+                );
+            }
+            crate::figures::figures(&measured, 2)
+        };
+        assert_eq!(unsteady_note(&with_tail(12)), None);
+        let note = unsteady_note(&with_tail(35)).expect("a note");
+        assert!(note.contains("3.5 x its p50"), "{note}");
+        assert_eq!(
+            unsteady_note(&crate::figures::figures(&Default::default(), 2)),
+            None
+        );
     }
 
     #[test]

@@ -126,11 +126,21 @@ ensure_nats() {
   wait_for nats-server 40 port_open "$NATS_PORT"
 }
 
+# Redis keeps an append-only file, written to disk every second: a restart of redis-server
+# keeps the runs (at most the last second's writes are lost to a crash of the machine).
 ensure_redis() {
-  if port_open "$REDIS_PORT"; then return 0; fi
-  log "starting redis-server on 127.0.0.1:$REDIS_PORT"
-  nohup redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir "$STATE_DIR" >"$STATE_DIR/redis.log" 2>&1 &
+  if port_open "$REDIS_PORT"; then
+    # One started by an earlier version of this script ran without the file: turn it on.
+    if [[ -f "$STATE_DIR/redis.pid" ]] && pgrep -F "$STATE_DIR/redis.pid" -x redis-server >/dev/null &&
+      [[ "$(redis-cli -p "$REDIS_PORT" CONFIG GET appendonly | tail -n 1)" != "yes" ]]; then
+      log "turning on redis-server's append-only file"
+      redis-cli -p "$REDIS_PORT" CONFIG SET appendonly yes >/dev/null
+    fi
+    return 0
+  fi
+  log "starting redis-server on 127.0.0.1:$REDIS_PORT (append-only file, fsync every second)"
+  nohup redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly yes \
+    --appendfsync everysec --dir "$STATE_DIR" >"$STATE_DIR/redis.log" 2>&1 &
   echo $! >"$STATE_DIR/redis.pid"
   wait_for redis-server 40 port_open "$REDIS_PORT"
 }

@@ -70,6 +70,31 @@ impl Drop for SchedulerProcess {
     }
 }
 
+/// A stack with no executor of its own and two executor processes of `slots` slots each
+/// serving `language`, named `<first>-<prefix>` and `<second>-<prefix>`, both live.
+pub async fn stack_with_two_executors(
+    language: &str,
+    first: &str,
+    second: &str,
+    slots: u32,
+    ack_wait_secs: u64,
+) -> (TestStack, ExecutorProcess, ExecutorProcess) {
+    let stack = TestStack::start_with(crate::StackOptions {
+        languages: vec![language.to_owned()],
+        in_process_executor: false,
+        ..crate::StackOptions::default()
+    })
+    .await;
+    let prefix = stack.names.prefix().to_owned();
+    let start = |name: &str| {
+        let id = format!("{name}-{prefix}");
+        ExecutorProcess::start(&stack, &id, &[language], slots, ack_wait_secs)
+    };
+    let (first, second) = (start(first), start(second));
+    stack.wait_for_languages().await;
+    (stack, first, second)
+}
+
 /// An executor process serving `languages` for a stack.
 pub struct ExecutorProcess {
     pub id: String,
@@ -123,6 +148,11 @@ impl ExecutorProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The label filter of its containers, for `docker ps`.
+    pub fn label(&self) -> String {
+        format!("label=coderun.executor={}", self.id)
     }
 
     /// SIGTERM, then waits for it to exit; its exit code.

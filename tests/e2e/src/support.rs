@@ -261,3 +261,56 @@ pub async fn times_started(client: &coderun_client::Client, id: &str) -> usize {
         .filter(|event| event.data.event == coderun_schema::messages::RunEventKind::Running)
         .count()
 }
+
+/// Every run of `ids`, once all are terminal (each read with a short long-poll); `None` when
+/// one is still queued or running after `timeout`.
+pub async fn wait_all_terminal(
+    client: &coderun_client::Client,
+    ids: &[String],
+    timeout: std::time::Duration,
+) -> Option<Vec<coderun_schema::run::Run>> {
+    wait_until(timeout, || async {
+        let mut runs = Vec::new();
+        for id in ids {
+            let run = client.get_run(id, Some(1_000)).await.ok()?.body;
+            if !run.status.is_terminal() {
+                return None;
+            }
+            runs.push(run);
+        }
+        Some(runs)
+    })
+    .await
+}
+
+/// Creates a run of each of `sources` in `language` (without waiting); their ids, in order.
+pub async fn create_runs(
+    client: &coderun_client::Client,
+    language: &str,
+    sources: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for source in sources {
+        let request = coderun_schema::run::RunRequest {
+            language: language.to_owned(),
+            source: Some(source),
+            ..Default::default()
+        };
+        let created = client
+            .create_run(&request, &coderun_client::CreateOptions::default())
+            .await
+            .expect("accepted");
+        ids.push(created.body.id);
+    }
+    ids
+}
+
+/// How many of `ids` are running now; `None` when one cannot be read.
+pub async fn count_running(client: &coderun_client::Client, ids: &[String]) -> Option<usize> {
+    let mut running = 0;
+    for id in ids {
+        let run = client.get_run(id, None).await.ok()?.body;
+        running += usize::from(run.status == coderun_schema::run::RunStatus::Running);
+    }
+    Some(running)
+}

@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use coderun_client::CreateOptions;
 use coderun_e2e::cleanup::docker_ps;
-use coderun_e2e::processes::ExecutorProcess;
-use coderun_e2e::{times_started, wait_until, StackOptions, TestStack};
-use coderun_schema::run::{RunRequest, RunStatus, Verdict};
+use coderun_e2e::processes::stack_with_two_executors;
+use coderun_e2e::{count_running, create_runs, times_started, wait_all_terminal, wait_until};
+use coderun_schema::run::Verdict;
 
 /// Seconds after which a job an executor stopped acknowledging comes back.
 const ACK_WAIT_SECS: u64 = 3;
@@ -17,41 +16,26 @@ const RUNS: usize = 12;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminated_executor_finishes_its_runs_and_the_rest_run_elsewhere() {
-    let stack = TestStack::start_with(StackOptions {
-        languages: vec!["bash".to_owned()],
-        in_process_executor: false,
-        ..StackOptions::default()
-    })
+    let (stack, mut draining, mut staying) = stack_with_two_executors(
+        "bash",
+        "executor-draining",
+        "executor-staying",
+        2,
+        ACK_WAIT_SECS,
+    )
     .await;
-    let prefix = stack.names.prefix().to_owned();
-    let draining_id = format!("executor-draining-{prefix}");
-    let mut draining = ExecutorProcess::start(&stack, &draining_id, &["bash"], 2, ACK_WAIT_SECS);
-    let staying_id = format!("executor-staying-{prefix}");
-    let mut staying = ExecutorProcess::start(&stack, &staying_id, &["bash"], 2, ACK_WAIT_SECS);
-    let draining_label = format!("label=coderun.executor={draining_id}");
-    stack.wait_for_languages().await;
+    let draining_label = draining.label();
 
     let client = stack.client();
-    let mut ids = Vec::new();
-    for index in 0..RUNS {
-        let request = RunRequest {
-            language: "bash".to_owned(),
-            source: Some(format!("sleep 1; echo done {index}")),
-            ..Default::default()
-        };
-        let created = client
-            .create_run(&request, &CreateOptions::default())
-            .await
-            .expect("accepted");
-        ids.push(created.body.id);
-    }
+    let ids = create_runs(
+        &client,
+        "bash",
+        (0..RUNS).map(|index| format!("sleep 1; echo done {index}")),
+    )
+    .await;
     // The executor to stop has runs in flight, and more runs wait for slots.
     wait_until(Duration::from_secs(30), || async {
-        let mut running = 0;
-        for id in &ids {
-            let run = client.get_run(id, None).await.ok()?.body;
-            running += usize::from(run.status == RunStatus::Running);
-        }
+        let running = count_running(&client, &ids).await?;
         let running_there = docker_ps(&draining_label, false).len();
         (running >= 2 && running_there >= 1).then_some(())
     })
@@ -66,18 +50,7 @@ async fn a_terminated_executor_finishes_its_runs_and_the_rest_run_elsewhere() {
     // It removed its own containers before exiting: nobody else had to.
     let left = docker_ps(&draining_label, true);
 
-    let finished = wait_until(Duration::from_secs(60), || async {
-        let mut runs = Vec::new();
-        for id in &ids {
-            let run = client.get_run(id, Some(1_000)).await.ok()?.body;
-            if !run.status.is_terminal() {
-                return None;
-            }
-            runs.push(run);
-        }
-        Some(runs)
-    })
-    .await;
+    let finished = wait_all_terminal(&client, &ids, Duration::from_secs(60)).await;
     let completed = finished.as_ref().map_or(0, Vec::len);
     let mut failed = 0;
     let mut duplicated = 0;

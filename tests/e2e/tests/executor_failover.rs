@@ -4,52 +4,36 @@
 
 use std::time::Duration;
 
-use coderun_client::CreateOptions;
 use coderun_e2e::cleanup::docker_ps;
-use coderun_e2e::processes::ExecutorProcess;
-use coderun_e2e::{times_started, wait_until, StackOptions, TestStack};
-use coderun_schema::run::{RunRequest, RunStatus, Verdict};
+use coderun_e2e::processes::stack_with_two_executors;
+use coderun_e2e::{count_running, create_runs, times_started, wait_all_terminal, wait_until};
+use coderun_schema::run::Verdict;
 
 /// Seconds after which a job an executor stopped acknowledging comes back.
 const ACK_WAIT_SECS: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_executors_runs_finish_on_the_other_and_none_stays_running() {
-    let stack = TestStack::start_with(StackOptions {
-        languages: vec!["bash".to_owned()],
-        in_process_executor: false,
-        ..StackOptions::default()
-    })
+    let (stack, mut doomed, mut survivor) = stack_with_two_executors(
+        "bash",
+        "executor-doomed",
+        "executor-survivor",
+        2,
+        ACK_WAIT_SECS,
+    )
     .await;
-    let prefix = stack.names.prefix().to_owned();
-    let doomed_id = format!("executor-doomed-{prefix}");
-    let mut doomed = ExecutorProcess::start(&stack, &doomed_id, &["bash"], 2, ACK_WAIT_SECS);
-    let survivor_id = format!("executor-survivor-{prefix}");
-    let mut survivor = ExecutorProcess::start(&stack, &survivor_id, &["bash"], 2, ACK_WAIT_SECS);
-    let doomed_label = format!("label=coderun.executor={doomed_id}");
-    stack.wait_for_languages().await;
+    let doomed_label = doomed.label();
 
     let client = stack.client();
-    let mut ids = Vec::new();
-    for _ in 0..4 {
-        let request = RunRequest {
-            language: "bash".to_owned(),
-            source: Some("sleep 3; echo done".to_owned()),
-            ..Default::default()
-        };
-        let created = client
-            .create_run(&request, &CreateOptions::default())
-            .await
-            .expect("accepted");
-        ids.push(created.body.id);
-    }
+    let ids = create_runs(
+        &client,
+        "bash",
+        (0..4).map(|_| "sleep 3; echo done".to_owned()),
+    )
+    .await;
     // Four runs on four slots: two on each executor, all running.
     wait_until(Duration::from_secs(30), || async {
-        let mut running = 0;
-        for id in &ids {
-            let run = client.get_run(id, None).await.ok()?.body;
-            running += usize::from(run.status == RunStatus::Running);
-        }
+        let running = count_running(&client, &ids).await?;
         let doomed_containers = docker_ps(&doomed_label, false);
         (running == 4 && !doomed_containers.is_empty()).then_some(())
     })
@@ -57,19 +41,9 @@ async fn a_killed_executors_runs_finish_on_the_other_and_none_stays_running() {
     .expect("all four runs start, two on the executor to kill");
 
     doomed.kill();
-    let finished = wait_until(Duration::from_secs(60), || async {
-        let mut runs = Vec::new();
-        for id in &ids {
-            let run = client.get_run(id, Some(1_000)).await.ok()?.body;
-            if !run.status.is_terminal() {
-                return None;
-            }
-            runs.push(run);
-        }
-        Some(runs)
-    })
-    .await
-    .expect("no run stays queued or running");
+    let finished = wait_all_terminal(&client, &ids, Duration::from_secs(60))
+        .await
+        .expect("no run stays queued or running");
     let mut retried = 0;
     for run in &finished {
         let starts = times_started(&client, &run.id).await;

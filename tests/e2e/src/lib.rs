@@ -6,16 +6,20 @@
 //! `CODERUN_TEST_AGENT`, the static agent binary (scripts/test.sh builds it).
 //!
 //! A stack removes what it leaves behind when dropped, also when its test panics
-//! ([`cleanup`]); [`private_redis`] gives a test a Redis of its own to crash; the helpers
+//! ([`cleanup`]); [`private_redis`] and [`private_nats`] give a test a Redis or a NATS of its
+//! own to crash or restart; the helpers
 //! tests share (runtimes, catalog limits, waiting for a condition, problems) are in `support`;
 //! [`observe`] reads metrics pages and runs a Prometheus of a test's own; [`processes`] runs
-//! executors as processes of their own, for tests that kill one.
+//! executors as processes of their own, for tests that kill one; [`steady_load`] keeps
+//! submitting while a test breaks something.
 
 pub mod cleanup;
 pub mod observe;
+pub mod private_nats;
 pub mod private_redis;
 pub mod processes;
 pub mod receiver;
+pub mod steady_load;
 mod support;
 
 pub use support::*;
@@ -86,6 +90,8 @@ pub struct StackOptions {
     pub warm_sizes: std::collections::BTreeMap<String, usize>,
     /// The Redis of the gateway and executor (a test's [`private_redis::PrivateRedis`]).
     pub redis_url: String,
+    /// The NATS of every service (a test's [`private_nats::PrivateNats`]).
+    pub nats_url: String,
     /// Deliveries of a job before NATS gives it up (`worker.max_deliver`).
     pub max_deliver: i64,
     /// Tenant A's `requests_per_second` and `burst` (tenant B never has a rate).
@@ -120,6 +126,7 @@ impl Default for StackOptions {
             warm_per_language: 2,
             warm_sizes: Default::default(),
             redis_url: redis_url(),
+            nats_url: nats_url(),
             tenant_a_rate: None,
             tenant_a_concurrent_runs: None,
             tenant_a_queued_runs: None,
@@ -149,6 +156,7 @@ pub struct TestStack {
     /// The executor's ops listener.
     pub executor_ops_url: String,
     redis_url: String,
+    nats_url: String,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -168,7 +176,7 @@ impl TestStack {
 
         let mut executor_config: coderun_executor::config::Config =
             coderun_boot_defaults(coderun_executor::config::DEFAULTS);
-        executor_config.bus.url = nats_url();
+        executor_config.bus.url = options.nats_url.clone();
         executor_config.bus.prefix = prefix.clone();
         executor_config.store.url = options.redis_url.clone();
         executor_config.worker.slots = options.slots;
@@ -206,7 +214,7 @@ impl TestStack {
 
         let mut scheduler_config: coderun_scheduler::config::Config =
             coderun_boot_defaults(coderun_scheduler::config::DEFAULTS);
-        scheduler_config.bus.url = nats_url();
+        scheduler_config.bus.url = options.nats_url.clone();
         scheduler_config.bus.prefix = prefix.clone();
         scheduler_config.store.url = options.redis_url.clone();
         scheduler_config.webhooks.allow = options.callback_allow.clone();
@@ -228,7 +236,7 @@ impl TestStack {
             coderun_boot_defaults(coderun_gateway::config::DEFAULTS);
         gateway_config.http.port = 0;
         gateway_config.http.workers = 2;
-        gateway_config.bus.url = nats_url();
+        gateway_config.bus.url = options.nats_url.clone();
         gateway_config.bus.prefix = prefix.clone();
         gateway_config.store.url = options.redis_url.clone();
         gateway_config.runs.callback_allow = options.callback_allow.clone();
@@ -262,6 +270,7 @@ impl TestStack {
             scheduler_ops_url,
             executor_ops_url,
             redis_url: options.redis_url,
+            nats_url: options.nats_url,
             shutdown,
             tasks,
         };
@@ -283,6 +292,11 @@ impl TestStack {
     /// The Redis of the stack's services.
     pub fn redis_url(&self) -> &str {
         &self.redis_url
+    }
+
+    /// The NATS of the stack's services.
+    pub fn nats_url(&self) -> &str {
+        &self.nats_url
     }
 
     /// Waits until the gateway has heard an executor (up to 10 s).
@@ -370,7 +384,7 @@ impl Drop for TestStack {
         for task in &self.tasks {
             task.abort();
         }
-        cleanup::remove_everything(&self.names, &nats_url(), &self.redis_url);
+        cleanup::remove_everything(&self.names, &self.nats_url, &self.redis_url);
     }
 }
 

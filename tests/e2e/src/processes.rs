@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use crate::{agent_path, nats_url, program_uid_base, TestStack};
+use crate::{agent_path, program_uid_base, TestStack};
 
 /// The `coderun-executor` binary beside this test's (`cargo test --workspace --all-targets`,
 /// which `scripts/test.sh` runs, builds it).
@@ -37,7 +37,7 @@ pub struct SchedulerProcess {
 impl SchedulerProcess {
     pub fn start(stack: &TestStack, lease_ms: u64) -> Self {
         let child = Command::new(service_binary("coderun-scheduler"))
-            .env("CODERUN_SCHEDULER__BUS__URL", nats_url())
+            .env("CODERUN_SCHEDULER__BUS__URL", stack.nats_url())
             .env("CODERUN_SCHEDULER__BUS__PREFIX", stack.names.prefix())
             .env("CODERUN_SCHEDULER__STORE__URL", stack.redis_url())
             .env("CODERUN_SCHEDULER__SUBMIT__ACK_WAIT_SECS", "2")
@@ -114,7 +114,7 @@ impl ExecutorProcess {
     ) -> Self {
         let child = Command::new(executor_binary())
             .env("CODERUN_EXECUTOR__WORKER__ID", id)
-            .env("CODERUN_EXECUTOR__BUS__URL", nats_url())
+            .env("CODERUN_EXECUTOR__BUS__URL", stack.nats_url())
             .env("CODERUN_EXECUTOR__BUS__PREFIX", stack.names.prefix())
             .env("CODERUN_EXECUTOR__STORE__URL", stack.redis_url())
             .env("CODERUN_EXECUTOR__WORKER__SLOTS", slots.to_string())

@@ -5,38 +5,15 @@
 //!
 //! The stack gets a Redis of its own with an append-only file, as the local stack's Redis has.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use coderun_e2e::private_redis::PrivateRedis;
-use coderun_e2e::{times_started, wait_all_terminal, wait_until, StackOptions, TestStack};
+use coderun_e2e::steady_load::SteadyLoad;
+use coderun_e2e::{wait_until, StackOptions, TestStack};
 use coderun_schema::run::{RunRequest, Verdict};
 
 /// How long Redis stays down.
 const OUTAGE: Duration = Duration::from_secs(3);
-/// The pause between two submissions of the load.
-const EVERY: Duration = Duration::from_millis(50);
-
-/// What the load's submissions got.
-#[derive(Debug, Default)]
-struct Submitted {
-    /// Accepted runs: id and the line the program must print.
-    accepted: Vec<(String, String)>,
-    /// `503` answers, and how many of them said when to come back.
-    unavailable: usize,
-    unavailable_with_retry_after: usize,
-    /// Any other failure: status (0 for no answer) and why.
-    other: Vec<(u16, String)>,
-}
-
-fn echo(line: &str) -> RunRequest {
-    RunRequest {
-        language: "bash".to_owned(),
-        source: Some(format!("echo {line}")),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
@@ -50,47 +27,18 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
     let client = stack.client();
     let mut before = Vec::new();
     for index in 0..5 {
-        let run = client
-            .run_and_wait(&echo(&format!("before-{index}")))
-            .await
-            .expect("a run before the outage");
+        let request = RunRequest {
+            language: "bash".to_owned(),
+            source: Some(format!("echo before-{index}")),
+            ..Default::default()
+        };
+        let run = client.run_and_wait(&request).await.expect("a run before");
         assert_eq!(run.verdict, Some(Verdict::Ok), "{run:?}");
         before.push(run);
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (client, stop) = (client.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut submitted = Submitted::default();
-            let mut index = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let line = format!("load-{index}");
-                index += 1;
-                match client.create_run(&echo(&line), &Default::default()).await {
-                    Ok(reply) => submitted
-                        .accepted
-                        .push((reply.body.id, format!("{line}\n"))),
-                    Err(coderun_client::ClientError::Problem {
-                        status: 503,
-                        retry_after,
-                        ..
-                    }) => {
-                        submitted.unavailable += 1;
-                        submitted.unavailable_with_retry_after +=
-                            usize::from(retry_after.is_some());
-                    }
-                    Err(error) => submitted
-                        .other
-                        .push((error.status().unwrap_or(0), error.to_string())),
-                }
-                tokio::time::sleep(EVERY).await;
-            }
-            submitted
-        })
-    };
+    let load = SteadyLoad::start(&client, Duration::from_millis(50));
     tokio::time::sleep(Duration::from_secs(1)).await;
-
     redis.crash();
     tokio::time::sleep(OUTAGE / 2).await;
     let ready_while_down = client.ready().await.map_err(|error| error.status());
@@ -106,23 +54,9 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    let submitted = load.await.expect("the load");
+    let submitted = load.stop().await;
+    let settled = submitted.settle(&client, Duration::from_secs(90)).await;
 
-    let ids: Vec<String> = submitted
-        .accepted
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
-    let finished = wait_all_terminal(&client, &ids, Duration::from_secs(90)).await;
-    let mut failed = Vec::new();
-    let mut duplicated = 0;
-    for (run, (_, line)) in finished.iter().flatten().zip(&submitted.accepted) {
-        if (run.verdict, run.stdout()) != (Some(Verdict::Ok), line.as_str()) {
-            failed.push(format!("{}: {:?} {:?}", run.id, run.verdict, run.error));
-        }
-        duplicated += usize::from(times_started(&client, &run.id).await > 1);
-    }
     let mut kept = 0;
     for earlier in &before {
         let run = client
@@ -131,16 +65,11 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
             .map(|reply| reply.body);
         kept += usize::from(run.is_ok_and(|run| run.stdout() == earlier.stdout()));
     }
-    let completed = finished.as_ref().map_or(0, Vec::len);
     println!(
-        "redis-server crashed for {:.0} s under load: accepted {}, completed {completed}, \
-         failed {}, lost {}, duplicated {duplicated}; refused while down: {} x 503 ({} with \
-         Retry-After), other answers {:?}; readiness while down {ready_while_down:?}, an \
-         earlier run while down {earlier_while_down:?}; earlier runs kept {kept} of {}",
+        "redis-server crashed for {:.0} s under load: {settled}; refused while down: {} x 503 \
+         ({} with Retry-After), other answers {:?}; readiness while down {ready_while_down:?}, \
+         an earlier run while down {earlier_while_down:?}; earlier runs kept {kept} of {}",
         OUTAGE.as_secs_f64(),
-        ids.len(),
-        failed.len(),
-        ids.len() - completed,
         submitted.unavailable,
         submitted.unavailable_with_retry_after,
         submitted.other,
@@ -149,23 +78,27 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
     assert_eq!(
         ready_while_down,
         Err(Some(503)),
-        "not ready while Redis is down"
+        "ready while Redis is down"
     );
     assert_eq!(
         earlier_while_down,
         Err(Some(503)),
         "a run read while Redis is down"
     );
-    assert!(ready_again.is_some(), "ready again once Redis is back");
+    assert!(ready_again.is_some(), "not ready again once Redis is back");
     assert!(submitted.unavailable > 0, "no 503 while Redis was down");
     assert_eq!(
         submitted.unavailable_with_retry_after, submitted.unavailable,
         "a 503 without Retry-After"
     );
     assert!(submitted.other.is_empty(), "{:?}", submitted.other);
-    assert_eq!(completed, ids.len(), "runs never finished");
-    assert!(failed.is_empty(), "runs failed: {failed:?}");
-    assert_eq!(duplicated, 0, "runs started more than once");
+    assert_eq!(settled.lost, 0, "runs never finished");
+    assert!(
+        settled.failed.is_empty(),
+        "runs failed: {:?}",
+        settled.failed
+    );
+    assert_eq!(settled.duplicated, 0, "runs started more than once");
     assert_eq!(
         kept,
         before.len(),

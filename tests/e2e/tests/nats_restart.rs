@@ -1,0 +1,66 @@
+//! nats-server stopped and started again under load: no accepted run is lost (the streams are
+//! JetStream file storage), none runs twice, every one ends `ok`; while NATS is down the gateway
+//! is not ready and a submission it cannot pass on is refused with `503` and `Retry-After`,
+//! never a 500; once NATS is back every service goes on by itself.
+//!
+//! The stack gets a NATS of its own, so stopping it touches no other test.
+
+use std::time::Duration;
+
+use coderun_e2e::private_nats::PrivateNats;
+use coderun_e2e::steady_load::SteadyLoad;
+use coderun_e2e::{wait_until, StackOptions, TestStack};
+
+/// How long NATS stays down.
+const OUTAGE: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_under_load_loses_no_accepted_run() {
+    let mut nats = PrivateNats::start();
+    let stack = TestStack::start_with(StackOptions {
+        languages: vec!["bash".to_owned()],
+        nats_url: nats.url(),
+        ..Default::default()
+    })
+    .await;
+    let client = stack.client();
+
+    let load = SteadyLoad::start(&client, Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    nats.stop();
+    tokio::time::sleep(OUTAGE / 2).await;
+    let ready_while_down = client.ready().await.map_err(|error| error.status());
+    tokio::time::sleep(OUTAGE / 2).await;
+    nats.start_again();
+    let ready_again = wait_until(Duration::from_secs(30), || async {
+        client.ready().await.ok()
+    })
+    .await;
+    // Runs submitted after the outage are taken too: the services' subscriptions are back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let submitted = load.stop().await;
+    let settled = submitted.settle(&client, Duration::from_secs(120)).await;
+    println!(
+        "nats-server stopped for {:.0} s under load: {settled}; refused: {} x 503 ({} with \
+         Retry-After), other answers {:?}; readiness while down {ready_while_down:?}",
+        OUTAGE.as_secs_f64(),
+        submitted.unavailable,
+        submitted.unavailable_with_retry_after,
+        submitted.other,
+    );
+    assert_eq!(ready_while_down, Err(Some(503)), "ready while NATS is down");
+    assert!(ready_again.is_some(), "not ready again once NATS is back");
+    assert_eq!(
+        submitted.unavailable_with_retry_after, submitted.unavailable,
+        "a 503 without Retry-After"
+    );
+    assert!(submitted.other.is_empty(), "{:?}", submitted.other);
+    assert_eq!(settled.lost, 0, "accepted runs never finished");
+    assert!(
+        settled.failed.is_empty(),
+        "runs failed: {:?}",
+        settled.failed
+    );
+    assert_eq!(settled.duplicated, 0, "runs started more than once");
+    stack.stop().await;
+}

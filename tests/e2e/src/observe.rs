@@ -1,5 +1,5 @@
 //! Helpers of the observability tests: reading a `/metrics` page, a free port, a prober
-//! configured against a stack, and a Prometheus of the test's own.
+//! configured against a stack, a Prometheus of the test's own, and the services' readiness.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -221,4 +221,17 @@ impl Drop for PrivatePrometheus {
         let _ = self.process.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The status the scheduler's and the executor's `/readyz` of `stack` answer (`None`: no
+/// answer).
+pub async fn services_readiness(stack: &crate::TestStack) -> [Option<u16>; 2] {
+    let status = |ops_url: String| async move {
+        let response = reqwest::get(format!("{ops_url}/readyz")).await.ok()?;
+        Some(response.status().as_u16())
+    };
+    [
+        status(stack.scheduler_ops_url.clone()).await,
+        status(stack.executor_ops_url.clone()).await,
+    ]
 }

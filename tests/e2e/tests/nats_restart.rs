@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use coderun_e2e::observe::services_readiness;
 use coderun_e2e::private_nats::PrivateNats;
 use coderun_e2e::steady_load::SteadyLoad;
 use coderun_e2e::{wait_until, StackOptions, TestStack};
@@ -30,10 +31,12 @@ async fn a_nats_restart_under_load_loses_no_accepted_run() {
     nats.stop();
     tokio::time::sleep(OUTAGE / 2).await;
     let ready_while_down = client.ready().await.map_err(|error| error.status());
+    let services_while_down = services_readiness(&stack).await;
     tokio::time::sleep(OUTAGE / 2).await;
     nats.start_again();
     let ready_again = wait_until(Duration::from_secs(30), || async {
-        client.ready().await.ok()
+        client.ready().await.ok()?;
+        (services_readiness(&stack).await == [Some(200); 2]).then_some(())
     })
     .await;
     // Runs submitted after the outage are taken too: the services' subscriptions are back.
@@ -42,14 +45,23 @@ async fn a_nats_restart_under_load_loses_no_accepted_run() {
     let settled = submitted.settle(&client, Duration::from_secs(120)).await;
     println!(
         "nats-server stopped for {:.0} s under load: {settled}; refused: {} x 503 ({} with \
-         Retry-After), other answers {:?}; readiness while down {ready_while_down:?}",
+         Retry-After), other answers {:?}; readiness while down: gateway {ready_while_down:?}, scheduler and executor \
+         {services_while_down:?}",
         OUTAGE.as_secs_f64(),
         submitted.unavailable,
         submitted.unavailable_with_retry_after,
         submitted.other,
     );
     assert_eq!(ready_while_down, Err(Some(503)), "ready while NATS is down");
-    assert!(ready_again.is_some(), "not ready again once NATS is back");
+    assert_eq!(
+        services_while_down,
+        [Some(503); 2],
+        "scheduler, executor while down"
+    );
+    assert!(
+        ready_again.is_some(),
+        "a service not ready again once NATS is back"
+    );
     assert_eq!(
         submitted.unavailable_with_retry_after, submitted.unavailable,
         "a 503 without Retry-After"

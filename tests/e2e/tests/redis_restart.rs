@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use coderun_e2e::observe::services_readiness;
 use coderun_e2e::private_redis::PrivateRedis;
 use coderun_e2e::steady_load::SteadyLoad;
 use coderun_e2e::{wait_until, StackOptions, TestStack};
@@ -42,6 +43,7 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
     redis.crash();
     tokio::time::sleep(OUTAGE / 2).await;
     let ready_while_down = client.ready().await.map_err(|error| error.status());
+    let services_while_down = services_readiness(&stack).await;
     let earlier_while_down = client
         .get_run(&before[0].id, None)
         .await
@@ -50,7 +52,8 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
     tokio::time::sleep(OUTAGE / 2).await;
     redis.restart();
     let ready_again = wait_until(Duration::from_secs(30), || async {
-        client.ready().await.ok()
+        client.ready().await.ok()?;
+        (services_readiness(&stack).await == [Some(200); 2]).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -67,7 +70,8 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
     }
     println!(
         "redis-server crashed for {:.0} s under load: {settled}; refused while down: {} x 503 \
-         ({} with Retry-After), other answers {:?}; readiness while down {ready_while_down:?}, \
+         ({} with Retry-After), other answers {:?}; readiness while down: gateway {ready_while_down:?}, scheduler and executor \
+         {services_while_down:?}, \
          an earlier run while down {earlier_while_down:?}; earlier runs kept {kept} of {}",
         OUTAGE.as_secs_f64(),
         submitted.unavailable,
@@ -85,7 +89,15 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
         Err(Some(503)),
         "a run read while Redis is down"
     );
-    assert!(ready_again.is_some(), "not ready again once Redis is back");
+    assert_eq!(
+        services_while_down,
+        [Some(503); 2],
+        "scheduler, executor while down"
+    );
+    assert!(
+        ready_again.is_some(),
+        "a service not ready again once Redis is back"
+    );
     assert!(submitted.unavailable > 0, "no 503 while Redis was down");
     assert_eq!(
         submitted.unavailable_with_retry_after, submitted.unavailable,

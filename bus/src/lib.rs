@@ -68,6 +68,12 @@ pub enum BusError {
     },
 }
 
+/// The servers of `url`: one `nats://host:port`, or several separated by commas (the servers
+/// of one cluster; the client moves to another when the one it uses goes away).
+pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error> {
+    url.split(',').map(|server| server.trim().parse()).collect()
+}
+
 /// An error and every cause below it, `: `-separated, for a log line.
 pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -84,14 +90,25 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
-    /// NATS server URL (`nats://host:port`); the server must have JetStream enabled. The
-    /// connection is retried in the background if NATS restarts later.
+    /// NATS server URL (`nats://host:port`), or the URLs of a cluster's servers separated by
+    /// commas; JetStream must be enabled. The connection is retried in the background if NATS
+    /// restarts later, and moves to another of the servers when the one it uses goes away.
     pub url: String,
     /// Prefix of every NATS subject and stream name, every Redis key and every sandbox
     /// container's name (production: `coderun`), so deployments, or tests, can share one
     /// NATS, Redis and Docker without seeing each other's work. Letters, digits, `_` and `-`
     /// only; every service of a deployment must use the same one.
     pub prefix: String,
+    /// Copies of each stream (and of the scheduler's lease bucket) a NATS cluster keeps when
+    /// the services create them: 1 on one server, 3 in production (a stream then survives
+    /// the loss of one server). A stream that already exists keeps its own; a smaller count
+    /// than this is logged at start-up.
+    #[serde(default = "one_replica")]
+    pub stream_replicas: usize,
+}
+
+fn one_replica() -> usize {
+    1
 }
 
 impl BusConfig {
@@ -100,6 +117,9 @@ impl BusConfig {
         Names::new(self.prefix.clone()).map_err(|problem| format!("bus.prefix: {problem}"))?;
         if self.url.is_empty() {
             return Err("bus.url must name the NATS server".to_owned());
+        }
+        if !(1..=5).contains(&self.stream_replicas) {
+            return Err("bus.stream_replicas must be between 1 and 5".to_owned());
         }
         Ok(())
     }
@@ -135,6 +155,8 @@ pub struct Bus {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     names: Names,
+    /// Copies of each stream the services create ([`BusConfig::stream_replicas`]).
+    stream_replicas: usize,
     /// NATS calls that failed, by operation: what `coderun_nats_errors_total` reports.
     errors: Family<Labels, Counter>,
 }
@@ -146,16 +168,27 @@ impl Bus {
             what: "names".to_owned(),
             source: message.into(),
         })?;
-        Self::connect(&config.url, names, client_name).await
+        let mut bus = Self::connect(&config.url, names, client_name).await?;
+        bus.stream_replicas = config.stream_replicas;
+        Ok(bus)
+    }
+
+    /// Copies of each stream the services create.
+    pub fn stream_replicas(&self) -> usize {
+        self.stream_replicas
     }
 
     /// Connects, retrying in the background if NATS restarts later.
     pub async fn connect(url: &str, names: Names, client_name: &str) -> Result<Self, BusError> {
+        let servers = server_list(url).map_err(|error| BusError::Setup {
+            what: format!("the NATS server list {url}"),
+            source: error.into(),
+        })?;
         let client = async_nats::ConnectOptions::new()
             .name(client_name)
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect(servers.as_slice())
             .await
             .map_err(|source| BusError::Connect {
                 url: url.to_owned(),
@@ -183,6 +216,7 @@ impl Bus {
             client,
             jetstream,
             names,
+            stream_replicas: 1,
             errors,
         })
     }
@@ -272,5 +306,25 @@ mod tests {
             describe(&error),
             "failed to publish to coderun.runs.submit: reset by peer"
         );
+    }
+
+    #[test]
+    fn a_url_names_one_server_or_a_clusters_servers() {
+        let count = |url: &str| server_list(url).map(|servers| servers.len()).ok();
+        assert_eq!(count("nats://127.0.0.1:4222"), Some(1));
+        let cluster = "nats://10.0.0.1:4222, nats://10.0.0.2:4222,nats://10.0.0.3:4222";
+        assert_eq!(count(cluster), Some(3));
+        assert_eq!(count("nats://127.0.0.1:4222,nats://host:port"), None);
+    }
+
+    #[test]
+    fn stream_replicas_are_one_to_five() {
+        let config = |replicas| BusConfig {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            prefix: "coderun".to_owned(),
+            stream_replicas: replicas,
+        };
+        assert!(config(1).validate().is_ok() && config(3).validate().is_ok());
+        assert!(config(0).validate().is_err() && config(6).validate().is_err());
     }
 }

@@ -41,6 +41,7 @@ impl Bus {
             storage: stream::StorageType::File,
             // Publishes carry the run id as Nats-Msg-Id: a retried publish is stored once.
             duplicate_window: Duration::from_secs(120),
+            num_replicas: self.stream_replicas(),
             ..Default::default()
         };
         // Two services starting together may both find the stream missing: the create that
@@ -49,6 +50,9 @@ impl Bus {
             Ok(stream) => Ok(stream),
             Err(first) => self.jetstream.get_stream(&name).await.map_err(|_| first),
         };
+        if let Ok(stream) = &created {
+            self.warn_if_fewer_replicas(&name, stream.cached_info().config.num_replicas);
+        }
         created.map_err(|error| {
             self.count_error("setup");
             BusError::Setup {
@@ -56,6 +60,18 @@ impl Bus {
                 source: error.into(),
             }
         })
+    }
+
+    /// Logs a stream made earlier with fewer copies than configured: it keeps its own.
+    pub fn warn_if_fewer_replicas(&self, name: &str, replicas: usize) {
+        if replicas < self.stream_replicas() {
+            tracing::warn!(
+                stream = name,
+                replicas,
+                configured = self.stream_replicas(),
+                "the stream has fewer replicas than bus.stream_replicas; it keeps its own"
+            );
+        }
     }
 
     /// Jobs in the jobs stream by pool: released and not yet finished (the stream is a work

@@ -77,11 +77,14 @@ impl Lease {
             deny_delete: true,
             allow_direct: true,
             discard: stream::DiscardPolicy::New,
+            num_replicas: bus.stream_replicas(),
             ..Default::default()
         };
         match jetstream.get_or_create_stream(config.clone()).await {
             // A bucket made with another lease: entries must live exactly one lease.
             Ok(mut existing) => {
+                let replicas = existing.cached_info().config.num_replicas;
+                bus.warn_if_fewer_replicas(&config.name, replicas);
                 let current = existing.info().await.map(|info| info.config.max_age);
                 if current.is_ok_and(|max_age| max_age != lease) {
                     jetstream.update_stream(config).await.map_err(|error| {

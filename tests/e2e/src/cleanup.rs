@@ -91,7 +91,8 @@ fn remove_streams(names: &Names, nats_url: &str) {
         }
     };
     runtime.block_on(async {
-        let connect = async_nats::connect(nats_url);
+        let servers = coderun_bus::server_list(nats_url).unwrap_or_default();
+        let connect = async_nats::connect(servers.as_slice());
         let Ok(Ok(client)) = tokio::time::timeout(std::time::Duration::from_secs(2), connect).await
         else {
             eprintln!(

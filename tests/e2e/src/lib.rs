@@ -15,6 +15,7 @@
 
 pub mod cleanup;
 pub mod observe;
+mod options;
 pub mod private_nats;
 pub mod private_redis;
 pub mod processes;
@@ -22,6 +23,7 @@ pub mod receiver;
 pub mod steady_load;
 mod support;
 
+pub use options::StackOptions;
 pub use support::*;
 
 use std::path::PathBuf;
@@ -72,77 +74,6 @@ pub fn agent_path() -> PathBuf {
     path
 }
 
-/// How to start a stack.
-#[derive(Debug, Clone)]
-pub struct StackOptions {
-    /// The agent the executor mounts (tests may point it at a copy they later remove).
-    pub agent_path: PathBuf,
-    pub slots: u32,
-    /// Languages the executor serves; empty means all with an image.
-    pub languages: Vec<String>,
-    /// The OCI runtime of the sandboxes: `runc` or `runsc`.
-    pub runtime: String,
-    /// How runs are kept apart (`sandbox.isolation`).
-    pub isolation: coderun_executor::config::Isolation,
-    /// Pre-warmed containers per language.
-    pub warm_per_language: usize,
-    /// Per-language overrides of `warm_per_language`.
-    pub warm_sizes: std::collections::BTreeMap<String, usize>,
-    /// The Redis of the gateway and executor (a test's [`private_redis::PrivateRedis`]).
-    pub redis_url: String,
-    /// The NATS of every service (a test's [`private_nats::PrivateNats`]).
-    pub nats_url: String,
-    /// Deliveries of a job before NATS gives it up (`worker.max_deliver`).
-    pub max_deliver: i64,
-    /// Tenant A's `requests_per_second` and `burst` (tenant B never has a rate).
-    pub tenant_a_rate: Option<(f64, u32)>,
-    /// Tenant A's `concurrent_runs` and `queued_runs` quotas.
-    pub tenant_a_concurrent_runs: Option<u32>,
-    pub tenant_a_queued_runs: Option<u32>,
-    /// `host:port` webhook targets allowed although internal (gateway and scheduler).
-    pub callback_allow: Vec<String>,
-    /// Whether the stack runs a scheduler in this process. Without one, the test starts
-    /// schedulers of its own ([`processes::SchedulerProcess`]).
-    pub in_process_scheduler: bool,
-    /// The gateway's `runs.max_backlog` (0: no cap).
-    pub max_backlog: u64,
-    /// Whether the stack runs an executor in this process. Without one, the test starts
-    /// executors of its own ([`processes`]) and waits for them.
-    pub in_process_executor: bool,
-}
-
-impl Default for StackOptions {
-    fn default() -> Self {
-        Self {
-            agent_path: agent_path(),
-            slots: 2,
-            // The first three languages: enough for most tests, and each stack warms and
-            // reads the version of only these. `languages.rs` takes the whole catalog.
-            languages: ["bash", "python", "c"].map(str::to_owned).to_vec(),
-            runtime: "runc".to_owned(),
-            // Strict unless a test asks: the sandbox, attack, hardening and language tests run
-            // every mode (`sandbox_modes`), fast_mode.rs what only the fast mode promises.
-            isolation: coderun_executor::config::Isolation::Strict,
-            warm_per_language: 2,
-            warm_sizes: Default::default(),
-            redis_url: redis_url(),
-            nats_url: nats_url(),
-            tenant_a_rate: None,
-            tenant_a_concurrent_runs: None,
-            tenant_a_queued_runs: None,
-            callback_allow: Vec::new(),
-            in_process_executor: true,
-            in_process_scheduler: true,
-            max_backlog: 0,
-            max_deliver: coderun_boot_defaults::<coderun_executor::config::Config>(
-                coderun_executor::config::DEFAULTS,
-            )
-            .worker
-            .max_deliver,
-        }
-    }
-}
-
 /// A running gateway + scheduler + executor under a prefix of its own.
 pub struct TestStack {
     pub base_url: String,
@@ -173,11 +104,15 @@ impl TestStack {
         );
         let names = Names::new(prefix.clone()).expect("valid prefix");
         let shutdown = CancellationToken::new();
+        let bus = coderun_bus::BusConfig {
+            url: options.nats_url.clone(),
+            prefix: prefix.clone(),
+            stream_replicas: options.stream_replicas,
+        };
 
         let mut executor_config: coderun_executor::config::Config =
             coderun_boot_defaults(coderun_executor::config::DEFAULTS);
-        executor_config.bus.url = options.nats_url.clone();
-        executor_config.bus.prefix = prefix.clone();
+        executor_config.bus = bus.clone();
         executor_config.store.url = options.redis_url.clone();
         executor_config.worker.slots = options.slots;
         executor_config.worker.max_deliver = options.max_deliver;
@@ -214,8 +149,7 @@ impl TestStack {
 
         let mut scheduler_config: coderun_scheduler::config::Config =
             coderun_boot_defaults(coderun_scheduler::config::DEFAULTS);
-        scheduler_config.bus.url = options.nats_url.clone();
-        scheduler_config.bus.prefix = prefix.clone();
+        scheduler_config.bus = bus.clone();
         scheduler_config.store.url = options.redis_url.clone();
         scheduler_config.webhooks.allow = options.callback_allow.clone();
         scheduler_config.webhooks.secrets =
@@ -236,8 +170,7 @@ impl TestStack {
             coderun_boot_defaults(coderun_gateway::config::DEFAULTS);
         gateway_config.http.port = 0;
         gateway_config.http.workers = 2;
-        gateway_config.bus.url = options.nats_url.clone();
-        gateway_config.bus.prefix = prefix.clone();
+        gateway_config.bus = bus.clone();
         gateway_config.store.url = options.redis_url.clone();
         gateway_config.runs.callback_allow = options.callback_allow.clone();
         gateway_config.runs.max_backlog = options.max_backlog;
@@ -398,6 +331,6 @@ fn tenant(id: &str, key: &str) -> coderun_gateway::config::TenantConfig {
 }
 
 /// A service's committed defaults, parsed as its config type.
-fn coderun_boot_defaults<T: serde::de::DeserializeOwned>(defaults: &str) -> T {
+pub(crate) fn coderun_boot_defaults<T: serde::de::DeserializeOwned>(defaults: &str) -> T {
     toml::from_str(defaults).expect("committed defaults fit the config type")
 }

@@ -2,7 +2,7 @@
 //! while the test breaks something, every answer counted; then what became of the runs that
 //! were accepted (completed, failed, lost, started more than once).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,8 @@ impl std::fmt::Display for Settled {
 /// The load running in the background.
 pub struct SteadyLoad {
     stop: Arc<AtomicBool>,
+    /// Runs accepted so far.
+    accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<Submitted>,
 }
 
@@ -66,7 +68,8 @@ impl SteadyLoad {
     /// Submits `echo load-<n>` in bash, one after another, `every` apart.
     pub fn start(client: &Client, every: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let (client, stopped) = (client.clone(), stop.clone());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (client, stopped, counted) = (client.clone(), stop.clone(), accepted.clone());
         let task = tokio::spawn(async move {
             let mut submitted = Submitted::default();
             let mut index = 0;
@@ -74,9 +77,12 @@ impl SteadyLoad {
                 let line = format!("load-{index}");
                 index += 1;
                 match client.create_run(&echo(&line), &Default::default()).await {
-                    Ok(reply) => submitted
-                        .accepted
-                        .push((reply.body.id, format!("{line}\n"))),
+                    Ok(reply) => {
+                        submitted
+                            .accepted
+                            .push((reply.body.id, format!("{line}\n")));
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
                     Err(ClientError::Problem {
                         status: 503,
                         retry_after,
@@ -92,7 +98,16 @@ impl SteadyLoad {
             }
             submitted
         });
-        Self { stop, task }
+        Self {
+            stop,
+            accepted,
+            task,
+        }
+    }
+
+    /// Runs accepted so far.
+    pub fn accepted_so_far(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Stops submitting; what the submissions got.

@@ -1,0 +1,103 @@
+//! The production NATS shape: a three-server JetStream cluster, the services creating every
+//! stream with three replicas (`bus.stream_replicas = 3`). One server is killed (`kill -9`)
+//! under load and started again: no accepted run is lost, none runs twice, every one ends
+//! `ok`.
+//!
+//! The cluster is the test's own, on loopback; the services are given every server's URL, and
+//! the one killed is the leader of the submit stream, the worst case: until the other two
+//! elect a new leader, submissions are refused with `503` and `Retry-After`, and the services
+//! connected to the killed server move to another.
+
+use std::time::Duration;
+
+use coderun_e2e::private_nats::PrivateNats;
+use coderun_e2e::steady_load::SteadyLoad;
+use coderun_e2e::{wait_until, StackOptions, TestStack};
+
+/// Servers in the cluster, and copies of each stream.
+const SERVERS: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_server_killed_under_load_loses_no_accepted_run() {
+    let mut cluster = PrivateNats::cluster(SERVERS).await;
+    let stack = TestStack::start_with(StackOptions {
+        languages: vec!["bash".to_owned()],
+        nats_url: cluster
+            .iter()
+            .map(PrivateNats::url)
+            .collect::<Vec<_>>()
+            .join(","),
+        stream_replicas: SERVERS,
+        ..Default::default()
+    })
+    .await;
+    let client = stack.client();
+
+    // The services made their streams replicated.
+    let nats = async_nats::connect(cluster[0].url()).await.expect("NATS");
+    let jetstream = async_nats::jetstream::new(nats);
+    for name in [stack.names.submit_stream(), stack.names.jobs_stream()] {
+        let mut stream = jetstream.get_stream(&name).await.expect("the stream");
+        let info = stream.info().await.expect("its info");
+        let copies = info
+            .cluster
+            .as_ref()
+            .map_or(0, |cluster| cluster.replicas.len() + 1);
+        assert_eq!(
+            (info.config.num_replicas, copies),
+            (SERVERS, SERVERS),
+            "{name}"
+        );
+    }
+
+    let mut submit = jetstream
+        .get_stream(stack.names.submit_stream())
+        .await
+        .expect("the submit stream");
+    let leader = submit
+        .info()
+        .await
+        .ok()
+        .and_then(|info| info.cluster.as_ref()?.leader.clone())
+        .expect("the submit stream's leader");
+    let doomed: usize = leader
+        .strip_prefix("node")
+        .and_then(|index| index.parse().ok())
+        .expect("a node's name");
+
+    let load = SteadyLoad::start(&client, Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster[doomed].kill();
+    let killed = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster[doomed].start_again();
+    // Submissions are taken again once every stream has a leader: at once when the killed
+    // server led none, after an election when it did.
+    let at_restart = load.accepted_so_far();
+    let taken_again = wait_until(Duration::from_secs(60), || async {
+        (load.accepted_so_far() >= at_restart + 10).then(|| killed.elapsed())
+    })
+    .await;
+    let submitted = load.stop().await;
+    let settled = submitted.settle(&client, Duration::from_secs(120)).await;
+    println!(
+        "the submit stream's leader ({leader}, of {SERVERS} NATS servers) killed for 3 s \
+         under load: {settled}; ten more taken {taken_again:?} after the kill; refused: {} x 503 ({} with Retry-After), other \
+         answers {:?}",
+        submitted.unavailable, submitted.unavailable_with_retry_after, submitted.other,
+    );
+    assert_eq!(
+        submitted.unavailable_with_retry_after, submitted.unavailable,
+        "a 503 without Retry-After"
+    );
+    assert!(submitted.other.is_empty(), "{:?}", submitted.other);
+    assert!(taken_again.is_some(), "submissions are not taken again");
+    assert_eq!(settled.lost, 0, "accepted runs never finished");
+    assert!(
+        settled.failed.is_empty(),
+        "runs failed: {:?}",
+        settled.failed
+    );
+    assert_eq!(settled.duplicated, 0, "runs started more than once");
+    stack.stop().await;
+}

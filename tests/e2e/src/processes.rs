@@ -28,6 +28,27 @@ fn service_binary(name: &str) -> PathBuf {
     binary
 }
 
+/// SIGTERM to `child`, then waits for it to exit; its exit code.
+fn terminate(child: &mut Child) -> Option<i32> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().ok().and_then(|status| status.code())
+}
+
+/// The process id in the scheduler lease's holder (`scheduler-<pid>-<random>`), once a
+/// scheduler holds it.
+pub async fn active_scheduler_pid(bus: &coderun_bus::Bus) -> Option<u32> {
+    let bucket = bus.names().scheduler_lease_bucket();
+    let store = bus.jetstream().get_key_value(bucket).await.ok()?;
+    let holder = store.get("active").await.ok()??;
+    String::from_utf8_lossy(&holder)
+        .split('-')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// A scheduler process for a stack (its lease `lease_ms`), the stack's own scheduler left out
 /// ([`crate::StackOptions::in_process_scheduler`]).
 pub struct SchedulerProcess {
@@ -53,6 +74,11 @@ impl SchedulerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGTERM, then waits for it to exit; its exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        terminate(&mut self.child)
     }
 
     /// kill -9.
@@ -157,10 +183,7 @@ impl ExecutorProcess {
 
     /// SIGTERM, then waits for it to exit; its exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().ok().and_then(|status| status.code())
+        terminate(&mut self.child)
     }
 }
 

@@ -6,24 +6,12 @@ use std::time::{Duration, Instant};
 
 use coderun_bus::Bus;
 use coderun_e2e::observe::samples;
-use coderun_e2e::processes::SchedulerProcess;
+use coderun_e2e::processes::{active_scheduler_pid, SchedulerProcess};
 use coderun_e2e::{nats_url, times_started, wait_until, StackOptions, TestStack};
 use coderun_schema::run::{RunStatus, Verdict};
 
 const LEASE_MS: u64 = 3000;
 const RUNS: usize = 200;
-
-/// The process id in the lease's holder (`scheduler-<pid>-<random>`), once a scheduler holds it.
-async fn active_pid(bus: &Bus) -> Option<u32> {
-    let bucket = bus.names().scheduler_lease_bucket();
-    let store = bus.jetstream().get_key_value(bucket).await.ok()?;
-    let holder = store.get("active").await.ok()??;
-    String::from_utf8_lossy(&holder)
-        .split('-')
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 async fn executor_finished(stack: &TestStack) -> f64 {
     let page = reqwest::get(format!("{}/metrics", stack.executor_ops_url))
@@ -52,7 +40,7 @@ async fn killing_the_active_scheduler_loses_no_run_and_runs_none_twice() {
         .await
         .expect("NATS is up");
     let mut first = SchedulerProcess::start(&stack, LEASE_MS);
-    let active = wait_until(Duration::from_secs(20), || active_pid(&bus))
+    let active = wait_until(Duration::from_secs(20), || active_scheduler_pid(&bus))
         .await
         .expect("a scheduler takes the lease");
     assert_eq!(active, first.pid());
@@ -80,7 +68,7 @@ async fn killing_the_active_scheduler_loses_no_run_and_runs_none_twice() {
     first.kill();
     let killed = Instant::now();
     let took_over = wait_until(Duration::from_secs(30), || async {
-        (active_pid(&bus).await? == second.pid()).then_some(())
+        (active_scheduler_pid(&bus).await? == second.pid()).then_some(())
     })
     .await;
     assert!(took_over.is_some(), "the standby never took the lease");

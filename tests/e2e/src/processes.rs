@@ -49,6 +49,26 @@ pub async fn active_scheduler_pid(bus: &coderun_bus::Bus) -> Option<u32> {
         .ok()
 }
 
+/// Two scheduler processes for `stack` (lease `lease_ms`): the first holds the lease when
+/// this returns, the second is on standby; and a bus to read the lease with.
+pub async fn two_schedulers(
+    stack: &TestStack,
+    lease_ms: u64,
+) -> (coderun_bus::Bus, SchedulerProcess, SchedulerProcess) {
+    let bus = coderun_bus::Bus::connect(stack.nats_url(), stack.names.clone(), "lease-reader")
+        .await
+        .expect("NATS is up");
+    let first = SchedulerProcess::start(stack, lease_ms);
+    let active = crate::wait_until(std::time::Duration::from_secs(20), || {
+        active_scheduler_pid(&bus)
+    })
+    .await
+    .expect("a scheduler takes the lease");
+    assert_eq!(active, first.pid(), "the first scheduler holds the lease");
+    let second = SchedulerProcess::start(stack, lease_ms);
+    (bus, first, second)
+}
+
 /// A scheduler process for a stack (its lease `lease_ms`), the stack's own scheduler left out
 /// ([`crate::StackOptions::in_process_scheduler`]).
 pub struct SchedulerProcess {

@@ -34,6 +34,26 @@ pub struct Settled {
     pub duplicated: usize,
 }
 
+impl Settled {
+    /// Fails the test when an accepted run was lost, failed or started more than once.
+    pub fn assert_every_run_ok_once(&self) {
+        assert_eq!(self.lost, 0, "accepted runs never finished: {self}");
+        assert!(self.failed.is_empty(), "runs failed: {:?}", self.failed);
+        assert_eq!(self.duplicated, 0, "runs started more than once: {self}");
+    }
+}
+
+impl Submitted {
+    /// Fails the test when a submission got anything but a run or a `503` with `Retry-After`.
+    pub fn assert_refusals_say_when(&self) {
+        assert!(self.other.is_empty(), "other answers: {:?}", self.other);
+        assert_eq!(
+            self.unavailable_with_retry_after, self.unavailable,
+            "a 503 without Retry-After"
+        );
+    }
+}
+
 impl std::fmt::Display for Settled {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -62,17 +62,7 @@ async fn a_nats_restart_under_load_loses_no_accepted_run() {
         ready_again.is_some(),
         "a service not ready again once NATS is back"
     );
-    assert_eq!(
-        submitted.unavailable_with_retry_after, submitted.unavailable,
-        "a 503 without Retry-After"
-    );
-    assert!(submitted.other.is_empty(), "{:?}", submitted.other);
-    assert_eq!(settled.lost, 0, "accepted runs never finished");
-    assert!(
-        settled.failed.is_empty(),
-        "runs failed: {:?}",
-        settled.failed
-    );
-    assert_eq!(settled.duplicated, 0, "runs started more than once");
+    submitted.assert_refusals_say_when();
+    settled.assert_every_run_ok_once();
     stack.stop().await;
 }

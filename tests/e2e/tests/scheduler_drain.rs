@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use coderun_bus::Bus;
-use coderun_e2e::processes::{active_scheduler_pid, SchedulerProcess};
+use coderun_e2e::processes::{active_scheduler_pid, two_schedulers};
 use coderun_e2e::steady_load::SteadyLoad;
 use coderun_e2e::{wait_until, StackOptions, TestStack};
 
@@ -19,19 +18,7 @@ async fn a_terminated_scheduler_exits_cleanly_and_the_standby_carries_on() {
         ..StackOptions::default()
     })
     .await;
-    let bus = Bus::connect(
-        stack.nats_url(),
-        stack.names.clone(),
-        "scheduler-drain-test",
-    )
-    .await
-    .expect("NATS is up");
-    let mut first = SchedulerProcess::start(&stack, LEASE_MS);
-    let active = wait_until(Duration::from_secs(20), || active_scheduler_pid(&bus))
-        .await
-        .expect("a scheduler takes the lease");
-    assert_eq!(active, first.pid());
-    let second = SchedulerProcess::start(&stack, LEASE_MS);
+    let (bus, mut first, second) = two_schedulers(&stack, LEASE_MS).await;
 
     let client = stack.client();
     let load = SteadyLoad::start(&client, Duration::from_millis(50));
@@ -59,14 +46,8 @@ async fn a_terminated_scheduler_exits_cleanly_and_the_standby_carries_on() {
     assert_eq!(exit, Some(0), "the terminated scheduler exits 0");
     assert!(took_over.is_some(), "the standby never took the lease");
     assert_eq!(submitted.unavailable, 0, "submissions refused");
-    assert!(submitted.other.is_empty(), "{:?}", submitted.other);
-    assert_eq!(settled.lost, 0, "runs never finished");
-    assert!(
-        settled.failed.is_empty(),
-        "runs failed: {:?}",
-        settled.failed
-    );
-    assert_eq!(settled.duplicated, 0, "runs started more than once");
+    submitted.assert_refusals_say_when();
+    settled.assert_every_run_ok_once();
     drop(second);
     stack.stop().await;
 }

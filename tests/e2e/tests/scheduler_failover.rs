@@ -4,10 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use coderun_bus::Bus;
 use coderun_e2e::observe::samples;
-use coderun_e2e::processes::{active_scheduler_pid, SchedulerProcess};
-use coderun_e2e::{nats_url, times_started, wait_until, StackOptions, TestStack};
+use coderun_e2e::processes::{active_scheduler_pid, two_schedulers};
+use coderun_e2e::{times_started, wait_until, StackOptions, TestStack};
 use coderun_schema::run::{RunStatus, Verdict};
 
 const LEASE_MS: u64 = 3000;
@@ -36,15 +35,7 @@ async fn killing_the_active_scheduler_loses_no_run_and_runs_none_twice() {
         ..StackOptions::default()
     })
     .await;
-    let bus = Bus::connect(&nats_url(), stack.names.clone(), "scheduler-failover-test")
-        .await
-        .expect("NATS is up");
-    let mut first = SchedulerProcess::start(&stack, LEASE_MS);
-    let active = wait_until(Duration::from_secs(20), || active_scheduler_pid(&bus))
-        .await
-        .expect("a scheduler takes the lease");
-    assert_eq!(active, first.pid());
-    let second = SchedulerProcess::start(&stack, LEASE_MS);
+    let (bus, mut first, second) = two_schedulers(&stack, LEASE_MS).await;
 
     let client = stack.client();
     let mut ids = Vec::new();

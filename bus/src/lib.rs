@@ -118,6 +118,7 @@ impl BusConfig {
         if self.url.is_empty() {
             return Err("bus.url must name the NATS server".to_owned());
         }
+        server_list(&self.url).map_err(|error| format!("bus.url: {error}"))?;
         if !(1..=5).contains(&self.stream_replicas) {
             return Err("bus.stream_replicas must be between 1 and 5".to_owned());
         }
@@ -157,6 +158,8 @@ pub struct Bus {
     names: Names,
     /// Copies of each stream the services create ([`BusConfig::stream_replicas`]).
     stream_replicas: usize,
+    /// Streams already found with fewer copies than that: each is logged once.
+    warned_replicas: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
     /// NATS calls that failed, by operation: what `coderun_nats_errors_total` reports.
     errors: Family<Labels, Counter>,
 }
@@ -217,6 +220,7 @@ impl Bus {
             jetstream,
             names,
             stream_replicas: 1,
+            warned_replicas: Default::default(),
             errors,
         })
     }
@@ -315,6 +319,15 @@ mod tests {
         let cluster = "nats://10.0.0.1:4222, nats://10.0.0.2:4222,nats://10.0.0.3:4222";
         assert_eq!(count(cluster), Some(3));
         assert_eq!(count("nats://127.0.0.1:4222,nats://host:port"), None);
+        let config = BusConfig {
+            url: "nats://127.0.0.1:4222,nats://host:port".to_owned(),
+            prefix: "coderun".to_owned(),
+            stream_replicas: 1,
+        };
+        assert!(
+            config.validate().is_err(),
+            "a bad server list is a config error"
+        );
     }
 
     #[test]

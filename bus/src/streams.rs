@@ -62,9 +62,18 @@ impl Bus {
         })
     }
 
-    /// Logs a stream made earlier with fewer copies than configured: it keeps its own.
+    /// Logs a stream made earlier with fewer copies than configured (it keeps its own), once
+    /// per stream.
     pub fn warn_if_fewer_replicas(&self, name: &str, replicas: usize) {
-        if replicas < self.stream_replicas() {
+        if replicas >= self.stream_replicas() {
+            return;
+        }
+        let first = self
+            .warned_replicas
+            .lock()
+            .map(|mut warned| warned.insert(name.to_owned()))
+            .unwrap_or(false);
+        if first {
             tracing::warn!(
                 stream = name,
                 replicas,

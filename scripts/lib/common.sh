@@ -127,14 +127,20 @@ ensure_nats() {
 }
 
 # Redis keeps an append-only file, written to disk every second: a restart of redis-server
-# keeps the runs (at most the last second's writes are lost to a crash of the machine).
+# keeps the runs (a crash of the machine can lose up to the last two seconds of writes).
 ensure_redis() {
   if port_open "$REDIS_PORT"; then
+    if [[ "$(redis-cli -p "$REDIS_PORT" CONFIG GET appendonly | tail -n 1)" == "yes" ]]; then
+      return 0
+    fi
     # One started by an earlier version of this script ran without the file: turn it on.
-    if [[ -f "$STATE_DIR/redis.pid" ]] && pgrep -F "$STATE_DIR/redis.pid" -x redis-server >/dev/null &&
-      [[ "$(redis-cli -p "$REDIS_PORT" CONFIG GET appendonly | tail -n 1)" != "yes" ]]; then
+    # Another Redis on the port is left as it is.
+    if [[ -f "$STATE_DIR/redis.pid" ]] && pgrep -F "$STATE_DIR/redis.pid" -x redis-server >/dev/null; then
       log "turning on redis-server's append-only file"
-      redis-cli -p "$REDIS_PORT" CONFIG SET appendonly yes >/dev/null
+      redis-cli -p "$REDIS_PORT" CONFIG SET appendonly yes >/dev/null ||
+        log "warning: could not turn on the append-only file; runs will not outlive a Redis restart"
+    else
+      log "warning: the Redis on port $REDIS_PORT was not started here and keeps no append-only file; runs will not outlive its restart"
     fi
     return 0
   fi

@@ -87,6 +87,11 @@ impl Lease {
                 bus.warn_if_fewer_replicas(&config.name, replicas);
                 let current = existing.info().await.map(|info| info.config.max_age);
                 if current.is_ok_and(|max_age| max_age != lease) {
+                    // Only the entries' lifetime changes: the bucket keeps its copies.
+                    let config = stream::Config {
+                        num_replicas: replicas,
+                        ..config
+                    };
                     jetstream.update_stream(config).await.map_err(|error| {
                         anyhow::anyhow!(
                             "failed to set the lease bucket {bucket} to {lease:?}: {error}"
@@ -95,7 +100,9 @@ impl Lease {
                 }
             }
             // Another scheduler may have made it meanwhile; the read below says.
-            Err(error) => tracing::debug!(%error, "creating the lease bucket failed"),
+            Err(error) => {
+                tracing::warn!(%error, "creating the lease bucket failed (another scheduler may have made it)")
+            }
         }
         let store = jetstream.get_key_value(&bucket).await.map_err(|error| {
             anyhow::anyhow!("failed to open the lease bucket {bucket}: {error}")

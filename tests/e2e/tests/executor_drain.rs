@@ -33,11 +33,21 @@ async fn a_terminated_executor_finishes_its_runs_and_the_rest_run_elsewhere() {
         (0..RUNS).map(|index| format!("sleep 1; echo done {index}")),
     )
     .await;
-    // The executor to stop has runs in flight, and more runs wait for slots.
-    wait_until(Duration::from_secs(30), || async {
+    // The executor to stop has runs in flight (containers of runs, not its warm one), and
+    // more runs wait for slots.
+    let in_flight_there = wait_until(Duration::from_secs(30), || async {
         let running = count_running(&client, &ids).await?;
-        let running_there = docker_ps(&draining_label, false).len();
-        (running >= 2 && running_there >= 1).then_some(())
+        let labelled = docker_ps(&draining_label, false);
+        let there = ids
+            .iter()
+            .filter(|id| {
+                let containers = stack.containers_of_run(id);
+                containers
+                    .iter()
+                    .any(|container| labelled.contains(container))
+            })
+            .count();
+        (running >= 2 && there >= 1).then_some(there)
     })
     .await
     .expect("runs start, some on the executor to stop");
@@ -67,7 +77,7 @@ async fn a_terminated_executor_finishes_its_runs_and_the_rest_run_elsewhere() {
         duplicated += usize::from(starts > 1);
     }
     println!(
-        "SIGTERM to an executor under load: accepted {RUNS}, completed {completed}, failed \
+        "SIGTERM to an executor running {in_flight_there} run(s) under load: accepted {RUNS}, completed {completed}, failed \
          {failed}, lost {}, duplicated {duplicated}; it exited {exit:?} after {:.1} s, \
          leaving {} container(s)",
         RUNS - completed,

@@ -235,3 +235,15 @@ pub async fn services_readiness(stack: &crate::TestStack) -> [Option<u16>; 2] {
         status(stack.executor_ops_url.clone()).await,
     ]
 }
+
+/// Whether the gateway, the scheduler and the executor of `stack` all say they are ready
+/// within `within`.
+pub async fn all_ready_within(stack: &crate::TestStack, within: Duration) -> bool {
+    let client = stack.client();
+    crate::wait_until(within, || async {
+        client.ready().await.ok()?;
+        (services_readiness(stack).await == [Some(200); 2]).then_some(())
+    })
+    .await
+    .is_some()
+}

@@ -130,6 +130,16 @@ impl SteadyLoad {
         self.accepted.load(Ordering::SeqCst)
     }
 
+    /// Whether `more` runs are accepted from now on within `within`.
+    pub async fn accepts_more(&self, more: usize, within: Duration) -> bool {
+        let from = self.accepted_so_far();
+        crate::wait_until(within, || async {
+            (self.accepted_so_far() >= from + more).then_some(())
+        })
+        .await
+        .is_some()
+    }
+
     /// Stops submitting; what the submissions got.
     pub async fn stop(self) -> Submitted {
         self.stop.store(true, Ordering::SeqCst);

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use coderun_e2e::observe::services_readiness;
+use coderun_e2e::observe::{all_ready_within, services_readiness};
 use coderun_e2e::private_nats::PrivateNats;
 use coderun_e2e::steady_load::SteadyLoad;
-use coderun_e2e::{wait_until, StackOptions, TestStack};
+use coderun_e2e::{StackOptions, TestStack};
 
 /// How long NATS stays down.
 const OUTAGE: Duration = Duration::from_secs(3);
@@ -34,17 +34,9 @@ async fn a_nats_restart_under_load_loses_no_accepted_run() {
     let services_while_down = services_readiness(&stack).await;
     tokio::time::sleep(OUTAGE / 2).await;
     nats.start_again();
-    let ready_again = wait_until(Duration::from_secs(30), || async {
-        client.ready().await.ok()?;
-        (services_readiness(&stack).await == [Some(200); 2]).then_some(())
-    })
-    .await;
+    let ready_again = all_ready_within(&stack, Duration::from_secs(30)).await;
     // Runs are accepted again after the outage, not only before it.
-    let at_ready = load.accepted_so_far();
-    let accepting_again = wait_until(Duration::from_secs(30), || async {
-        (load.accepted_so_far() >= at_ready + 5).then_some(())
-    })
-    .await;
+    let accepting_again = load.accepts_more(5, Duration::from_secs(30)).await;
     let submitted = load.stop().await;
     let settled = submitted.settle(&client, Duration::from_secs(120)).await;
     println!(
@@ -62,14 +54,8 @@ async fn a_nats_restart_under_load_loses_no_accepted_run() {
         [Some(503); 2],
         "scheduler, executor while down"
     );
-    assert!(
-        ready_again.is_some(),
-        "a service not ready again once NATS is back"
-    );
-    assert!(
-        accepting_again.is_some(),
-        "no run accepted once NATS was back"
-    );
+    assert!(ready_again, "a service not ready again once NATS is back");
+    assert!(accepting_again, "no run accepted once NATS was back");
     submitted.assert_refusals_say_when();
     settled.assert_every_run_ok_once();
     stack.stop().await;

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
-use coderun_e2e::observe::services_readiness;
+use coderun_e2e::observe::{all_ready_within, services_readiness};
 use coderun_e2e::private_redis::PrivateRedis;
 use coderun_e2e::steady_load::SteadyLoad;
-use coderun_e2e::{wait_until, StackOptions, TestStack};
+use coderun_e2e::{StackOptions, TestStack};
 use coderun_schema::run::{RunRequest, Verdict};
 
 /// How long Redis stays down.
@@ -52,17 +52,9 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
         .map_err(|error| error.status());
     tokio::time::sleep(OUTAGE / 2).await;
     redis.restart();
-    let ready_again = wait_until(Duration::from_secs(30), || async {
-        client.ready().await.ok()?;
-        (services_readiness(&stack).await == [Some(200); 2]).then_some(())
-    })
-    .await;
+    let ready_again = all_ready_within(&stack, Duration::from_secs(30)).await;
     // Runs are accepted again after the outage, not only before it.
-    let at_ready = load.accepted_so_far();
-    let accepting_again = wait_until(Duration::from_secs(30), || async {
-        (load.accepted_so_far() >= at_ready + 5).then_some(())
-    })
-    .await;
+    let accepting_again = load.accepts_more(5, Duration::from_secs(30)).await;
     let submitted = load.stop().await;
     let settled = submitted.settle(&client, Duration::from_secs(90)).await;
 
@@ -100,20 +92,14 @@ async fn a_redis_restart_under_load_loses_no_run_and_the_gateway_recovers() {
         [Some(503); 2],
         "scheduler, executor while down"
     );
-    assert!(
-        ready_again.is_some(),
-        "a service not ready again once Redis is back"
-    );
+    assert!(ready_again, "a service not ready again once Redis is back");
     assert!(submitted.unavailable > 0, "no 503 while Redis was down");
     assert_eq!(
         kept,
         before.len(),
         "runs finished before the crash are gone"
     );
-    assert!(
-        accepting_again.is_some(),
-        "no run accepted once Redis was back"
-    );
+    assert!(accepting_again, "no run accepted once Redis was back");
     submitted.assert_refusals_say_when();
     settled.assert_every_run_ok_once();
     stack.stop().await;

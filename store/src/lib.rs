@@ -52,9 +52,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether Redis may answer if asked again: it is unreachable, slow, restarting, or failing
-    /// over. An error in what was asked (a wrong type, a script error) or a record that cannot
-    /// be decoded fails again however often it is retried.
+    /// Whether Redis may answer if asked again: it is unreachable, slow, restarting, failing
+    /// over, or refusing writes it cannot persist (`MISCONF`: its disk is full, until there is
+    /// room again). An error in what was asked (a wrong type, a script error) or a record that
+    /// cannot be decoded fails again however often it is retried.
     pub fn is_transient(&self) -> bool {
         let StoreError::Redis(error) = self else {
             return false;
@@ -71,6 +72,7 @@ impl StoreError {
                     | redis::ErrorKind::ReadOnly
                     | redis::ErrorKind::ClusterDown
             )
+            || error.code() == Some("MISCONF")
     }
 }
 
@@ -212,5 +214,25 @@ impl RunStore {
             .del(self.names.idempotency_key(tenant, key))
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_that_cannot_persist_is_waited_out_and_a_wrong_command_is_not() {
+        let misconf = redis::make_extension_error(
+            "MISCONF".to_owned(),
+            Some("Errors writing to the AOF file: No space left on device".to_owned()),
+        );
+        assert!(StoreError::Redis(misconf).is_transient());
+        let wrong_type = redis::RedisError::from((
+            redis::ErrorKind::TypeError,
+            "WRONGTYPE",
+            "Operation against a key holding the wrong kind of value".to_owned(),
+        ));
+        assert!(!StoreError::Redis(wrong_type).is_transient());
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`metrics`]: rendering a service's Prometheus registry, the shared bucket layouts, and
 //!   `coderun_build_info`.
+//! - [`process`]: the process's own memory, CPU and open files, in every registry.
 //! - [`ops`]: the operations listener of the services that serve no HTTP API themselves
 //!   (scheduler, executor, prober): `GET /metrics`, `/healthz`, `/readyz`.
 //! - [`trace`]: making a service's span one hop of a run's trace (the W3C context in
@@ -16,6 +17,7 @@
 pub mod logs;
 pub mod metrics;
 pub mod ops;
+pub mod process;
 pub mod trace;
 
 pub use prometheus_client;

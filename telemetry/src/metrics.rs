@@ -46,7 +46,8 @@ pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
 }
 
 /// A registry holding `coderun_build_info{service, version} 1`, which says the service is
-/// exporting at all (an alert on its absence needs no other metric).
+/// exporting at all (an alert on its absence needs no other metric), and the process's own
+/// memory, CPU and open files ([`crate::process`]).
 pub fn registry_for(service: &str, version: &str) -> Registry {
     let mut registry = Registry::default();
     let info = Family::<Labels, Gauge>::default();
@@ -57,6 +58,7 @@ pub fn registry_for(service: &str, version: &str) -> Registry {
         "Always 1; the labels say which service and version export these metrics",
         info,
     );
+    registry.register_collector(Box::new(crate::process::ProcessCollector));
     registry
 }
 
@@ -107,6 +109,8 @@ mod tests {
         assert!(text.contains(r#"coderun_build_info{service="scheduler",version="1.2.3"} 1"#));
         assert!(text.contains(r#"coderun_runs_dispatched_total{language="python"} 1"#));
         assert!(text.contains(r#"coderun_example_seconds_bucket{le="0.025",language="python"} 1"#));
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+        assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
 }

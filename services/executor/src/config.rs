@@ -100,6 +100,10 @@ pub struct SandboxConfig {
     /// this deadline only catches a sandbox that stops answering (the run then ends
     /// `internal_error` and its container is removed).
     pub host_margin_secs: u64,
+    /// Seconds a run waits for a Docker engine that does not answer (restarting) before its
+    /// sandbox counts as failed: the program has not been given the job yet, so the run is
+    /// started once the engine is back, exactly once. 0 fails such a run at once.
+    pub engine_wait_secs: u64,
     /// The first of the uids programs run as (1000 to 4000000000): each run in flight leases
     /// the lowest free pair, `first_program_uid + 2n` to compile and `+ 2n + 1` to run, so no
     /// two concurrent runs share a user; in the fast mode it also leases `first_program_uid -

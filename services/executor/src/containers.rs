@@ -3,12 +3,13 @@
 //! run's own path (take a container, exchange with the agent) is in [`crate::sandbox`].
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::container::{LABEL_EXECUTOR, LABEL_POOL, LABEL_PREFIX};
 use crate::sandbox::{Sandbox, SandboxError};
@@ -95,6 +96,31 @@ impl Sandbox {
             }
         }
         created
+    }
+
+    /// As [`Sandbox::create_ready`], waiting out an engine that does not answer (restarting)
+    /// for up to `sandbox.engine_wait_secs`, with backoff. The program has not been given its
+    /// job yet, so a run that waited still runs once. A cancel ends the wait.
+    pub async fn create_ready_waiting(
+        &self,
+        body: ContainerCreateBody,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<ReadyContainer, SandboxError> {
+        let give_up = Instant::now() + Duration::from_secs(self.settings.engine_wait_secs);
+        let mut waits = crate::persist::waits();
+        loop {
+            let error = match self.create_ready(body.clone(), name).await {
+                Err(error) if error.engine_unreachable() && Instant::now() < give_up => error,
+                other => return other,
+            };
+            let wait = waits.next().unwrap_or(crate::persist::LONGEST_WAIT);
+            tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "the Docker engine does not answer; the run waits for it");
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(SandboxError::Cancelled),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
     }
 
     async fn create_attached(

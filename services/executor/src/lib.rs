@@ -128,7 +128,7 @@ impl Application {
         for language in languages.values() {
             containers.start_series(&language.spec.id);
         }
-        let metrics = ExecutorMetrics::new(&bus, &store, &containers);
+        let metrics = ExecutorMetrics::new(&bus, &store, &containers, sandbox.reuse_store());
         let readiness: ReadinessCheck = {
             let (bus, store, sandbox) = (bus.clone(), store.clone(), sandbox.clone());
             Arc::new(move || {

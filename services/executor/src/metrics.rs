@@ -1,6 +1,6 @@
 //! The executor's Prometheus metrics (served by its ops listener): runs it made final by
 //! language and verdict, their durations (end to end, queue, compile, each execution), its
-//! slots, its warm containers, container creation, and the NATS and Redis errors of its
+//! slots, its warm and idle reused containers, container creation, and the NATS and Redis errors of its
 //! connections. The catalog is `docs/observability.md`.
 
 use std::sync::Arc;
@@ -10,14 +10,41 @@ use coderun_bus::Bus;
 use coderun_schema::run::Run;
 use coderun_store::RunStore;
 use coderun_telemetry::metrics::{labels, seconds_family, Labels, SecondsFamily};
+use coderun_telemetry::prometheus_client::collector::Collector;
+use coderun_telemetry::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
 use coderun_telemetry::prometheus_client::metrics::counter::Counter;
 use coderun_telemetry::prometheus_client::metrics::family::Family;
-use coderun_telemetry::prometheus_client::metrics::gauge::Gauge;
+use coderun_telemetry::prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use coderun_telemetry::prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::reuse::ReuseStore;
 use crate::warm::{WarmStore, WarmTarget};
+
+/// `coderun_reused_containers_idle`: fast-mode containers kept idle for their tenants, read
+/// at each scrape. With the warm ones, every container the executor holds while no run is in
+/// flight: any other container of its prefix is left over.
+struct IdleReused(Arc<ReuseStore>);
+
+impl std::fmt::Debug for IdleReused {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "IdleReused({})", self.0.count())
+    }
+}
+
+impl Collector for IdleReused {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauge = ConstGauge::new(self.0.count() as i64);
+        let metric = encoder.encode_descriptor(
+            "coderun_reused_containers_idle",
+            "Fast-mode containers idle, kept for their tenants' next runs",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
+    }
+}
 
 /// Container creation, measured where containers are created (`Sandbox::create_ready`).
 #[derive(Clone)]
@@ -70,7 +97,12 @@ pub struct ExecutorMetrics {
 }
 
 impl ExecutorMetrics {
-    pub fn new(bus: &Bus, store: &RunStore, containers: &ContainerMetrics) -> Self {
+    pub fn new(
+        bus: &Bus,
+        store: &RunStore,
+        containers: &ContainerMetrics,
+        reused: Arc<ReuseStore>,
+    ) -> Self {
         let mut registry =
             coderun_telemetry::metrics::registry_for("executor", env!("CARGO_PKG_VERSION"));
         let completed = Family::default();
@@ -136,6 +168,7 @@ impl ExecutorMetrics {
             bus.error_counter(),
             store.error_counter(),
         );
+        registry.register_collector(Box::new(IdleReused(reused)));
         Self {
             registry: Arc::new(registry),
             completed,

@@ -1,7 +1,9 @@
 //! Run records written while Redis may be away: a store operation is retried with backoff
 //! until it succeeds, so a finished run's result is never dropped because Redis blinked.
 //!
-//! The wait between attempts doubles from [`FIRST_WAIT`] up to [`LONGEST_WAIT`]. Retrying
+//! The wait between attempts doubles from [`FIRST_WAIT`] up to [`LONGEST_WAIT`], each with a
+//! random part of up to its own length added (backon's exponential backoff with jitter), so
+//! executors that lost Redis together do not all ask again in the same instant. Retrying
 //! stops only when the executor abandons its jobs (the drain at shutdown timed out); the job is
 //! then handed back to NATS by its caller.
 //!
@@ -10,6 +12,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use backon::{BackoffBuilder as _, ExponentialBuilder};
 use coderun_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
@@ -21,10 +24,16 @@ pub const LONGEST_WAIT: Duration = Duration::from_secs(2);
 /// must not hold a result back for ever).
 pub const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 
-/// The wait after `failures` failed attempts (1 for the first).
-pub fn wait_after(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    FIRST_WAIT.saturating_mul(1 << doublings).min(LONGEST_WAIT)
+/// The waits after each failed attempt, for ever: 100 ms doubling up to 2 s, each plus up to
+/// as much again at random.
+pub fn waits() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(FIRST_WAIT)
+        .with_max_delay(LONGEST_WAIT)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// Runs `operation` until it succeeds or `abandon` is cancelled. An error that may pass
@@ -40,6 +49,7 @@ where
     Fut: Future<Output = Result<T, StoreError>>,
 {
     let mut failures = 0u32;
+    let mut waits = waits();
     loop {
         let attempt = tokio::select! {
             _ = abandon.cancelled() => {
@@ -61,7 +71,7 @@ where
             Ok(Err(error)) => error.to_string(),
         };
         failures += 1;
-        let wait = wait_after(failures);
+        let wait = waits.next().unwrap_or(LONGEST_WAIT);
         tracing::warn!(
             failures,
             wait_ms = wait.as_millis() as u64,
@@ -89,13 +99,21 @@ mod tests {
     }
 
     #[test]
-    fn waits_double_up_to_the_longest_wait() {
-        assert_eq!(wait_after(1), Duration::from_millis(100));
-        assert_eq!(wait_after(2), Duration::from_millis(200));
-        assert_eq!(wait_after(4), Duration::from_millis(800));
-        assert_eq!(wait_after(5), Duration::from_millis(1600));
-        assert_eq!(wait_after(6), LONGEST_WAIT);
-        assert_eq!(wait_after(u32::MAX), LONGEST_WAIT);
+    fn waits_double_up_to_the_longest_wait_with_a_random_part_on_top() {
+        let first: Vec<Duration> = waits().take(12).collect();
+        assert_eq!(first.len(), 12, "the waits never run out");
+        for (index, wait) in first.iter().enumerate() {
+            let base = FIRST_WAIT
+                .saturating_mul(1 << index.min(16))
+                .min(LONGEST_WAIT);
+            assert!(
+                *wait >= base && *wait <= base * 2,
+                "wait {index}: {wait:?}, base {base:?}"
+            );
+        }
+        // Two executors that failed together do not wait alike.
+        let (one, other): (Vec<_>, Vec<_>) = (waits().take(6).collect(), waits().take(6).collect());
+        assert_ne!(one, other);
     }
 
     #[tokio::test(start_paused = true)]
@@ -113,8 +131,13 @@ mod tests {
         .expect("succeeds once Redis answers");
         assert_eq!(value, 42);
         assert_eq!(attempts.load(Ordering::SeqCst), 8);
-        // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 2 + 2 seconds of waiting (the clock is paused).
-        assert_eq!(started.elapsed(), Duration::from_millis(7100));
+        // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 2 + 2 seconds of waiting (the clock is paused), each
+        // wait with up to as much again at random.
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(7100) && waited <= Duration::from_millis(14200),
+            "{waited:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

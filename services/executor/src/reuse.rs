@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::ContainerCreateBody;
 use coderun_schema::agent::{AgentJob, AgentResult, InnerSandbox};
+use tokio_util::sync::CancellationToken;
 
 use crate::agent_session::ContainerLimits;
 use crate::config::{Isolation, SandboxConfig};
@@ -153,6 +154,7 @@ impl Sandbox {
         spec: &SandboxSpec<'_>,
         key: &str,
         body: ContainerCreateBody,
+        cancel: &CancellationToken,
     ) -> Result<(Reusable, bool), SandboxError> {
         while let Some(idle) = self.reused.take_soon(spec.tenant, key, SETTLED_SOON).await {
             // A container that died while idle (an engine restart, the host's OOM killer) is
@@ -166,9 +168,8 @@ impl Sandbox {
         let (ready, host_pid, warm) = match self.take_warm_with_pid(key).await {
             Some((ready, pid)) => (ready, pid, true),
             None => {
-                let ready = self
-                    .create_ready(body, &self.container_name(spec.run_id))
-                    .await?;
+                let name = self.container_name(spec.run_id);
+                let ready = self.create_ready_waiting(body, &name, cancel).await?;
                 match self.running_pid(&ready.id).await {
                     Some(pid) => (ready, pid, false),
                     None => {
@@ -208,7 +209,7 @@ impl Sandbox {
         let body = self.body_for(spec);
         let key = container_key(&body);
         let started = Instant::now();
-        let (mut container, waiting) = self.take_reusable(spec, &key, body).await?;
+        let (mut container, waiting) = self.take_reusable(spec, &key, body, &cancel).await?;
         self.count_take(waiting);
         let acquired = started.elapsed();
         let id = container.ready.id.clone();

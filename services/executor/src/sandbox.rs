@@ -61,6 +61,28 @@ pub enum SandboxError {
     Cancelled,
 }
 
+impl SandboxError {
+    /// Whether the engine did not answer at all (not running, restarting, its socket gone),
+    /// as opposed to refusing what was asked: asking again once it is back may succeed.
+    pub fn engine_unreachable(&self) -> bool {
+        use bollard::errors::Error;
+        match self {
+            SandboxError::Engine(error)
+            | SandboxError::Create(error)
+            | SandboxError::Attach(error)
+            | SandboxError::Start(error) => matches!(
+                error,
+                Error::HyperLegacyError { .. }
+                    | Error::HyperResponseError { .. }
+                    | Error::IOError { .. }
+                    | Error::RequestTimeoutError
+                    | Error::SocketNotFoundError(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Creates, runs and removes sandbox containers.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -179,7 +201,10 @@ impl Sandbox {
         let started = Instant::now();
         let (ready, warm) = match self.take_warm(&key).await {
             Some(ready) => (ready, true),
-            None => (self.create_ready(body, &name).await?, false),
+            None => (
+                self.create_ready_waiting(body, &name, &cancel).await?,
+                false,
+            ),
         };
         let id = ready.id.clone();
         self.count_take(warm);

@@ -294,7 +294,11 @@ impl Worker {
             Ok(answer) => outcome::apply(run, &dispatched.job, answer),
             Err(error) => {
                 tracing::error!(%error, "the sandbox failed");
-                if !last_delivery && matches!(error, SandboxError::Engine(_)) {
+                // An engine still away after `sandbox.engine_wait_secs`: another executor
+                // may have one that answers.
+                let engine_away =
+                    matches!(error, SandboxError::Engine(_)) || error.engine_unreachable();
+                if !last_delivery && engine_away {
                     anyhow::bail!("the Docker engine is unavailable: {error}");
                 }
                 let (verdict, why) = failure_verdict(error);

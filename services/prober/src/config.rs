@@ -47,6 +47,10 @@ pub struct ProbeConfig {
     /// How long one check should take, in milliseconds: slower is reported (`slow`), not a
     /// failure.
     pub objective_ms: u64,
+    /// Seconds a round in progress at SIGTERM is given to finish and publish its results;
+    /// after that it is abandoned (its runs finish on the stack regardless). 0 abandons it at
+    /// once.
+    pub shutdown_grace_secs: u64,
 }
 
 impl ProbeConfig {

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod webhook_check;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use coderun_client::Client;
 use coderun_telemetry::ops::{OpsServer, ReadinessCheck};
@@ -190,11 +191,23 @@ impl Prober {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            // A round in progress is abandoned at shutdown: its checks are only reads and
-            // small runs, and waiting could take a check's whole timeout.
+            let round = self.round();
+            tokio::pin!(round);
             tokio::select! {
-                _ = shutdown.cancelled() => break,
-                round = self.round() => log_round(&round),
+                round = &mut round => log_round(&round),
+                _ = shutdown.cancelled() => {
+                    // A round in progress may finish and publish within the grace; a check
+                    // could otherwise hold the shutdown for its whole timeout.
+                    let grace = Duration::from_secs(self.config.probe.shutdown_grace_secs);
+                    match tokio::time::timeout(grace, round).await {
+                        Ok(round) => log_round(&round),
+                        Err(_) => tracing::warn!(
+                            grace_secs = grace.as_secs(),
+                            "the round in progress was abandoned at shutdown"
+                        ),
+                    }
+                    break;
+                }
             }
         }
         self.stop().await;

@@ -6,16 +6,19 @@
 //! `CODERUN_TEST_AGENT`, the static agent binary (scripts/test.sh builds it).
 //!
 //! A stack removes what it leaves behind when dropped, also when its test panics
-//! ([`cleanup`]); [`private_redis`] and [`private_nats`] give a test a Redis or a NATS of its
-//! own to crash or restart; the helpers
+//! ([`cleanup`]); [`private_redis`], [`private_nats`] and [`private_docker`] give a test a
+//! Redis, a NATS or a Docker Engine of its own to crash or restart; the helpers
 //! tests share (runtimes, catalog limits, waiting for a condition, problems) are in `support`;
 //! [`observe`] reads metrics pages and runs a Prometheus of a test's own; [`processes`] runs
-//! executors as processes of their own, for tests that kill one; [`steady_load`] keeps
+//! executors and schedulers as processes of their own, for tests that kill one, and
+//! [`front_processes`] the gateway and the prober; [`steady_load`] keeps
 //! submitting while a test breaks something.
 
 pub mod cleanup;
+pub mod front_processes;
 pub mod observe;
 mod options;
+pub mod private_docker;
 pub mod private_nats;
 pub mod private_redis;
 pub mod processes;

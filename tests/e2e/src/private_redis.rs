@@ -1,6 +1,7 @@
-//! A redis-server of one test's own, which the test may crash and start again: for showing
-//! what the services do while Redis is away. Data survives a crash (append-only file, fsync
-//! on every write), as it would for a production Redis with persistence.
+//! A redis-server of one test's own, which the test may crash and start again, or whose disk
+//! it may fill: for showing what the services do while Redis is away or refuses writes. Data
+//! survives a crash (append-only file, fsync on every write unless the test says otherwise),
+//! as it would for a production Redis with persistence.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -10,21 +11,35 @@ use std::time::Duration;
 pub struct PrivateRedis {
     port: u16,
     dir: PathBuf,
+    /// `appendfsync`: `always`, or `everysec` as the local stack runs it.
+    appendfsync: &'static str,
     process: Option<Child>,
 }
 
 impl PrivateRedis {
-    /// Starts one on a free port and waits until it answers.
+    /// Starts one on a free port, its data in a folder of its own, and waits until it
+    /// answers.
     pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "coderun-redis-{}-{}",
+            std::process::id(),
+            ulid::Ulid::new()
+        ));
+        Self::start_in(dir, "always")
+    }
+
+    /// Starts one keeping its data in `dir` (created if missing, removed when dropped),
+    /// syncing its append-only file as `appendfsync` says.
+    pub fn start_in(dir: PathBuf, appendfsync: &'static str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let dir = std::env::temp_dir().join(format!("coderun-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a data folder");
         let mut redis = Self {
             port,
             dir,
+            appendfsync,
             process: None,
         };
         redis.restart();
@@ -54,7 +69,7 @@ impl PrivateRedis {
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                self.appendfsync,
             ])
             .arg("--dir")
             .arg(&self.dir)

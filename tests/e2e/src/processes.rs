@@ -13,7 +13,7 @@ pub fn executor_binary() -> PathBuf {
     service_binary("coderun-executor")
 }
 
-fn service_binary(name: &str) -> PathBuf {
+pub(crate) fn service_binary(name: &str) -> PathBuf {
     let test = std::env::current_exe().expect("the test binary's path");
     let profile = test
         .parent()
@@ -34,6 +34,23 @@ fn terminate(child: &mut Child) -> Option<i32> {
         .args(["-TERM", &child.id().to_string()])
         .status();
     child.wait().ok().and_then(|status| status.code())
+}
+
+/// Waits up to `within` for `child` to exit: its exit status, `None` if it still runs.
+pub(crate) async fn exited_within(
+    child: &mut Child,
+    within: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The process id in the scheduler lease's holder (`scheduler-<pid>-<random>`), once a
@@ -144,6 +161,8 @@ pub async fn stack_with_two_executors(
 /// An executor process serving `languages` for a stack.
 pub struct ExecutorProcess {
     pub id: String,
+    /// Its ops listener (`/metrics`, `/healthz`, `/readyz`).
+    pub ops_url: String,
     child: Child,
 }
 
@@ -158,7 +177,25 @@ impl ExecutorProcess {
         slots: u32,
         ack_wait_secs: u64,
     ) -> Self {
+        Self::start_with_env(stack, id, languages, slots, ack_wait_secs, &[])
+    }
+
+    /// As [`ExecutorProcess::start`], with more environment variables (`DOCKER_HOST` for an
+    /// engine of the test's own).
+    pub fn start_with_env(
+        stack: &TestStack,
+        id: &str,
+        languages: &[&str],
+        slots: u32,
+        ack_wait_secs: u64,
+        extra: &[(&str, String)],
+    ) -> Self {
+        let ops_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
         let child = Command::new(executor_binary())
+            .envs(extra.iter().map(|(key, value)| (*key, value.as_str())))
             .env("CODERUN_EXECUTOR__WORKER__ID", id)
             .env("CODERUN_EXECUTOR__BUS__URL", stack.nats_url())
             .env("CODERUN_EXECUTOR__BUS__PREFIX", stack.names.prefix())
@@ -178,7 +215,7 @@ impl ExecutorProcess {
                 "CODERUN_EXECUTOR__SANDBOX__FIRST_PROGRAM_UID",
                 program_uid_base().to_string(),
             )
-            .env("CODERUN_EXECUTOR__OPS__PORT", "0")
+            .env("CODERUN_EXECUTOR__OPS__PORT", ops_port.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -186,6 +223,7 @@ impl ExecutorProcess {
             .expect("the executor binary starts");
         Self {
             id: id.to_owned(),
+            ops_url: format!("http://127.0.0.1:{ops_port}"),
             child,
         }
     }

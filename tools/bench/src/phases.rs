@@ -161,8 +161,14 @@ pub async fn measure(
             None
         }
         None => {
-            measured.search =
-                saturation::search(&python_hello, &plan.levels, plan.step, progress).await;
+            measured.search = saturation::search(
+                &python_hello,
+                "python hello",
+                &plan.levels,
+                plan.step,
+                progress,
+            )
+            .await;
             let (saturating, throughput) = measured.search.saturation().unwrap_or((1, 0.0));
             progress.note(&format!(
                 "saturation: {throughput:.1} runs/s at c={saturating}"

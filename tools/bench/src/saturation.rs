@@ -72,9 +72,11 @@ pub fn saturated(best: Option<f64>, throughput: f64, unsuccessful: usize) -> boo
     unsuccessful > 0 || best.is_some_and(|best| throughput < best * GROWTH_TO_GO_ON)
 }
 
-/// Tries each of `levels` for `duration` until the stack saturates.
+/// Tries each of `levels` for `duration` until the stack saturates; `what` names the
+/// operation in the progress lines.
 pub async fn search(
     operation: &Operation,
+    what: &str,
     levels: &[usize],
     duration: Duration,
     progress: &Progress,
@@ -82,10 +84,7 @@ pub async fn search(
     let mut search = Search::default();
     for &concurrency in levels {
         let best = search.highest();
-        let phase = progress.phase(
-            &format!("throughput: python hello at c={concurrency}"),
-            None,
-        );
+        let phase = progress.phase(&format!("throughput: {what} at c={concurrency}"), None);
         let tally = load::closed_loop(operation, concurrency, duration, &phase).await;
         let throughput = tally.throughput().unwrap_or(0.0);
         let unsuccessful = tally.failed + tally.lost;
@@ -99,7 +98,7 @@ pub async fn search(
     }
     if let Some((concurrency, _)) = search.best() {
         let phase = progress.phase(
-            &format!("throughput: python hello at c={concurrency} again"),
+            &format!("throughput: {what} at c={concurrency} again"),
             None,
         );
         let tally = load::closed_loop(operation, concurrency, duration, &phase).await;

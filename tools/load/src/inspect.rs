@@ -1,0 +1,241 @@
+//! Reading the stack from outside, for the soak's checks: each service's resident memory from
+//! its `/metrics`, its Redis keys that never expire and runs still counted in flight, and its
+//! sandbox containers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::query_parameters::ListContainersOptions;
+use bollard::Docker;
+use coderun_executor::container::LABEL_PREFIX;
+use serde::Serialize;
+
+/// What the services' metrics pages say.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    /// Resident memory of each named service, in bytes (`None` when its page did not say).
+    pub memory: BTreeMap<String, Option<u64>>,
+    /// Containers the executors hold for later runs (warm, and idle reused), summed over
+    /// every page; `None` when no page is an executor's.
+    pub containers_held: Option<usize>,
+}
+
+/// Reads every named metrics endpoint.
+pub async fn scrape(http: &reqwest::Client, endpoints: &[(String, String)]) -> Scrape {
+    let mut scrape = Scrape::default();
+    for (name, url) in endpoints {
+        let text = match http.get(url).send().await {
+            Ok(response) => response.text().await.ok(),
+            Err(_) => None,
+        };
+        let text = text.unwrap_or_default();
+        scrape.memory.insert(name.clone(), resident_bytes(&text));
+        if let Some(held) = containers_held(&text) {
+            *scrape.containers_held.get_or_insert(0) += held;
+        }
+    }
+    scrape
+}
+
+/// `process_resident_memory_bytes` of a Prometheus text page.
+pub fn resident_bytes(metrics: &str) -> Option<u64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix("process_resident_memory_bytes ")?;
+        value.trim().parse::<f64>().ok().map(|bytes| bytes as u64)
+    })
+}
+
+/// The warm and idle reused containers an executor's page counts.
+fn containers_held(metrics: &str) -> Option<usize> {
+    let values: Vec<f64> = metrics
+        .lines()
+        .filter(|line| {
+            [
+                "coderun_warm_containers_ready",
+                "coderun_reused_containers_idle",
+            ]
+            .iter()
+            .any(|name| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() as usize)
+}
+
+/// What the stack holds while idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Holdings {
+    /// Redis keys of the prefix without an expiry (run records expire; what never does must
+    /// not grow with the runs served).
+    pub keys_without_expiry: Option<usize>,
+    /// Entries of the sets that count runs queued, running or not yet started (0 when idle).
+    pub runs_in_flight: Option<usize>,
+    /// Containers labelled with the prefix, in any state.
+    pub containers: Option<usize>,
+    /// Of those, the ones an executor holds for later runs (warm or idle reused).
+    pub containers_held: Option<usize>,
+}
+
+impl Holdings {
+    /// Containers no executor holds: left over once no run is in flight.
+    pub fn containers_left_over(&self) -> Option<usize> {
+        Some(self.containers?.saturating_sub(self.containers_held?))
+    }
+}
+
+/// Reads the holdings that `redis_url`, `docker` and the executors' pages make visible.
+pub async fn holdings(
+    redis_url: Option<&str>,
+    docker: Option<&Docker>,
+    prefix: &str,
+    containers_held: Option<usize>,
+) -> Holdings {
+    let mut holdings = Holdings {
+        containers_held,
+        ..Holdings::default()
+    };
+    if let Some(url) = redis_url {
+        if let Ok((without_expiry, in_flight)) = redis_holdings(url, prefix).await {
+            holdings.keys_without_expiry = Some(without_expiry);
+            holdings.runs_in_flight = Some(in_flight);
+        }
+    }
+    if let Some(docker) = docker {
+        holdings.containers = containers(docker, prefix).await;
+    }
+    holdings
+}
+
+/// Keys whose names say they count runs in flight: a tenant's queued and running runs, a
+/// pool's queue, waiting and unstarted runs.
+fn counts_runs_in_flight(key: &str, prefix: &str) -> bool {
+    let Some(rest) = key
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix(':'))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    matches!(
+        parts.as_slice(),
+        ["tenant", _, "queued" | "running"]
+            | ["pool", _, "queued" | "waiting" | "unstarted"]
+            | ["pool", _, "queue", _]
+    )
+}
+
+async fn redis_holdings(url: &str, prefix: &str) -> redis::RedisResult<(usize, usize)> {
+    let client = redis::Client::open(url)?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let (mut without_expiry, mut in_flight, mut cursor) = (0, 0, 0u64);
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await?;
+        for key in keys {
+            let ttl: i64 = redis::cmd("TTL")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await?;
+            if ttl == -1 {
+                without_expiry += 1;
+            }
+            if counts_runs_in_flight(&key, prefix) {
+                let kind: String = redis::cmd("TYPE")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await?;
+                let size_command = match kind.as_str() {
+                    "set" => "SCARD",
+                    "zset" => "ZCARD",
+                    "list" => "LLEN",
+                    "hash" => "HLEN",
+                    _ => continue,
+                };
+                let size: usize = redis::cmd(size_command)
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await?;
+                in_flight += size;
+            }
+        }
+        if next == 0 {
+            return Ok((without_expiry, in_flight));
+        }
+        cursor = next;
+    }
+}
+
+async fn containers(docker: &Docker, prefix: &str) -> Option<usize> {
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_PREFIX}={prefix}")],
+        )])),
+        ..Default::default()
+    };
+    docker
+        .list_containers(Some(options))
+        .await
+        .ok()
+        .map(|list| list.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_is_read_from_the_process_metric() {
+        let page = "# TYPE process_resident_memory_bytes gauge\n\
+                    process_resident_memory_bytes 17301504\n\
+                    process_cpu_seconds_total 1.5\n# EOF\n";
+        assert_eq!(resident_bytes(page), Some(17_301_504));
+        assert_eq!(resident_bytes("coderun_build_info 1\n"), None);
+    }
+
+    #[test]
+    fn the_containers_held_are_the_warm_and_the_idle_reused_ones() {
+        let page = "coderun_warm_containers_ready{language=\"python\"} 2\n\
+                    coderun_warm_containers_ready{language=\"c\"} 1\n\
+                    coderun_warm_containers_missing{language=\"c\"} 1\n\
+                    coderun_reused_containers_idle 3\n";
+        assert_eq!(containers_held(page), Some(6));
+        assert_eq!(containers_held("process_resident_memory_bytes 1\n"), None);
+        let holdings = Holdings {
+            containers: Some(7),
+            containers_held: Some(6),
+            ..Holdings::default()
+        };
+        assert_eq!(holdings.containers_left_over(), Some(1));
+    }
+
+    #[test]
+    fn only_the_sets_of_runs_in_flight_count() {
+        for key in [
+            "coderun:tenant:local:queued",
+            "coderun:tenant:local:running",
+            "coderun:pool:python:unstarted",
+            "coderun:pool:python:waiting",
+            "coderun:pool:python:queue:local",
+        ] {
+            assert!(counts_runs_in_flight(key, "coderun"), "{key}");
+        }
+        for key in [
+            "coderun:run:run_01:events",
+            "coderun:tenant:local:runs",
+            "other:tenant:local:queued",
+            "coderun2:tenant:local:queued",
+        ] {
+            assert!(!counts_runs_in_flight(key, "coderun"), "{key}");
+        }
+    }
+}

@@ -25,8 +25,13 @@ pub(crate) struct DeploymentContainer {
 }
 
 /// Tries at removing a container before it is given up (the waits between them: 0.2, 0.6,
-/// 1.8, 5.4 s).
+/// 1.8, 5 s).
 const REMOVE_ATTEMPTS: u32 = 5;
+/// How long a removal waits for an engine that does not answer (restarting) before it gives
+/// up; the executor's next start removes what is left then.
+const REMOVE_UNANSWERED_FOR: Duration = Duration::from_secs(120);
+/// The longest pause between two removal attempts.
+const REMOVE_LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
 impl Sandbox {
     /// A new container's name: the deployment's prefix, what it is for (a run id, `warm`),
@@ -109,10 +114,27 @@ impl Sandbox {
     ) -> Result<ReadyContainer, SandboxError> {
         let give_up = Instant::now() + Duration::from_secs(self.settings.engine_wait_secs);
         let mut waits = crate::persist::waits();
+        let mut attempt = 0u32;
         loop {
-            let error = match self.create_ready(body.clone(), name).await {
-                Err(error) if error.engine_unreachable() && Instant::now() < give_up => error,
-                other => return other,
+            // A fresh name after a failed attempt: the engine may have made the container
+            // before it stopped answering (it is removed in the background).
+            let name = match attempt {
+                0 => name.to_owned(),
+                _ => format!("{name}-{attempt}"),
+            };
+            let error = match self.create_ready(body.clone(), &name).await {
+                Ok(ready) => {
+                    self.engine.mark_back();
+                    return Ok(ready);
+                }
+                Err(error) if error.engine_unreachable() => {
+                    self.engine.mark_away();
+                    if Instant::now() >= give_up {
+                        return Err(error);
+                    }
+                    error
+                }
+                Err(error) => return Err(error),
             };
             let wait = waits.next().unwrap_or(crate::persist::LONGEST_WAIT);
             tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "the Docker engine does not answer; the run waits for it");
@@ -120,6 +142,7 @@ impl Sandbox {
                 _ = cancel.cancelled() => return Err(SandboxError::Cancelled),
                 _ = tokio::time::sleep(wait) => {}
             }
+            attempt += 1;
         }
     }
 
@@ -148,7 +171,7 @@ impl Sandbox {
         let attached = match self.docker.attach_container(&id, Some(attach)).await {
             Ok(attached) => attached,
             Err(error) => {
-                self.remove(&id).await;
+                self.remove_later(id, None);
                 return Err(SandboxError::Attach(error));
             }
         };
@@ -160,7 +183,7 @@ impl Sandbox {
             )
             .await;
         if let Err(error) = start {
-            self.remove(&id).await;
+            self.remove_later(id, None);
             return Err(SandboxError::Start(error));
         }
         Ok(ReadyContainer {
@@ -187,12 +210,22 @@ impl Sandbox {
             link: false,
         };
         let mut pause = Duration::from_millis(200);
-        for attempt in 1..=REMOVE_ATTEMPTS {
-            match self
+        let give_up_unanswered = Instant::now() + REMOVE_UNANSWERED_FOR;
+        let mut attempt = 0;
+        while attempt < REMOVE_ATTEMPTS {
+            let removed = self
                 .docker
                 .remove_container(id, Some(options.clone()))
-                .await
-            {
+                .await;
+            // An engine that does not answer (restarting) is waited for longer: the
+            // attempts count only its answers.
+            let unanswered = removed.as_ref().is_err_and(|error| {
+                crate::engine::unreachable(error) && Instant::now() < give_up_unanswered
+            });
+            if !unanswered {
+                attempt += 1;
+            }
+            match removed {
                 Ok(())
                 | Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
@@ -203,7 +236,7 @@ impl Sandbox {
                 Err(error) => {
                     tracing::warn!(container = id, %error, attempt, "removing a sandbox container failed; trying again");
                     tokio::time::sleep(pause).await;
-                    pause *= 3;
+                    pause = (pause * 3).min(REMOVE_LONGEST_PAUSE);
                 }
             }
         }

@@ -6,7 +6,9 @@
 //! - [`sandbox`]: one sandbox's life (take a warm container or create one, feed the agent,
 //!   read its answer, remove it); [`agent_session`]: the conversation with its agent (the
 //!   job, the pause where the run stage's limits are applied, the answer); [`containers`]: creating, naming, inspecting and removing
-//!   containers through the engine.
+//!   containers through the engine (a run waits for an engine that is restarting);
+//!   [`engine`]: which errors mean the engine does not answer, and the flag that stops the
+//!   pull loops while it does not.
 //! - [`cgroup`]: a running container's limits changed in the host's cgroup files (runsc).
 //! - [`exchange`]: the agent's lines read in linear time; streamed output and its budget.
 //! - [`users`]: the program users of each run in flight.
@@ -42,6 +44,7 @@ pub mod config;
 pub mod container;
 pub mod containers;
 pub mod ending;
+pub mod engine;
 pub mod exchange;
 pub mod heartbeat;
 pub mod janitor;

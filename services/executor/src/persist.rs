@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The wait after the first failure.
 pub const FIRST_WAIT: Duration = Duration::from_millis(100);
-/// The longest wait between two attempts.
+/// The longest wait between two attempts, before its random part (up to as much again).
 pub const LONGEST_WAIT: Duration = Duration::from_secs(2);
 /// An attempt that has not answered by then counts as failed (a connection being re-made
 /// must not hold a result back for ever).

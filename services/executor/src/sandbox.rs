@@ -65,19 +65,11 @@ impl SandboxError {
     /// Whether the engine did not answer at all (not running, restarting, its socket gone),
     /// as opposed to refusing what was asked: asking again once it is back may succeed.
     pub fn engine_unreachable(&self) -> bool {
-        use bollard::errors::Error;
         match self {
             SandboxError::Engine(error)
             | SandboxError::Create(error)
             | SandboxError::Attach(error)
-            | SandboxError::Start(error) => matches!(
-                error,
-                Error::HyperLegacyError { .. }
-                    | Error::HyperResponseError { .. }
-                    | Error::IOError { .. }
-                    | Error::RequestTimeoutError
-                    | Error::SocketNotFoundError(_)
-            ),
+            | SandboxError::Start(error) => crate::engine::unreachable(error),
             _ => false,
         }
     }
@@ -96,6 +88,8 @@ pub struct Sandbox {
     pub(crate) warm: Arc<WarmStore>,
     /// Removals of finished containers, done off the run's path; awaited at shutdown.
     pub(crate) removals: tokio_util::task::TaskTracker,
+    /// Whether the engine is known not to answer (the pull loops wait while it is).
+    pub(crate) engine: Arc<crate::engine::EngineState>,
     /// The users of the runs in flight.
     pub(crate) users: Arc<ProgramUsers>,
     /// Container creations timed and failures counted, by language.
@@ -133,6 +127,7 @@ impl Sandbox {
             users: ProgramUsers::new(settings.first_program_uid),
             warm: Arc::default(),
             removals: tokio_util::task::TaskTracker::new(),
+            engine: Arc::default(),
             settings,
             containers: Default::default(),
             reused: Arc::default(),
@@ -331,8 +326,9 @@ impl Sandbox {
             if let Some(pid) = self.running_pid(&ready.id).await {
                 return Some((ready, pid));
             }
-            tracing::warn!(container = %ready.id, "a pre-warmed container died while waiting");
-            self.remove(&ready.id).await;
+            // Off the run's path: an engine that does not answer is waited for below.
+            tracing::warn!(container = %ready.id, "a pre-warmed container died while waiting, or the engine does not answer");
+            self.remove_later(ready.id, None);
         }
         None
     }

@@ -89,6 +89,11 @@ impl Worker {
                     Err(_) => return,
                 },
             }
+            // No job is taken while the engine is known not to answer: other executors' engines
+            // may, and a job taken here would only wait.
+            if self.sandbox.engine_away() && !self.sandbox.wait_for_engine(&shutdown).await {
+                return;
+            }
             let batch = consumer
                 .fetch()
                 .max_messages(1)

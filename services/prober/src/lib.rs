@@ -199,6 +199,7 @@ impl Prober {
                     // A round in progress may finish and publish within the grace; a check
                     // could otherwise hold the shutdown for its whole timeout.
                     let grace = Duration::from_secs(self.config.probe.shutdown_grace_secs);
+                    tracing::info!(grace_secs = grace.as_secs(), "stopping: finishing the round in progress first");
                     match tokio::time::timeout(grace, round).await {
                         Ok(round) => log_round(&round),
                         Err(_) => tracing::warn!(

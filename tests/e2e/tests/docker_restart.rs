@@ -76,6 +76,26 @@ async fn a_docker_restart_under_load_loses_no_run_and_the_executor_recovers() {
     let accepting_again = load.accepts_more(10, Duration::from_secs(60)).await;
     let submitted = load.stop().await;
     let settled = submitted.settle(&client, Duration::from_secs(120)).await;
+    // Containers the restart stopped (warm ones, and any the engine made as it went away)
+    // are removed once it is back: none is left exited or never started.
+    let stopped = |status: &'static str| {
+        engine
+            .docker()
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=coderun.executor={id}"),
+            ])
+            .args(["--filter", &format!("status={status}")])
+            .output()
+            .map(|output| String::from_utf8_lossy(&output.stdout).lines().count())
+            .unwrap_or(usize::MAX)
+    };
+    let none_stopped = wait_until(Duration::from_secs(30), || async {
+        (stopped("exited") + stopped("created") == 0).then_some(())
+    })
+    .await;
     let warm_again = engine
         .docker()
         .args([
@@ -90,13 +110,14 @@ async fn a_docker_restart_under_load_loses_no_run_and_the_executor_recovers() {
     println!(
         "dockerd restarted under load ({:.1} s): {settled}; executor not ready while it was away: {}, \
          ready again: {}; refused {} x 503 ({} with Retry-After), other {:?}; {warm_again} container(s) \
-         of the executor running after",
+         of the executor running after; stopped ones all removed: {}",
         took.as_secs_f64(),
         not_ready.is_some(),
         ready_again.is_some(),
         submitted.unavailable,
         submitted.unavailable_with_retry_after,
-        submitted.other
+        submitted.other,
+        none_stopped.is_some()
     );
     for why in &settled.failed {
         println!("  not ok: {why}");
@@ -116,6 +137,12 @@ async fn a_docker_restart_under_load_loses_no_run_and_the_executor_recovers() {
     submitted.assert_refusals_say_when();
     settled.assert_every_run_ok_once();
     assert!(warm_again > 0, "the executor made no container again");
+    assert!(
+        none_stopped.is_some(),
+        "containers left stopped: {} exited, {} created",
+        stopped("exited"),
+        stopped("created")
+    );
     drop(executor);
     drop(engine);
     stack.stop().await;

@@ -30,13 +30,20 @@ async fn a_mixed_load_gets_every_verdict_it_asks_for_and_loses_nothing() {
     let client = stack.client();
     let mix = mix(DEFAULT_MIX);
     let sender = Sender::new(client.clone(), mix.clone(), Duration::from_secs(60));
-    let tally = load::closed_loop(
+    // One whole cycle of the mix one after another (every entry sent at least once), then
+    // three clients at once.
+    let cycle: usize = mix.entries.iter().map(|entry| entry.weight as usize).sum();
+    let mut tally = load::sequential(&sender.operation(), cycle, &Phase::silent()).await;
+    let together = load::closed_loop(
         &sender.operation(),
         3,
-        Duration::from_secs(8),
+        Duration::from_secs(6),
         &Phase::silent(),
     )
     .await;
+    tally.latencies.extend(together.latencies);
+    tally.failed += together.failed;
+    tally.lost += together.lost;
     let books = sender.books();
     let settled = settle(
         &client,
@@ -171,7 +178,7 @@ async fn a_short_soak_reads_every_service_and_leaves_nothing_over() {
         &Progress::for_stderr(),
     )
     .await;
-    figures.checks = soak::checks(&figures);
+    figures.checks = coderun_load::checks::checks(&figures);
     let settled = settle(
         &client,
         &sender.books().accepted,

@@ -25,6 +25,7 @@ async fn a_prober_stopped_mid_round_finishes_the_round_and_exits_0() {
     let results = log.matches("check passed").count() + log.matches("check slow").count();
     let failed = log.matches("check failed").count();
     let abandoned = log.contains("abandoned at shutdown");
+    let mid_round = log.contains("finishing the round in progress first");
     let runs = client
         .list_runs(None, Some(100))
         .await
@@ -53,6 +54,10 @@ async fn a_prober_stopped_mid_round_finishes_the_round_and_exits_0() {
         exit.and_then(|status| status.code()),
         Some(0),
         "the prober's exit\n{log}"
+    );
+    assert!(
+        mid_round,
+        "the signal did not come in the middle of a round\n{log}"
     );
     assert!(
         !abandoned,

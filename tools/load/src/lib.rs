@@ -8,8 +8,9 @@
 //! - [`sender`]: one run per call, its answer judged, the books kept.
 //! - [`settle`]: what became of every accepted run: lost (never terminal) or duplicated
 //!   (started more than once).
-//! - [`soak`], [`inspect`]: the soak's windows and checks, and what it reads of the stack
-//!   (services' memory from `/metrics`, Redis keys, containers).
+//! - [`soak`], [`inspect`], [`windows`], [`checks`]: the soak (one open loop seen window by
+//!   window), what it reads of the stack, and its checks (services' memory from `/metrics`, Redis keys,
+//!   containers).
 //! - [`report`]: the table or JSON at the end.
 //!
 //! The loops themselves (closed, open, the saturation search, percentiles, progress bars) are
@@ -17,12 +18,14 @@
 //! the same way.
 
 pub mod args;
+pub mod checks;
 pub mod inspect;
 pub mod mix;
 pub mod report;
 pub mod sender;
 pub mod settle;
 pub mod soak;
+pub mod windows;
 
 use std::time::{Duration, Instant};
 
@@ -77,7 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         settled.lost, settled.duplicated
     ));
     let soak = soak.map(|mut figures| {
-        figures.checks = soak::checks(&figures);
+        figures.checks = checks::checks(&figures);
         figures
     });
     let report = Report {
@@ -88,6 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         latency: tally.percentiles(),
         books: BooksSummary::from(&books),
         settled,
+        late: tally.lost,
         saturation,
         soak,
     };

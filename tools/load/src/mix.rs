@@ -36,6 +36,8 @@ pub struct Entry {
 /// One run to send and what its answer must be.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// Its number in the load (from 0).
+    pub number: u64,
     pub label: String,
     pub request: RunRequest,
     pub verdict: Verdict,
@@ -105,6 +107,7 @@ impl Mix {
             _ => {}
         }
         Job {
+            number,
             label: entry.label.clone(),
             request,
             verdict: entry.verdict,

@@ -43,6 +43,9 @@ pub struct Report {
     pub latency: Option<Percentiles>,
     pub books: BooksSummary,
     pub settled: Settled,
+    /// Runs the load gave up waiting for (`--lost-after`), whether or not they finished by
+    /// the time they were read back.
+    pub late: usize,
     pub saturation: Option<Saturation>,
     pub soak: Option<SoakFigures>,
 }
@@ -72,16 +75,31 @@ impl From<&Books> for BooksSummary {
 }
 
 impl Report {
-    /// Nothing lost, duplicated, refused or answered wrongly, and every soak check passed.
+    /// Nothing lost, late, duplicated, refused (in any phase, the saturation search's
+    /// included) or answered wrongly, and every soak check passed.
     pub fn clean(&self) -> bool {
-        self.settled.lost == 0
-            && self.settled.duplicated == 0
-            && self.books.wrong == 0
-            && self.books.refused.values().sum::<usize>() == 0
-            && self
-                .soak
-                .as_ref()
-                .is_none_or(|soak| soak.checks.iter().all(|check| check.passed))
+        self.problems().is_empty()
+    }
+
+    /// What keeps the load from being clean, in words.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut count = |what: &str, count: usize| {
+            if count > 0 {
+                problems.push(format!("{count} {what}"));
+            }
+        };
+        count("lost", self.settled.lost);
+        count("later than --lost-after", self.late);
+        count("duplicated", self.settled.duplicated);
+        count("answered wrongly", self.books.wrong);
+        count("refused", self.books.refused.values().sum());
+        for check in self.soak.iter().flat_map(|soak| &soak.checks) {
+            if !check.passed {
+                problems.push(format!("failed: {}", check.name));
+            }
+        }
+        problems
     }
 
     /// The table.
@@ -153,14 +171,20 @@ impl Report {
         let settled = &self.settled;
         let _ = writeln!(
             out,
-            "accepted {}, finished {}, lost {}, duplicated {}",
-            settled.accepted, settled.finished, settled.lost, settled.duplicated
+            "accepted {}, finished {}, lost {}, duplicated {}; given up by the load after --lost-after: {}",
+            settled.accepted, settled.finished, settled.lost, settled.duplicated, self.late
         );
         for example in &settled.examples {
             let _ = writeln!(out, "  {example}");
         }
         if let Some(soak) = &self.soak {
             soak_text(&mut out, soak);
+        }
+        let problems = self.problems();
+        if problems.is_empty() {
+            let _ = writeln!(out, "\nresult: clean (nothing lost, late, duplicated, refused or wrong; every check passed)");
+        } else {
+            let _ = writeln!(out, "\nresult: NOT CLEAN: {}", problems.join("; "));
         }
         out
     }

@@ -17,6 +17,8 @@ use crate::mix::{verdict_name, Job, Mix};
 const WAIT_MS: u64 = 60_000;
 /// Answers not as expected kept for the report, at most.
 const KEPT_WRONG: usize = 10;
+/// Times a request that got no answer at all is sent (with the same idempotency key).
+const SEND_TRIES: u32 = 3;
 
 /// A run the API accepted.
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +55,8 @@ pub struct Sender {
     lost_after: Duration,
     next: AtomicU64,
     books: Mutex<Books>,
+    /// This load's part of every idempotency key.
+    session: String,
 }
 
 impl Sender {
@@ -63,6 +67,7 @@ impl Sender {
             lost_after,
             next: AtomicU64::new(0),
             books: Mutex::new(Books::default()),
+            session: session_id(),
         })
     }
 
@@ -90,14 +95,23 @@ impl Sender {
         let job = self.mix.job(self.next.fetch_add(1, Ordering::Relaxed));
         self.lock().sent += 1;
         let started = Instant::now();
+        // A key of the run's own: a request whose answer was lost is sent again with it, and
+        // gets the same run rather than a second one (or an accepted run nobody reads back).
         let options = CreateOptions {
             wait: true,
             timeout_ms: Some((self.lost_after.as_millis() as u64).clamp(1, WAIT_MS)),
-            idempotency_key: None,
+            idempotency_key: Some(format!("{}-{}", self.session, job.number)),
         };
-        let mut run = match self.client.create_run(&job.request, &options).await {
-            Ok(reply) => reply.body,
-            Err(error) => return self.refused(&error),
+        let mut tries = 0;
+        let mut run = loop {
+            tries += 1;
+            match self.client.create_run(&job.request, &options).await {
+                Ok(reply) => break reply.body,
+                Err(error) if error.status().is_none() && tries < SEND_TRIES => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => return self.refused(&error),
+            }
         };
         self.lock().accepted.push(Accepted {
             id: run.id.clone(),
@@ -161,4 +175,12 @@ impl Sender {
         }
         Outcome::Failed(why)
     }
+}
+
+/// A name for this load, unique enough among the loads one tenant runs.
+fn session_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    format!("coderun-load-{}-{nanos:x}", std::process::id())
 }

@@ -1,7 +1,8 @@
 //! What became of every accepted run once the load is over: each is read again, waiting a
 //! while for the ones not finished; one still not terminal then is lost. A run's events say
-//! how many times a sandbox started it: more than once is a duplicated run (a program executed
-//! twice, which a client would see as a side effect done twice).
+//! how many times an executor started it (`running`): more than once is a duplicated run, its
+//! program possibly executed twice (a run handed back before its program was given the job
+//! also counts: the events cannot tell the two apart).
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use crate::sender::Accepted;
 
 /// Runs read at once.
 const READERS: usize = 16;
+/// Times a run's events are read before it counts as unreadable.
+const EVENT_READS: usize = 3;
 /// Examples of lost or duplicated runs kept for the report, at most.
 const KEPT: usize = 10;
 
@@ -101,17 +104,24 @@ async fn fate(client: &Client, id: &str, deadline: Instant) -> Fate {
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
-    let events = match client.run_events(id, None).await {
-        Ok(reader) => reader.collect().await,
-        Err(error) => return Fate::Unreadable(format!("its events: {error}")),
-    };
-    match events {
-        Ok(events) => Fate::Finished {
-            starts: events
-                .iter()
-                .filter(|event| event.data.event == RunEventKind::Running)
-                .count(),
-        },
-        Err(error) => Fate::Unreadable(format!("its events: {error}")),
+    let mut last_error = String::new();
+    for _ in 0..EVENT_READS {
+        let events = match client.run_events(id, None).await {
+            Ok(reader) => reader.collect().await,
+            Err(error) => Err(error),
+        };
+        match events {
+            Ok(events) => {
+                return Fate::Finished {
+                    starts: events
+                        .iter()
+                        .filter(|event| event.data.event == RunEventKind::Running)
+                        .count(),
+                }
+            }
+            Err(error) => last_error = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    Fate::Unreadable(format!("its events: {last_error}"))
 }

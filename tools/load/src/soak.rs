@@ -12,15 +12,10 @@ use coderun_bench::progress::Progress;
 use coderun_bench::stats::Percentiles;
 use serde::Serialize;
 
+use crate::checks::Check;
 use crate::inspect::{self, Holdings};
+use crate::windows::{summarize, Recorder};
 
-/// A service's memory may grow by this share of its first window's reading, plus
-/// [`MEMORY_SLACK_BYTES`], over the soak: more is a leak.
-pub const MEMORY_GROWTH_ALLOWED: f64 = 0.20;
-pub const MEMORY_SLACK_BYTES: u64 = 2 * 1024 * 1024;
-/// The last third of the windows' median p50 may be at most this many times the first
-/// third's: more is a drift.
-pub const LATENCY_DRIFT_ALLOWED: f64 = 1.5;
 /// How long the stack is given to become idle before the holdings are read.
 const IDLE_WITHIN: Duration = Duration::from_secs(90);
 
@@ -77,14 +72,6 @@ pub struct Window {
     pub memory: BTreeMap<String, Option<u64>>,
 }
 
-/// One of the soak's checks.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-}
-
 /// What the soak measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakFigures {
@@ -94,11 +81,21 @@ pub struct SoakFigures {
     pub memory_after: BTreeMap<String, Option<u64>>,
     pub before: Holdings,
     pub after: Holdings,
+    /// What the soak was told to watch: a source asked for that gave nothing fails its check.
+    pub watched: Watched,
     pub checks: Vec<Check>,
 }
 
-/// Runs `windows` windows of `window` at `rate`; returns every window's tally merged, and the
-/// figures (checked later, once the runs are settled, by [`checks`]).
+/// The sources a soak was given.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Watched {
+    pub redis: bool,
+    pub docker: bool,
+}
+
+/// One open loop at `rate` for `windows` windows of `window`, never paused between them;
+/// each service's memory read at the end of every window. Returns the loop's tally and the
+/// figures (checked later, once the runs are settled, by [`crate::checks::checks`]).
 pub async fn soak(
     operation: &Operation,
     rate: f64,
@@ -109,40 +106,58 @@ pub async fn soak(
 ) -> (Tally, SoakFigures) {
     let before = watch.idle_holdings().await;
     let memory_before = watch.memory().await;
-    let mut total = Tally::default();
-    let mut figures = Vec::new();
-    for number in 1..=windows {
-        let phase = progress.phase(
-            &format!("soak window {number}/{windows} at {rate:.1} runs/s"),
-            None,
-        );
-        let tally = load::open_loop(operation, rate, Arrivals::Poisson, window, &phase).await;
-        let latency = tally.percentiles();
-        phase.finish(&format!(
-            "{:.1} runs/s, p50 {:.1} ms, p99 {:.1} ms, {} failed, {} lost",
-            tally.throughput().unwrap_or(0.0),
-            latency.map_or(0.0, |l| l.p50_ms),
-            latency.map_or(0.0, |l| l.p99_ms),
-            tally.failed,
-            tally.lost
-        ));
-        figures.push(Window {
-            number,
-            throughput: tally.throughput(),
-            latency,
-            failed: tally.failed,
-            lost: tally.lost,
-            memory: watch.memory().await,
-        });
-        total.latencies.extend(tally.latencies);
-        total.queue_times.extend(tally.queue_times);
-        total.failed += tally.failed;
-        total.lost += tally.lost;
-        total.program_cpu_ms += tally.program_cpu_ms;
-        total.elapsed += tally.elapsed;
-        let room = 5usize.saturating_sub(total.failures.len());
-        total.failures.extend(tally.failures.into_iter().take(room));
-    }
+    let recorder = Recorder::default();
+    let origin = tokio::time::Instant::now();
+    let recorded = recorder.wrap(operation, origin);
+    let duration = window.saturating_mul(windows as u32);
+    let expected = (rate * duration.as_secs_f64()).round() as u64;
+    let phase = progress.phase(
+        &format!("soak at {rate:.1} runs/s, {windows} windows of {window:?}"),
+        Some(expected.max(1)),
+    );
+    let memory_readings = async {
+        let mut readings = Vec::new();
+        for number in 1..=windows {
+            tokio::time::sleep_until(origin + window.saturating_mul(number as u32)).await;
+            readings.push(watch.memory().await);
+            // The window's runs may still be in flight: this line is a first look.
+            let so_far = summarize(&recorder.samples(), window, number);
+            progress.note(&format!(
+                "window {number}/{windows}: {:.1} runs/s ended as expected so far, p50 {:.1} ms, p99 {:.1} ms, {} failed",
+                so_far.throughput.unwrap_or(0.0),
+                so_far.latency.map_or(0.0, |l| l.p50_ms),
+                so_far.latency.map_or(0.0, |l| l.p99_ms),
+                so_far.failed
+            ));
+        }
+        readings
+    };
+    let (tally, readings) = tokio::join!(
+        load::open_loop(&recorded, rate, Arrivals::Poisson, duration, &phase),
+        memory_readings
+    );
+    phase.finish(&format!(
+        "{} as expected, {} not, {} lost",
+        tally.succeeded(),
+        tally.failed,
+        tally.lost
+    ));
+    let samples = recorder.samples();
+    let figures = readings
+        .into_iter()
+        .enumerate()
+        .map(|(index, memory)| {
+            let summary = summarize(&samples, window, index + 1);
+            Window {
+                number: index + 1,
+                throughput: summary.throughput,
+                latency: summary.latency,
+                failed: summary.failed,
+                lost: summary.lost,
+                memory,
+            }
+        })
+        .collect();
     let after = watch.idle_holdings().await;
     let memory_after = watch.memory().await;
     let figures = SoakFigures {
@@ -152,181 +167,11 @@ pub async fn soak(
         memory_after,
         before,
         after,
+        watched: Watched {
+            redis: watch.redis_url.is_some(),
+            docker: watch.docker.is_some(),
+        },
         checks: Vec::new(),
     };
-    (total, figures)
-}
-
-/// The checks of a soak's figures.
-pub fn checks(figures: &SoakFigures) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let (first, last) = (figures.windows.first(), figures.windows.last());
-    if let (Some(first), Some(last)) = (first, last) {
-        for (service, start) in &first.memory {
-            let end = last.memory.get(service).copied().flatten();
-            let (passed, detail) = match (start, end) {
-                (Some(start), Some(end)) => {
-                    let allowed =
-                        (*start as f64 * (1.0 + MEMORY_GROWTH_ALLOWED)) as u64 + MEMORY_SLACK_BYTES;
-                    (
-                        end <= allowed,
-                        format!(
-                            "{:.1} MiB after the first window, {:.1} MiB after the last (at most {:.1})",
-                            mib(*start),
-                            mib(end),
-                            mib(allowed)
-                        ),
-                    )
-                }
-                _ => (false, "its metrics gave no resident memory".to_owned()),
-            };
-            checks.push(Check {
-                name: format!("memory of {service} stays flat"),
-                passed,
-                detail,
-            });
-        }
-    }
-    if let Some(check) = drift(&figures.windows) {
-        checks.push(check);
-    }
-    let (before, after) = (figures.before, figures.after);
-    if let (Some(before), Some(after)) = (before.keys_without_expiry, after.keys_without_expiry) {
-        checks.push(Check {
-            name: "no Redis key left without an expiry".to_owned(),
-            passed: after <= before,
-            detail: format!("{before} before, {after} after"),
-        });
-    }
-    if let Some(in_flight) = after.runs_in_flight {
-        checks.push(Check {
-            name: "no run left counted in flight".to_owned(),
-            passed: in_flight == 0,
-            detail: format!("{in_flight} once idle"),
-        });
-    }
-    if let Some(left_over) = after.containers_left_over() {
-        checks.push(Check {
-            name: "no container left over".to_owned(),
-            passed: left_over == 0,
-            detail: format!(
-                "{left_over} once idle: {} containers, {} held by the executors for later runs ({} and {} before)",
-                after.containers.unwrap_or(0),
-                after.containers_held.unwrap_or(0),
-                before.containers.unwrap_or(0),
-                before.containers_held.unwrap_or(0)
-            ),
-        });
-    }
-    checks
-}
-
-/// The latency drift check: the last third of the windows against the first third.
-fn drift(windows: &[Window]) -> Option<Check> {
-    let p50s: Vec<f64> = windows
-        .iter()
-        .filter_map(|window| window.latency.map(|latency| latency.p50_ms))
-        .collect();
-    let third = (p50s.len() / 3).max(1);
-    if p50s.len() < 2 {
-        return None;
-    }
-    let (early, late) = (median(&p50s[..third]), median(&p50s[p50s.len() - third..]));
-    Some(Check {
-        name: "latency does not drift".to_owned(),
-        passed: late <= early * LATENCY_DRIFT_ALLOWED,
-        detail: format!(
-            "median p50 {early:.1} ms in the first third of the windows, {late:.1} ms in the last (at most {:.1})",
-            early * LATENCY_DRIFT_ALLOWED
-        ),
-    })
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn window(number: usize, p50_ms: f64, gateway_mib: u64) -> Window {
-        Window {
-            number,
-            throughput: Some(10.0),
-            latency: Some(Percentiles {
-                count: 100,
-                p50_ms,
-                p95_ms: p50_ms * 2.0,
-                p99_ms: p50_ms * 3.0,
-            }),
-            failed: 0,
-            lost: 0,
-            memory: BTreeMap::from([("gateway".to_owned(), Some(gateway_mib << 20))]),
-        }
-    }
-
-    fn figures(windows: Vec<Window>, after: Holdings) -> SoakFigures {
-        SoakFigures {
-            rate: 10.0,
-            windows,
-            memory_before: BTreeMap::new(),
-            memory_after: BTreeMap::new(),
-            before: Holdings {
-                keys_without_expiry: Some(3),
-                runs_in_flight: Some(0),
-                containers: Some(34),
-                containers_held: Some(34),
-            },
-            after,
-            checks: Vec::new(),
-        }
-    }
-
-    fn passed(checks: &[Check]) -> Vec<(String, bool)> {
-        checks
-            .iter()
-            .map(|check| (check.name.clone(), check.passed))
-            .collect()
-    }
-
-    #[test]
-    fn a_steady_soak_passes_every_check() {
-        let windows = (1..=6).map(|n| window(n, 30.0 + n as f64, 20)).collect();
-        let after = Holdings {
-            keys_without_expiry: Some(3),
-            runs_in_flight: Some(0),
-            containers: Some(36),
-            containers_held: Some(36),
-        };
-        let checks = checks(&figures(windows, after));
-        assert_eq!(checks.len(), 5);
-        assert!(checks.iter().all(|check| check.passed), "{checks:?}");
-    }
-
-    #[test]
-    fn growth_drift_and_leftovers_each_fail_their_check() {
-        let windows = vec![
-            window(1, 30.0, 20),
-            window(2, 31.0, 22),
-            window(3, 60.0, 40),
-        ];
-        let after = Holdings {
-            keys_without_expiry: Some(4),
-            runs_in_flight: Some(1),
-            containers: Some(37),
-            containers_held: Some(36),
-        };
-        let checks = checks(&figures(windows, after));
-        assert!(
-            passed(&checks).iter().all(|(_, passed)| !passed),
-            "{checks:?}"
-        );
-    }
+    (tally, figures)
 }

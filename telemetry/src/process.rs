@@ -4,7 +4,7 @@
 //! service's memory the same way.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
@@ -62,37 +62,45 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let figures = ProcessFigures::read();
         if let Some(bytes) = figures.resident_bytes {
-            let gauge = ConstGauge::new(bytes);
-            let metric = encoder.encode_descriptor(
+            let help = "Resident memory of this process";
+            encode(
+                &mut encoder,
                 "process_resident_memory_bytes",
-                "Resident memory of this process",
-                None,
-                gauge.metric_type(),
+                help,
+                ConstGauge::new(bytes),
             )?;
-            gauge.encode(metric)?;
         }
         if let Some(seconds) = figures.cpu_seconds {
-            let counter = ConstCounter::new(seconds);
-            let metric = encoder.encode_descriptor(
+            let help = "User and system CPU this process has used, in seconds";
+            encode(
+                &mut encoder,
                 "process_cpu_seconds",
-                "User and system CPU this process has used, in seconds",
-                None,
-                counter.metric_type(),
+                help,
+                ConstCounter::new(seconds),
             )?;
-            counter.encode(metric)?;
         }
         if let Some(count) = figures.open_fds {
-            let gauge = ConstGauge::new(count);
-            let metric = encoder.encode_descriptor(
+            let help = "File descriptors this process holds open";
+            encode(
+                &mut encoder,
                 "process_open_fds",
-                "File descriptors this process holds open",
-                None,
-                gauge.metric_type(),
+                help,
+                ConstGauge::new(count),
             )?;
-            gauge.encode(metric)?;
         }
         Ok(())
     }
+}
+
+/// One metric of the scrape: its descriptor, then its value.
+fn encode(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    let value = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(value)
 }
 
 #[cfg(test)]

@@ -10,16 +10,21 @@ use bollard::Docker;
 use coderun_executor::container::LABEL_PREFIX;
 use coderun_schema::names::Names;
 
-/// Removes every container labelled with `prefix`, running or not; returns how many are left.
-pub async fn remove_containers(docker: &Docker, prefix: &str) -> usize {
-    let options = ListContainersOptions {
+/// Listing every container labelled with `prefix`, running or not.
+pub fn containers_of(prefix: &str) -> ListContainersOptions {
+    ListContainersOptions {
         all: true,
         filters: Some(HashMap::from([(
             "label".to_owned(),
             vec![format!("{LABEL_PREFIX}={prefix}")],
         )])),
         ..Default::default()
-    };
+    }
+}
+
+/// Removes every container labelled with `prefix`, running or not; returns how many are left.
+pub async fn remove_containers(docker: &Docker, prefix: &str) -> usize {
+    let options = containers_of(prefix);
     let remove = RemoveContainerOptions {
         force: true,
         v: true,
@@ -58,11 +63,13 @@ pub async fn remove_streams(nats_url: &str, prefix: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Deletes the prefix's Redis keys.
-pub async fn remove_keys(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
-    let client = redis::Client::open(redis_url)?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
+/// Every Redis key of the prefix (`<prefix>:*`), read with SCAN.
+pub async fn keys_of(
+    connection: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> redis::RedisResult<Vec<String>> {
     let mut cursor: u64 = 0;
+    let mut all = Vec::new();
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
@@ -70,17 +77,25 @@ pub async fn remove_keys(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
             .arg(format!("{prefix}:*"))
             .arg("COUNT")
             .arg(1000)
-            .query_async(&mut connection)
+            .query_async(connection)
             .await?;
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(&mut connection)
-                .await?;
-        }
+        all.extend(keys);
         if next == 0 {
-            return Ok(());
+            return Ok(all);
         }
         cursor = next;
     }
+}
+
+/// Deletes the prefix's Redis keys.
+pub async fn remove_keys(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(redis_url)?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    for keys in keys_of(&mut connection, prefix).await?.chunks(1000) {
+        let _: i64 = redis::cmd("UNLINK")
+            .arg(keys)
+            .query_async(&mut connection)
+            .await?;
+    }
+    Ok(())
 }

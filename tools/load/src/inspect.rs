@@ -2,11 +2,9 @@
 //! its `/metrics`, its Redis keys that never expire and runs still counted in flight, and its
 //! sandbox containers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use bollard::query_parameters::ListContainersOptions;
 use bollard::Docker;
-use coderun_executor::container::LABEL_PREFIX;
 use serde::Serialize;
 
 /// What the services' metrics pages say.
@@ -129,59 +127,39 @@ fn counts_runs_in_flight(key: &str, prefix: &str) -> bool {
 async fn redis_holdings(url: &str, prefix: &str) -> redis::RedisResult<(usize, usize)> {
     let client = redis::Client::open(url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
-    let (mut without_expiry, mut in_flight, mut cursor) = (0, 0, 0u64);
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(1000)
+    let (mut without_expiry, mut in_flight) = (0, 0);
+    for key in coderun_bench::leftovers::keys_of(&mut connection, prefix).await? {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
             .query_async(&mut connection)
             .await?;
-        for key in keys {
-            let ttl: i64 = redis::cmd("TTL")
+        if ttl == -1 {
+            without_expiry += 1;
+        }
+        if counts_runs_in_flight(&key, prefix) {
+            let kind: String = redis::cmd("TYPE")
                 .arg(&key)
                 .query_async(&mut connection)
                 .await?;
-            if ttl == -1 {
-                without_expiry += 1;
-            }
-            if counts_runs_in_flight(&key, prefix) {
-                let kind: String = redis::cmd("TYPE")
-                    .arg(&key)
-                    .query_async(&mut connection)
-                    .await?;
-                let size_command = match kind.as_str() {
-                    "set" => "SCARD",
-                    "zset" => "ZCARD",
-                    "list" => "LLEN",
-                    "hash" => "HLEN",
-                    _ => continue,
-                };
-                let size: usize = redis::cmd(size_command)
-                    .arg(&key)
-                    .query_async(&mut connection)
-                    .await?;
-                in_flight += size;
-            }
+            let size_command = match kind.as_str() {
+                "set" => "SCARD",
+                "zset" => "ZCARD",
+                "list" => "LLEN",
+                "hash" => "HLEN",
+                _ => continue,
+            };
+            let size: usize = redis::cmd(size_command)
+                .arg(&key)
+                .query_async(&mut connection)
+                .await?;
+            in_flight += size;
         }
-        if next == 0 {
-            return Ok((without_expiry, in_flight));
-        }
-        cursor = next;
     }
+    Ok((without_expiry, in_flight))
 }
 
 async fn containers(docker: &Docker, prefix: &str) -> Option<usize> {
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some(HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{LABEL_PREFIX}={prefix}")],
-        )])),
-        ..Default::default()
-    };
+    let options = coderun_bench::leftovers::containers_of(prefix);
     docker
         .list_containers(Some(options))
         .await

@@ -193,11 +193,6 @@ impl Report {
 fn soak_text(out: &mut String, soak: &SoakFigures) {
     let _ = writeln!(out, "\nsoak at {:.1} runs/s, by window:", soak.rate);
     for window in &soak.windows {
-        let memory: Vec<String> = window
-            .memory
-            .iter()
-            .map(|(service, bytes)| format!("{service} {}", mib(*bytes)))
-            .collect();
         let _ = writeln!(
             out,
             "  {:>3}  {:>6.1} runs/s  p50 {:>6.1} ms  p99 {:>7.1} ms  {} failed  {} lost  RSS MiB: {}",
@@ -207,18 +202,19 @@ fn soak_text(out: &mut String, soak: &SoakFigures) {
             window.latency.map_or(0.0, |l| l.p99_ms),
             window.failed,
             window.lost,
-            memory.join(", ")
+            memory_line(&window.memory)
         );
     }
-    let idle = |memory: &std::collections::BTreeMap<String, Option<u64>>| {
-        memory
-            .iter()
-            .map(|(service, bytes)| format!("{service} {}", mib(*bytes)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let _ = writeln!(out, "  idle RSS MiB before: {}", idle(&soak.memory_before));
-    let _ = writeln!(out, "  idle RSS MiB after:  {}", idle(&soak.memory_after));
+    let _ = writeln!(
+        out,
+        "  idle RSS MiB before: {}",
+        memory_line(&soak.memory_before)
+    );
+    let _ = writeln!(
+        out,
+        "  idle RSS MiB after:  {}",
+        memory_line(&soak.memory_after)
+    );
     let _ = writeln!(
         out,
         "  held before: {:?}\n  held after:  {:?}",
@@ -228,6 +224,15 @@ fn soak_text(out: &mut String, soak: &SoakFigures) {
         let mark = if check.passed { "pass" } else { "FAIL" };
         let _ = writeln!(out, "  {mark}  {}: {}", check.name, check.detail);
     }
+}
+
+/// `gateway 16.9, scheduler 14.3, …` in MiB.
+fn memory_line(memory: &std::collections::BTreeMap<String, Option<u64>>) -> String {
+    memory
+        .iter()
+        .map(|(service, bytes)| format!("{service} {}", mib(*bytes)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn mib(bytes: Option<u64>) -> String {

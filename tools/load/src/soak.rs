@@ -41,18 +41,24 @@ impl Watch {
         inspect::holdings(self.redis_url.as_deref(), docker, &self.prefix, held).await
     }
 
-    /// The holdings once no run is counted in flight and every container is one an
-    /// executor holds (or [`IDLE_WITHIN`] has passed: a container being removed or a warm
-    /// one being made is gone or held a moment later).
-    pub async fn idle_holdings(&self) -> Holdings {
+    /// The holdings once no run is counted in flight, every container is one an executor
+    /// holds, and no more keys lack an expiry than in `baseline` (or [`IDLE_WITHIN`] has
+    /// passed): a container being removed or a warm one being made is gone or held a moment
+    /// later, and a key written in two steps has its expiry a moment later; a leak stays.
+    pub async fn idle_holdings(&self, baseline: Option<&Holdings>) -> Holdings {
         let deadline = tokio::time::Instant::now() + IDLE_WITHIN;
+        let keys_before = baseline.and_then(|baseline| baseline.keys_without_expiry);
         loop {
             let holdings = self.holdings().await;
             let runs_idle = holdings.runs_in_flight.is_none_or(|count| count == 0);
             let none_left = holdings
                 .containers_left_over()
                 .is_none_or(|count| count == 0);
-            if (runs_idle && none_left) || tokio::time::Instant::now() >= deadline {
+            let keys_back = match (keys_before, holdings.keys_without_expiry) {
+                (Some(before), Some(now)) => now <= before,
+                _ => true,
+            };
+            if (runs_idle && none_left && keys_back) || tokio::time::Instant::now() >= deadline {
                 return holdings;
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -104,7 +110,7 @@ pub async fn soak(
     watch: &Watch,
     progress: &Progress,
 ) -> (Tally, SoakFigures) {
-    let before = watch.idle_holdings().await;
+    let before = watch.idle_holdings(None).await;
     let memory_before = watch.memory().await;
     let recorder = Recorder::default();
     let origin = tokio::time::Instant::now();
@@ -158,7 +164,7 @@ pub async fn soak(
             }
         })
         .collect();
-    let after = watch.idle_holdings().await;
+    let after = watch.idle_holdings(Some(&before)).await;
     let memory_after = watch.memory().await;
     let figures = SoakFigures {
         rate,

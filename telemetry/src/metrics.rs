@@ -45,6 +45,18 @@ pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
         .collect()
 }
 
+/// One metric a [`prometheus_client::collector::Collector`] reads at scrape time: its
+/// descriptor, then its value.
+pub fn encode_collected(
+    encoder: &mut prometheus_client::encoding::DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: impl prometheus_client::encoding::EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    let value = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(value)
+}
+
 /// A registry holding `coderun_build_info{service, version} 1`, which says the service is
 /// exporting at all (an alert on its absence needs no other metric), and the process's own
 /// memory, CPU and open files ([`crate::process`]).

@@ -4,9 +4,11 @@
 //! service's memory the same way.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::metrics::encode_collected;
 
 /// What one reading of /proc/self gave; a figure that could not be read is `None` (not Linux,
 /// or a /proc without it) and is left out of the scrape.
@@ -63,7 +65,7 @@ impl Collector for ProcessCollector {
         let figures = ProcessFigures::read();
         if let Some(bytes) = figures.resident_bytes {
             let help = "Resident memory of this process";
-            encode(
+            encode_collected(
                 &mut encoder,
                 "process_resident_memory_bytes",
                 help,
@@ -72,7 +74,7 @@ impl Collector for ProcessCollector {
         }
         if let Some(seconds) = figures.cpu_seconds {
             let help = "User and system CPU this process has used, in seconds";
-            encode(
+            encode_collected(
                 &mut encoder,
                 "process_cpu_seconds",
                 help,
@@ -81,7 +83,7 @@ impl Collector for ProcessCollector {
         }
         if let Some(count) = figures.open_fds {
             let help = "File descriptors this process holds open";
-            encode(
+            encode_collected(
                 &mut encoder,
                 "process_open_fds",
                 help,
@@ -90,17 +92,6 @@ impl Collector for ProcessCollector {
         }
         Ok(())
     }
-}
-
-/// One metric of the scrape: its descriptor, then its value.
-fn encode(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    metric: impl EncodeMetric,
-) -> Result<(), std::fmt::Error> {
-    let value = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
-    metric.encode(value)
 }
 
 #[cfg(test)]

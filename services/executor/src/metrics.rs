@@ -11,7 +11,7 @@ use coderun_schema::run::Run;
 use coderun_store::RunStore;
 use coderun_telemetry::metrics::{labels, seconds_family, Labels, SecondsFamily};
 use coderun_telemetry::prometheus_client::collector::Collector;
-use coderun_telemetry::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use coderun_telemetry::prometheus_client::encoding::DescriptorEncoder;
 use coderun_telemetry::prometheus_client::metrics::counter::Counter;
 use coderun_telemetry::prometheus_client::metrics::family::Family;
 use coderun_telemetry::prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -35,14 +35,12 @@ impl std::fmt::Debug for IdleReused {
 
 impl Collector for IdleReused {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let gauge = ConstGauge::new(self.0.count() as i64);
-        let metric = encoder.encode_descriptor(
+        coderun_telemetry::metrics::encode_collected(
+            &mut encoder,
             "coderun_reused_containers_idle",
             "Fast-mode containers idle, kept for their tenants' next runs",
-            None,
-            gauge.metric_type(),
-        )?;
-        gauge.encode(metric)
+            ConstGauge::new(self.0.count() as i64),
+        )
     }
 }
 

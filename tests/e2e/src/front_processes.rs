@@ -64,10 +64,6 @@ impl GatewayProcess {
         coderun_client::Client::new(&self.base_url, crate::TENANT_A_KEY).expect("a client")
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Sends SIGTERM without waiting.
     pub fn signal_terminate(&self) {
         let _ = Command::new("kill")

@@ -42,12 +42,6 @@ pub struct Books {
     pub wrong_examples: Vec<String>,
 }
 
-impl Books {
-    pub fn refused_total(&self) -> usize {
-        self.refused.values().sum()
-    }
-}
-
 /// Sends the `n`th run of the mix at each call of its operation.
 pub struct Sender {
     client: Client,

@@ -33,23 +33,29 @@ impl Watch {
         inspect::scrape(&self.http, &self.metrics).await.memory
     }
 
-    async fn holdings(&self) -> Holdings {
-        let held = inspect::scrape(&self.http, &self.metrics)
-            .await
-            .containers_held;
+    /// What the stack holds, and each service's memory from the same scrape.
+    async fn holdings(&self) -> (Holdings, BTreeMap<String, Option<u64>>) {
+        let scrape = inspect::scrape(&self.http, &self.metrics).await;
         let docker = self.docker.as_ref();
-        inspect::holdings(self.redis_url.as_deref(), docker, &self.prefix, held).await
+        let held = scrape.containers_held;
+        let holdings =
+            inspect::holdings(self.redis_url.as_deref(), docker, &self.prefix, held).await;
+        (holdings, scrape.memory)
     }
 
     /// The holdings once no run is counted in flight, every container is one an executor
     /// holds, and no more keys lack an expiry than in `baseline` (or [`IDLE_WITHIN`] has
     /// passed): a container being removed or a warm one being made is gone or held a moment
     /// later, and a key written in two steps has its expiry a moment later; a leak stays.
-    pub async fn idle_holdings(&self, baseline: Option<&Holdings>) -> Holdings {
+    /// Each service's memory is read with the last look.
+    pub async fn idle_holdings(
+        &self,
+        baseline: Option<&Holdings>,
+    ) -> (Holdings, BTreeMap<String, Option<u64>>) {
         let deadline = tokio::time::Instant::now() + IDLE_WITHIN;
         let keys_before = baseline.and_then(|baseline| baseline.keys_without_expiry);
         loop {
-            let holdings = self.holdings().await;
+            let (holdings, memory) = self.holdings().await;
             let runs_idle = holdings.runs_in_flight.is_none_or(|count| count == 0);
             let none_left = holdings
                 .containers_left_over()
@@ -59,7 +65,7 @@ impl Watch {
                 _ => true,
             };
             if (runs_idle && none_left && keys_back) || tokio::time::Instant::now() >= deadline {
-                return holdings;
+                return (holdings, memory);
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -110,8 +116,7 @@ pub async fn soak(
     watch: &Watch,
     progress: &Progress,
 ) -> (Tally, SoakFigures) {
-    let before = watch.idle_holdings(None).await;
-    let memory_before = watch.memory().await;
+    let (before, memory_before) = watch.idle_holdings(None).await;
     let recorder = Recorder::default();
     let origin = tokio::time::Instant::now();
     let recorded = recorder.wrap(operation, origin);
@@ -164,8 +169,7 @@ pub async fn soak(
             }
         })
         .collect();
-    let after = watch.idle_holdings(Some(&before)).await;
-    let memory_after = watch.memory().await;
+    let (after, memory_after) = watch.idle_holdings(Some(&before)).await;
     let figures = SoakFigures {
         rate,
         windows: figures,

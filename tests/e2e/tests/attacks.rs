@@ -232,8 +232,19 @@ fn attacks() -> Vec<Attack> {
         },
         Attack {
             name: "symlinks planted where the agent and the host might look",
+            // A dozen short processes per test: under gVisor's ptrace platform on a busy
+            // 2-core machine they have taken over the default 2 s of CPU, so this attack
+            // gets room to finish (its point is what it reads, not how fast).
             request: RunRequest {
                 tests: vec![TestCase::default(), TestCase::default()],
+                limits: LimitsRequest {
+                    compile: None,
+                    run: Some(StageLimitsRequest {
+                        cpu_ms: Some(8000),
+                        wall_ms: Some(10_000),
+                        ..Default::default()
+                    }),
+                },
                 ..bash(concat!(
                     "echo \"leftovers $(ls -d /workspace/link* /tmp/link* 2>/dev/null | wc -l)\"\n",
                     "for target in /etc/shadow /proc/1/root /var/run/docker.sock /; do\n",

@@ -78,7 +78,10 @@ pub fn checks(figures: &SoakFigures) -> Vec<Check> {
         checks.push(Check {
             name: "no Redis key left without an expiry".to_owned(),
             passed: after <= before,
-            detail: format!("{before} before, {after} after"),
+            detail: format!(
+                "{before} before, {after} after (besides {} key(s) the deployment keeps per pool or tenant)",
+                figures.after.deployment_keys.unwrap_or(0)
+            ),
         });
     }
     if let Some(in_flight) = after.runs_in_flight {
@@ -167,6 +170,7 @@ mod tests {
             memory_after: BTreeMap::new(),
             before: Holdings {
                 keys_without_expiry: Some(3),
+                deployment_keys: Some(1),
                 runs_in_flight: Some(0),
                 containers: Some(34),
                 containers_held: Some(34),
@@ -192,6 +196,7 @@ mod tests {
         let windows = (1..=6).map(|n| window(n, 30.0 + n as f64, 20)).collect();
         let after = Holdings {
             keys_without_expiry: Some(3),
+            deployment_keys: Some(2),
             runs_in_flight: Some(0),
             containers: Some(36),
             containers_held: Some(36),
@@ -210,6 +215,7 @@ mod tests {
         ];
         let after = Holdings {
             keys_without_expiry: Some(4),
+            deployment_keys: Some(1),
             runs_in_flight: Some(1),
             containers: Some(37),
             containers_held: Some(36),

@@ -65,9 +65,13 @@ fn containers_held(metrics: &str) -> Option<usize> {
 /// What the stack holds while idle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Holdings {
-    /// Redis keys of the prefix without an expiry (run records expire; what never does must
-    /// not grow with the runs served).
+    /// Redis keys of the prefix without an expiry that do not belong to the deployment's
+    /// fixed set (see [`is_deployment_key`]): a run's keys all expire, so one of these is a
+    /// leak that grows with the runs served.
     pub keys_without_expiry: Option<usize>,
+    /// Keys without an expiry that belong to the deployment: one per pool or tenant at most
+    /// (the pools that ever had a fair queue, the releasing hash), made on first use and kept.
+    pub deployment_keys: Option<usize>,
     /// Entries of the sets that count runs queued, running or not yet started (0 when idle).
     pub runs_in_flight: Option<usize>,
     /// Containers labelled with the prefix, in any state.
@@ -95,15 +99,35 @@ pub async fn holdings(
         ..Holdings::default()
     };
     if let Some(url) = redis_url {
-        if let Ok((without_expiry, in_flight)) = redis_holdings(url, prefix).await {
-            holdings.keys_without_expiry = Some(without_expiry);
-            holdings.runs_in_flight = Some(in_flight);
+        if let Ok(keys) = redis_holdings(url, prefix).await {
+            holdings.keys_without_expiry = Some(keys.leaked);
+            holdings.deployment_keys = Some(keys.deployment);
+            holdings.runs_in_flight = Some(keys.in_flight);
         }
     }
     if let Some(docker) = docker {
         holdings.containers = containers(docker, prefix).await;
     }
     holdings
+}
+
+/// Keys that belong to the deployment rather than to a run, bounded by its pools and
+/// tenants: the set of pools that ever had a fair queue, the hash of runs being released,
+/// and a pool's or tenant's own keys (`pool:<pool>:…`, `tenant:<tenant>:…`, `rate:<tenant>`).
+/// Everything else without an expiry (a run's record or events, an idempotency key, a name
+/// this list does not know) counts as left over.
+fn is_deployment_key(key: &str, prefix: &str) -> bool {
+    let Some(rest) = key
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix(':'))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    matches!(
+        parts.as_slice(),
+        ["pools"] | ["releasing"] | ["pool", _, ..] | ["tenant", _, _] | ["rate", _]
+    )
 }
 
 /// Keys whose names say they count runs in flight: a tenant's queued and running runs, a
@@ -124,17 +148,27 @@ fn counts_runs_in_flight(key: &str, prefix: &str) -> bool {
     )
 }
 
-async fn redis_holdings(url: &str, prefix: &str) -> redis::RedisResult<(usize, usize)> {
+/// What the Redis keys of a prefix hold.
+#[derive(Debug, Default)]
+struct KeyHoldings {
+    leaked: usize,
+    deployment: usize,
+    in_flight: usize,
+}
+
+async fn redis_holdings(url: &str, prefix: &str) -> redis::RedisResult<KeyHoldings> {
     let client = redis::Client::open(url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
-    let (mut without_expiry, mut in_flight) = (0, 0);
+    let mut holdings = KeyHoldings::default();
     for key in coderun_bench::leftovers::keys_of(&mut connection, prefix).await? {
         let ttl: i64 = redis::cmd("TTL")
             .arg(&key)
             .query_async(&mut connection)
             .await?;
-        if ttl == -1 {
-            without_expiry += 1;
+        if ttl == -1 && is_deployment_key(&key, prefix) {
+            holdings.deployment += 1;
+        } else if ttl == -1 {
+            holdings.leaked += 1;
         }
         if counts_runs_in_flight(&key, prefix) {
             let kind: String = redis::cmd("TYPE")
@@ -152,10 +186,10 @@ async fn redis_holdings(url: &str, prefix: &str) -> redis::RedisResult<(usize, u
                 .arg(&key)
                 .query_async(&mut connection)
                 .await?;
-            in_flight += size;
+            holdings.in_flight += size;
         }
     }
-    Ok((without_expiry, in_flight))
+    Ok(holdings)
 }
 
 async fn containers(docker: &Docker, prefix: &str) -> Option<usize> {
@@ -214,6 +248,29 @@ mod tests {
             "coderun2:tenant:local:queued",
         ] {
             assert!(!counts_runs_in_flight(key, "coderun"), "{key}");
+        }
+    }
+
+    #[test]
+    fn only_the_keys_a_deployment_keeps_by_pool_or_tenant_are_not_leaks() {
+        for key in [
+            "coderun:pools",
+            "coderun:releasing",
+            "coderun:pool:python:queued",
+            "coderun:pool:python:queue:local",
+            "coderun:tenant:local:runs",
+            "coderun:rate:local",
+        ] {
+            assert!(is_deployment_key(key, "coderun"), "{key}");
+        }
+        for key in [
+            "coderun:run:run_01",
+            "coderun:run:run_01:events",
+            "coderun:idempotency:local:key-1",
+            "coderun:something:new",
+            "other:pools",
+        ] {
+            assert!(!is_deployment_key(key, "coderun"), "{key}");
         }
     }
 }

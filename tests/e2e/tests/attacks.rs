@@ -235,16 +235,8 @@ fn attacks() -> Vec<Attack> {
             // A dozen short processes per test: under gVisor's ptrace platform on a busy
             // 2-core machine they have taken over the default 2 s of CPU, so this attack
             // gets room to finish (its point is what it reads, not how fast).
-            request: RunRequest {
+            request: with_run_limits(RunRequest {
                 tests: vec![TestCase::default(), TestCase::default()],
-                limits: LimitsRequest {
-                    compile: None,
-                    run: Some(StageLimitsRequest {
-                        cpu_ms: Some(8000),
-                        wall_ms: Some(10_000),
-                        ..Default::default()
-                    }),
-                },
                 ..bash(concat!(
                     "echo \"leftovers $(ls -d /workspace/link* /tmp/link* 2>/dev/null | wc -l)\"\n",
                     "for target in /etc/shadow /proc/1/root /var/run/docker.sock /; do\n",
@@ -254,7 +246,7 @@ fn attacks() -> Vec<Attack> {
                     "ln -sf /etc/shadow /workspace/main.sh.new; mv -f /workspace/main.sh.new /workspace/result 2>/dev/null\n",
                     "echo \"shadow lines read $(cat /workspace/link* /tmp/link* 2>/dev/null | grep -c '^root:')\"\n",
                 ))
-            },
+            }, StageLimitsRequest { cpu_ms: Some(8000), wall_ms: Some(10_000), ..Default::default() }),
             check: |run, _runtime| {
                 // Both tests ran the program as submitted (the agent followed no planted link
                 // when it prepared the second), neither could read through a link what its

@@ -111,19 +111,21 @@ pub async fn holdings(
     holdings
 }
 
+/// The `:`-separated parts of `key` after `prefix:`; `None` for a key of another prefix.
+fn parts_after<'a>(key: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix(':')?;
+    Some(rest.split(':').collect())
+}
+
 /// Keys that belong to the deployment rather than to a run, bounded by its pools and
 /// tenants: the set of pools that ever had a fair queue, the hash of runs being released,
 /// and a pool's or tenant's own keys (`pool:<pool>:…`, `tenant:<tenant>:…`, `rate:<tenant>`).
 /// Everything else without an expiry (a run's record or events, an idempotency key, a name
 /// this list does not know) counts as left over.
 fn is_deployment_key(key: &str, prefix: &str) -> bool {
-    let Some(rest) = key
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix(':'))
-    else {
+    let Some(parts) = parts_after(key, prefix) else {
         return false;
     };
-    let parts: Vec<&str> = rest.split(':').collect();
     matches!(
         parts.as_slice(),
         ["pools"] | ["releasing"] | ["pool", _, ..] | ["tenant", _, _] | ["rate", _]
@@ -133,13 +135,9 @@ fn is_deployment_key(key: &str, prefix: &str) -> bool {
 /// Keys whose names say they count runs in flight: a tenant's queued and running runs, a
 /// pool's queue, waiting and unstarted runs.
 fn counts_runs_in_flight(key: &str, prefix: &str) -> bool {
-    let Some(rest) = key
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix(':'))
-    else {
+    let Some(parts) = parts_after(key, prefix) else {
         return false;
     };
-    let parts: Vec<&str> = rest.split(':').collect();
     matches!(
         parts.as_slice(),
         ["tenant", _, "queued" | "running"]

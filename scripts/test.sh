@@ -17,6 +17,9 @@ ensure_monitoring_tools
 # The spec is checked by tools nobody here wrote: schemathesis, and a generated Python client.
 CODERUN_TEST_PYTHON_TOOLS="$(ensure_python_tools)"
 export CODERUN_TEST_PYTHON_TOOLS
+# Terraform is checked by checkov and parsed by python-hcl2 (above) in the infra tests.
+CODERUN_TEST_INFRA_TOOLS="$(ensure_infra_tools)"
+export CODERUN_TEST_INFRA_TOOLS
 bash "$ROOT_DIR/scripts/images.sh"
 CODERUN_TEST_AGENT="$(build_agent)"
 export CODERUN_TEST_AGENT
@@ -29,7 +32,7 @@ cd "$ROOT_DIR"
 log "cargo fmt --check"
 cargo fmt --all --check
 log "shellcheck"
-shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
+shellcheck -x scripts/*.sh scripts/lib/*.sh deploy/executor/*.sh .ci/run
 log "monitoring: alert rules, their unit tests, dashboards"
 bash "$ROOT_DIR/scripts/check-monitoring.sh"
 log "cargo clippy"

@@ -1,8 +1,9 @@
 //! The layered configuration of a service, and the names of the variables coderun reads.
 //!
 //! Layers, each over the one before: the committed defaults (TOML text compiled into the
-//! binary), an optional file (`--config PATH`, else `CODERUN_<SERVICE>_CONFIG`), then the
-//! environment, `CODERUN_<SERVICE>__SECTION__KEY` (double underscores between the service,
+//! binary), an optional file (`--config PATH`, else `CODERUN_<SERVICE>_CONFIG`), then the text
+//! of such a file in `CODERUN_<SERVICE>_CONFIG_TOML` (where a platform hands secrets over as
+//! variables, not files: ECS, compose), then the environment, `CODERUN_<SERVICE>__SECTION__KEY` (double underscores between the service,
 //! the section and the key; single ones inside names).
 
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ pub fn load_config<T: DeserializeOwned>(
             .get(&format!("{prefix}_CONFIG"))
             .map(PathBuf::from)
     });
+    let environment_text = environment.get(&format!("{prefix}_CONFIG_TOML")).cloned();
     let mut builder = config::Config::builder()
         .add_source(config::File::from_str(defaults, config::FileFormat::Toml));
     if let Some(path) = &file {
@@ -67,6 +69,9 @@ pub fn load_config<T: DeserializeOwned>(
         for key in list_keys {
             variables = variables.with_list_parse_key(key);
         }
+    }
+    if let Some(text) = environment_text {
+        builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
     }
     builder = builder.add_source(variables);
     let built = builder
@@ -98,6 +103,7 @@ fn is_known(name: &str) -> bool {
     SERVICES.iter().any(|service| {
         let prefix = format!("CODERUN_{service}");
         name == format!("{prefix}_CONFIG")
+            || name == format!("{prefix}_CONFIG_TOML")
             || name
                 .strip_prefix(&format!("{prefix}__"))
                 .is_some_and(|key| !key.is_empty() && !key.starts_with('_'))
@@ -202,6 +208,34 @@ slots = 4
     }
 
     #[test]
+    fn a_file_may_come_as_a_variable_between_the_file_and_the_keys() {
+        let file = file_with("[worker]\nslots = 16\n[http]\nport = 7000\n");
+        let sample = load(
+            Some(file.clone()),
+            &[
+                (
+                    "CODERUN_SAMPLE_CONFIG_TOML",
+                    "[http]\nport = 8000\nhost = \"::\"\n",
+                ),
+                ("CODERUN_SAMPLE__HTTP__HOST", "0.0.0.0"),
+            ],
+        )
+        .expect("loads");
+        std::fs::remove_file(file).ok();
+        assert_eq!(sample.worker.slots, 16, "from the file");
+        assert_eq!(
+            sample.http.port, 8000,
+            "the variable's text wins over the file"
+        );
+        assert_eq!(
+            sample.http.host, "0.0.0.0",
+            "a key's variable wins over the text"
+        );
+        let broken = load(None, &[("CODERUN_SAMPLE_CONFIG_TOML", "[http")]).expect_err("refused");
+        assert!(broken.contains("configuration"), "{broken}");
+    }
+
+    #[test]
     fn a_misspelt_key_a_wrong_type_and_a_missing_file_are_errors() {
         let misspelt = load(None, &[("CODERUN_SAMPLE__HTTP__PROT", "1")]).expect_err("refused");
         assert!(misspelt.contains("prot"), "{misspelt}");
@@ -219,6 +253,7 @@ slots = 4
             "CODERUN_LOG_FORMAT",
             "CODERUN_GATEWAY__HTTP__PORT",
             "CODERUN_EXECUTOR_CONFIG",
+            "CODERUN_GATEWAY_CONFIG_TOML",
             "CODERUN_TEST_AGENT",
             "CODERUN_GATEWY__HTTP__PORT",
             "CODERUN_GATEWAY_HTTP__PORT",

@@ -168,10 +168,10 @@ build_agent() {
   echo "$CARGO_TARGET_DIR/$triple/release/coderun-agent"
 }
 
-# The Python tools the tests drive (schemathesis, openapi-python-client, and moto's server as
-# the CloudWatch of the prober's tests), pinned, in a
+# The Python tools the tests drive (schemathesis, openapi-python-client, moto's server as the
+# CloudWatch of the prober's tests, python-hcl2 to read the Terraform code), pinned, in a
 # virtual environment of their own under the state directory's parent; prints its path.
-PYTHON_TOOLS=(schemathesis==4.32.5 openapi-python-client==0.29.1 'moto[server]==5.2.5')
+PYTHON_TOOLS=(schemathesis==4.32.5 openapi-python-client==0.29.1 'moto[server]==5.2.5' python-hcl2==7.3.1)
 ensure_python_tools() {
   local venv="${CODERUN_TOOLS_VENV:-$HOME/.cache/coderun/venv}" stamp
   stamp="$venv/.coderun-tools"
@@ -185,6 +185,25 @@ ensure_python_tools() {
     log "installing ${PYTHON_TOOLS[*]}"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${PYTHON_TOOLS[@]}" >&2
     printf '%s' "${PYTHON_TOOLS[*]}" >"$stamp"
+  fi
+  echo "$venv"
+}
+
+# checkov, which scans the Terraform code, in an environment of its own (its pinned
+# dependencies would clash with the other tools'); prints its path.
+INFRA_TOOLS=(checkov==3.2.495)
+ensure_infra_tools() {
+  local venv="${CODERUN_INFRA_VENV:-$HOME/.cache/coderun/infra-venv}" stamp
+  stamp="$venv/.coderun-tools"
+  if [ ! -x "$venv/bin/python" ]; then
+    /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || ensure_system_package python3-venv
+    log "creating the infrastructure tools environment in $venv"
+    /usr/bin/python3 -m venv "$venv" >&2
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "${INFRA_TOOLS[*]}" ]; then
+    log "installing ${INFRA_TOOLS[*]}"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${INFRA_TOOLS[@]}" >&2
+    printf '%s' "${INFRA_TOOLS[*]}" >"$stamp"
   fi
   echo "$venv"
 }

@@ -1,0 +1,4 @@
+variable "environment" {
+  description = "staging or production: part of every name."
+  type        = string
+}

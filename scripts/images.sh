@@ -2,6 +2,7 @@
 # Builds the sandbox images offline: a Debian base from debootstrap (docker import), then one
 # image per language on top of it (docker build --network host). Images whose inputs did not
 # change are skipped. Usage: scripts/images.sh [language ...]   (default: every language)
+#                          scripts/images.sh --base-only        (the base image alone)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -82,6 +83,8 @@ main() {
   ensure_system_packages
   ensure_dockerd
   build_base
+  # The service images (scripts/release.sh) need the base alone.
+  if [ "${1:-}" = --base-only ]; then return 0; fi
   local languages=("$@")
   if [ "${#languages[@]}" -eq 0 ]; then mapfile -t languages < <(catalog_languages); fi
   local id

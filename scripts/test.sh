@@ -12,6 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 ensure_infrastructure
 # Only the tests need a browser: the /docs page is loaded in headless Chromium.
 ensure_commands chromium:chromium
+# compose.yaml is validated by Debian's docker-compose in the infra tests.
+ensure_commands docker-compose:docker-compose
 # Alert rules are unit-tested by promtool; a test scrapes every service with a real Prometheus.
 ensure_monitoring_tools
 # The spec is checked by tools nobody here wrote: schemathesis, and a generated Python client.

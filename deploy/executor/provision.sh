@@ -57,7 +57,10 @@ JSON
 step_release() {
   log "release: the executor and the agent"
   install -d "$root/usr/local/bin" "$root/usr/local/lib/coderun"
-  install -m 0755 "$artifacts/coderun-executor" "$root/usr/local/bin/coderun-executor"
+  # The release's build names the binary coderun-service (images/services/Dockerfile).
+  local binary="$artifacts/coderun-executor"
+  [ -f "$binary" ] || binary="$artifacts/coderun-service"
+  install -m 0755 "$binary" "$root/usr/local/bin/coderun-executor"
   # The agent is bind-mounted read-only into every sandbox: root-owned, not writable by anyone.
   install -m 0555 "$artifacts/coderun-agent" "$root/usr/local/lib/coderun/coderun-agent"
   install -m 0755 "$here/executor-start.sh" "$root/usr/local/lib/coderun/executor-start"

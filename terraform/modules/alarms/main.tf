@@ -8,8 +8,8 @@ resource "aws_sns_topic" "alarms" {
 }
 
 locals {
-  prober_schema = "SCHEMA(\"Coderun/Prober\", Check, Environment, Language)"
-  prober_where  = "WHERE Environment = '${var.environment}'"
+  prober_schema = "SCHEMA(\"Coderun/Prober\", \"Check\", \"Environment\", \"Language\")"
+  prober_where  = "WHERE \"Environment\" = '${var.environment}'"
 }
 
 # ProbeFailing: a check failed in 3 of the last 5 one-minute rounds. Prometheus keeps one alert
@@ -55,7 +55,7 @@ resource "aws_cloudwatch_metric_alarm" "probe_slow" {
 # ProberSilent: no round published for more than 5 minutes; missing data is the alarm.
 resource "aws_cloudwatch_metric_alarm" "prober_silent" {
   alarm_name          = "coderun-${var.environment}-ProberSilent"
-  alarm_description   = "The prober has published no round for 5 minutes: nothing checks coderun from the outside. Runbook: monitoring/README.md#probersilent"
+  alarm_description   = "The prober has published no round for 7 minutes: nothing checks coderun from the outside. Runbook: monitoring/README.md#probersilent"
   comparison_operator = "LessThanThreshold"
   threshold           = 1
   evaluation_periods  = 7
@@ -66,7 +66,7 @@ resource "aws_cloudwatch_metric_alarm" "prober_silent" {
   metric_query {
     id          = "rounds"
     return_data = true
-    expression  = "SELECT COUNT(RoundFailures) FROM SCHEMA(\"Coderun/Prober\", Environment) ${local.prober_where}"
+    expression  = "SELECT COUNT(RoundFailures) FROM SCHEMA(\"Coderun/Prober\", \"Environment\") ${local.prober_where}"
     period      = 60
   }
 }
@@ -85,7 +85,7 @@ resource "aws_cloudwatch_metric_alarm" "no_live_executor" {
   metric_query {
     id          = "hello"
     return_data = true
-    expression  = "SELECT MAX(CheckSuccess) FROM ${local.prober_schema} ${local.prober_where} AND Check = 'hello_world'"
+    expression  = "SELECT MAX(CheckSuccess) FROM ${local.prober_schema} ${local.prober_where} AND \"Check\" = 'hello_world'"
     period      = 60
   }
 }

@@ -7,7 +7,7 @@ data "aws_caller_identity" "current" {}
 locals {
   full_name = "coderun-${var.environment}-${var.name}"
   # The repository's ARN, from its URL (<account>.dkr.ecr.<region>.amazonaws.com/<name>).
-  repository_arn = "arn:aws:ecr:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:repository/${element(split("/", var.image), 1)}"
+  repository_arn = "arn:aws:ecr:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:repository/${join("/", slice(split("/", var.image), 1, length(split("/", var.image))))}"
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -30,6 +30,17 @@ resource "aws_vpc_security_group_ingress_rule" "port" {
   ip_protocol                  = "tcp"
   from_port                    = var.port
   to_port                      = var.port
+}
+
+# Fargate pulls the image, reads the secrets and writes the logs through the task's own
+# interface: HTTPS out (through NAT) for every service.
+resource "aws_vpc_security_group_egress_rule" "aws_apis" {
+  security_group_id = aws_security_group.this.id
+  description       = "HTTPS to ECR, Secrets Manager and CloudWatch Logs"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
 }
 
 resource "aws_vpc_security_group_egress_rule" "out" {

@@ -134,7 +134,7 @@ resource "aws_autoscaling_policy" "backlog_per_free_slot" {
   target_tracking_configuration {
     target_value = var.backlog_per_free_slot_target
     customized_metric_specification {
-      metric_name = "BacklogPerFreeSlot"
+      metric_name = "coderun_backlog_per_free_slot"
       namespace   = "Coderun/Scheduler"
       statistic   = "Maximum"
       metric_dimension {

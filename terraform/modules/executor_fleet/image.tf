@@ -47,6 +47,10 @@ resource "aws_imagebuilder_component" "executor" {
     }]
   })
   kms_key_id = var.kms_key_arn
+  # A new version replaces the component while the recipe still refers to the old one.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_imagebuilder_image_recipe" "executor" {
@@ -68,6 +72,9 @@ resource "aws_imagebuilder_image_recipe" "executor" {
       volume_type           = "gp3"
       delete_on_termination = true
     }
+  }
+  lifecycle {
+    create_before_destroy = true
   }
 }
 

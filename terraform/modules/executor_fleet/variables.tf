@@ -44,7 +44,7 @@ variable "max_size" {
 }
 
 variable "backlog_per_free_slot_target" {
-  description = "The scaling target: runs waiting per free slot (Coderun/Scheduler BacklogPerFreeSlot, the scheduler's coderun_backlog_per_free_slot)."
+  description = "The scaling target: runs waiting per free slot (Coderun/Scheduler coderun_backlog_per_free_slot, as the scheduler's CloudWatch agent writes it)."
   type        = number
   default     = 1
 }

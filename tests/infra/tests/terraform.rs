@@ -144,7 +144,7 @@ fn executors_come_from_an_image_pipeline_scale_on_backlog_and_drain_before_termi
     .expect("a custom metric");
     assert_eq!(
         text(attribute(metric, &["metric_name"])),
-        "BacklogPerFreeSlot"
+        "coderun_backlog_per_free_slot"
     );
     let template = fleet.resource("aws_launch_template", "executor");
     assert_eq!(

@@ -21,17 +21,33 @@ pub struct Scrape {
 pub async fn scrape(http: &reqwest::Client, endpoints: &[(String, String)]) -> Scrape {
     let mut scrape = Scrape::default();
     for (name, url) in endpoints {
-        let text = match http.get(url).send().await {
-            Ok(response) => response.text().await.ok(),
-            Err(_) => None,
-        };
-        let text = text.unwrap_or_default();
+        let text = page(http, url).await;
         scrape.memory.insert(name.clone(), resident_bytes(&text));
         if let Some(held) = containers_held(&text) {
             *scrape.containers_held.get_or_insert(0) += held;
         }
     }
     scrape
+}
+
+/// A service's `/metrics` page; asked up to three times, because one request that a busy
+/// machine answers late is not a service without memory (the last page, or empty).
+async fn page(http: &reqwest::Client, url: &str) -> String {
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        if let Ok(response) = http.get(url).send().await {
+            if let Ok(text) = response.text().await {
+                if resident_bytes(&text).is_some() {
+                    return text;
+                }
+                last = text;
+            }
+        }
+    }
+    last
 }
 
 /// `process_resident_memory_bytes` of a Prometheus text page.

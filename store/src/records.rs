@@ -73,6 +73,13 @@ if ARGV[6] ~= '' and status ~= 'queued' and held ~= nil and held ~= cjson.null
     and held ~= tonumber(ARGV[6]) then
   return {-2, 0}
 end
+if ARGV[3] == 'running' and status == 'running' and held == tonumber(ARGV[6]) then
+  -- The same claim again (its first reply was lost): already applied, its event logged.
+  local incoming = cjson.decode(ARGV[1])
+  if incoming['run']['started_at'] == stored['run']['started_at'] then
+    return {1, redis.call('LLEN', KEYS[2])}
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
 local seq = 0
 if ARGV[2] ~= '' then

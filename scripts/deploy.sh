@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # Deploys one service's release to one environment: the service's line in
-# terraform/envs/<env>/releases.auto.tfvars becomes the new tag (for the executor, its version
-# and AMI), then Terraform applies it. A rollback is the same command with the previous tag.
+# terraform/envs/<env>/releases.auto.tfvars becomes the new tag, Terraform applies it, and the
+# command returns once the release runs (ECS services stable; for the executor, the instance
+# refresh finished, each instance drained first). A rollback is the same command with the
+# previous tag.
 #
 #   scripts/deploy.sh staging gateway-v0.2.0
-#   scripts/deploy.sh staging executor-v0.2.0 ami-0abc...      (the executor needs its AMI)
-#   scripts/deploy.sh staging gateway-v0.2.0 --edit-only       (change the file, apply nothing)
+#   scripts/deploy.sh staging executor-v0.2.0              (bake its AMI, then run it)
+#   scripts/deploy.sh staging executor-v0.2.0 --bake       (only bake; prints the AMI id)
+#   scripts/deploy.sh staging executor-v0.1.0 ami-0abc...  (run that AMI: a rollback)
+#   scripts/deploy.sh staging gateway-v0.2.0 --edit-only   (change the file, apply nothing)
+#
+# The executor ships as an AMI in two steps. --bake sets executor_version (what the
+# environment's Image Builder pipeline bakes, from s3://<artifacts>/executor/<version>/),
+# applies the pipeline alone (the fleet keeps its AMI), runs it and prints the new AMI's id.
+# Deploying that id sets executor_ami_id, which the fleet runs. Each environment bakes its own
+# AMI, encrypted with its own key, from the same uploaded build.
+# terraform/envs/<env>/site.tfvars (what only the account knows) is passed when it exists.
 set -euo pipefail
 
 die() { echo "deploy.sh: $*" >&2; exit 2; }
-[ $# -ge 2 ] || die "usage: scripts/deploy.sh staging|production <service>-v<semver> [ami-id] [--edit-only]"
+log() { echo "deploy.sh: $*" >&2; }
+[ $# -ge 2 ] || die "usage: scripts/deploy.sh staging|production <service>-v<semver> [ami-id|--bake] [--edit-only]"
 environment="$1" tag="$2"
 shift 2
-ami="" edit_only=""
+ami="" bake="" edit_only=""
 for argument in "$@"; do
   case "$argument" in
     --edit-only) edit_only=1 ;;
+    --bake) bake=1 ;;
     ami-*) ami="$argument" ;;
     *) die "unknown argument $argument" ;;
   esac
@@ -27,24 +40,70 @@ service="${BASH_REMATCH[1]}" version="${BASH_REMATCH[2]}"
 directory="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/terraform/envs/$environment"
 releases="$directory/releases.auto.tfvars"
 
-if [ "$service" = executor ]; then
-  [ -n "$ami" ] || die "the executor is deployed as an AMI: give its id"
-  sed -i -E "s/^executor_version = .*/executor_version = \"$version\"/" "$releases"
-  if grep -q '^executor_ami_id' "$releases"; then
-    sed -i -E "s/^executor_ami_id = .*/executor_ami_id  = \"$ami\"/" "$releases"
+set_line() { # name value [comment]: replaces the line `name = ...`, or adds it
+  local line="$1 = \"$2\"${3:+ # $3}"
+  if grep -qE "^$1 +=" "$releases"; then
+    sed -i -E "s/^$1 +=.*/$line/" "$releases"
   else
-    echo "executor_ami_id  = \"$ami\"" >>"$releases"
+    echo "$line" >>"$releases"
+  fi
+}
+
+if [ "$service" = executor ]; then
+  if [ -n "$bake" ]; then
+    [ -z "$ami" ] || die "--bake makes the AMI: give no AMI id"
+    set_line executor_version "$version"
+  elif [ -z "$ami" ]; then
+    [ -z "$edit_only" ] || die "--edit-only needs the AMI id or --bake"
+    ami="$(bash "${BASH_SOURCE[0]}" "$environment" "$tag" --bake)"
+    exec bash "${BASH_SOURCE[0]}" "$environment" "$tag" "$ami"
+  else
+    set_line executor_ami_id "$ami" "$tag"
   fi
 else
+  [ -z "$bake$ami" ] || die "only the executor is baked into an AMI"
   grep -qE "^  $service +=" "$releases" || die "$releases has no line for $service"
   sed -i -E "s/^(  $service +=) \".*\"/\1 \"$tag\"/" "$releases"
 fi
-echo "$environment: $service is now $tag in $(basename "$releases")" >&2
+log "$environment: $service is now $tag in $(basename "$releases")"
 [ -z "$edit_only" ] || exit 0
 
 cd "$directory"
-terraform init -input=false
-terraform apply -input=false -auto-approve
-if [ "$service" != executor ]; then
+options=()
+[ ! -f site.tfvars ] || options+=(-var-file=site.tfvars)
+if [ -n "$bake" ]; then
+  # The pipeline alone: the fleet keeps its AMI (and an environment's first bake has none).
+  options+=(-target=module.coderun.module.executors.aws_imagebuilder_image_pipeline.executor)
+  grep -qE '^executor_ami_id +=' "$releases" || options+=(-var executor_ami_id=none)
+fi
+terraform init -input=false >&2
+terraform apply -input=false -auto-approve "${options[@]}" >&2
+
+if [ -n "$bake" ]; then
+  pipeline="$(terraform output -raw executor_image_pipeline_arn)"
+  build="$(aws imagebuilder start-image-pipeline-execution --image-pipeline-arn "$pipeline" \
+    --query imageBuildVersionArn --output text)"
+  log "baking $tag: $build"
+  until state="$(aws imagebuilder get-image --image-build-version-arn "$build" \
+    --query image.state.status --output text)" \
+    && [[ "$state" =~ ^(AVAILABLE|FAILED|CANCELLED)$ ]]; do
+    sleep 60
+  done
+  [ "$state" = AVAILABLE ] || die "the image build ended $state"
+  aws imagebuilder get-image --image-build-version-arn "$build" \
+    --query 'image.outputResources.amis[0].image' --output text
+elif [ "$service" = executor ]; then
+  group="$(terraform output -raw executor_autoscaling_group_name)"
+  log "waiting for $group's instance refresh (each instance drains before it goes)"
+  while true; do
+    status="$(aws autoscaling describe-instance-refreshes --auto-scaling-group-name "$group" \
+      --max-records 1 --query 'InstanceRefreshes[0].Status' --output text)"
+    case "$status" in
+      Successful | None) break ;;
+      Failed | Cancelled | RollbackSuccessful | RollbackFailed) die "the instance refresh ended $status" ;;
+      *) sleep 30 ;;
+    esac
+  done
+else
   aws ecs wait services-stable --cluster "coderun-$environment" --services "$service"
 fi

@@ -5,6 +5,7 @@
 #   docker     the daemon's configuration: runsc registered, no log driver, live restore
 #   release    the executor and the agent from the release's artifacts directory
 #   images     the language images (images.tar in the artifacts, from scripts/images.sh)
+#   logs       (aws) the units log to /var/log/coderun for the CloudWatch agent, rotated
 #   units      coderun-executor.service and, on AWS, the drain watcher, enabled
 #
 #   provision.sh --artifacts DIR --cloud aws|lima [--root DIR] [--only STEP,STEP]
@@ -41,11 +42,13 @@ step_packages() {
 }
 
 step_docker() {
-  log "docker: runsc registered, no log driver, live restore"
+  log "docker: runsc registered (no network stack, seccomp applied inside), no log driver, live restore"
   install -d "$root/etc/docker"
+  # The same registration as the local stack's (scripts/lib/common.sh): a pool set to runsc
+  # (CODERUN_EXECUTOR__SANDBOX__RUNTIMES__<pool>) gets gVisor without any network stack.
   cat >"$root/etc/docker/daemon.json" <<'JSON'
 {
-  "runtimes": { "runsc": { "path": "/usr/bin/runsc" } },
+  "runtimes": { "runsc": { "path": "/usr/bin/runsc", "runtimeArgs": ["--network=none", "--oci-seccomp"] } },
   "log-driver": "none",
   "live-restore": true,
   "userland-proxy": false
@@ -92,7 +95,31 @@ step_units() {
   fi
 }
 
-for step in packages docker release images units; do
+step_logs() {
+  if [ "$cloud" != aws ]; then log "logs: journald only ($cloud)"; return; fi
+  log "logs: the units write to /var/log/coderun, which the CloudWatch agent ships"
+  install -d -m 0750 "$root/var/log/coderun"
+  local unit
+  for unit in coderun-executor coderun-drain-watch; do
+    install -d "$root/etc/systemd/system/$unit.service.d"
+    printf '[Service]\nStandardOutput=append:/var/log/coderun/%s.log\nStandardError=inherit\n' \
+      "${unit#coderun-}" >"$root/etc/systemd/system/$unit.service.d/log-file.conf"
+  done
+  install -d "$root/etc/logrotate.d"
+  cat >"$root/etc/logrotate.d/coderun" <<'ROTATE'
+/var/log/coderun/*.log {
+  hourly
+  maxsize 100M
+  rotate 4
+  compress
+  missingok
+  notifempty
+  copytruncate
+}
+ROTATE
+}
+
+for step in packages docker release images units logs; do
   if wanted "$step"; then "step_$step"; fi
 done
 log "provisioned ($cloud${root:+, under $root})"

@@ -135,6 +135,9 @@ impl RunStore {
 
     /// Connects; the connection reconnects by itself when Redis comes back.
     pub async fn connect(url: &str, names: Names, ttl: Duration) -> Result<Self, StoreError> {
+        // `rediss://` URLs use rustls, which needs a process-wide crypto provider: ring, the one
+        // the rest of the workspace builds (an already installed one is kept).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(url)?;
         // A lost connection is made again in the background, and every command waits for that
         // attempt. The library's default backoff waits one to two seconds, then a minute or

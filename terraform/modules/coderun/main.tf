@@ -230,6 +230,7 @@ module "executors" {
   subnet_ids             = module.network.private_subnet_ids
   executor_ami_id        = var.executor_ami_id
   executor_version       = var.executor_version
+  log_retention_days     = var.log_retention_days
   parent_image           = var.executor_parent_image
   instance_type          = var.executor_instance_type
   slots_per_instance     = var.executor_slots

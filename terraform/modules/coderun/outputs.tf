@@ -22,3 +22,8 @@ output "image_repositories" {
   description = "Where each ECS service's release images are pushed."
   value       = local.ecr
 }
+
+output "executor_autoscaling_group_name" {
+  description = "The executors' group: an executor deploy waits for its instance refresh."
+  value       = module.executors.autoscaling_group_name
+}

@@ -3,6 +3,13 @@
 # a lifecycle hook while its drain watcher (deploy/executor/coderun-drain-watch) stops the
 # executor, which stops pulling, finishes its runs and exits; then the hook is completed.
 
+# The executors' logs, shipped by the CloudWatch agent on each instance.
+resource "aws_cloudwatch_log_group" "executor" {
+  name              = "/coderun/${var.environment}/executor"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
 resource "aws_security_group" "executor" {
   name        = "coderun-${var.environment}-executor"
   description = "coderun executors: out to NATS, Redis and AWS APIs; in only for the metrics scrape"
@@ -86,6 +93,7 @@ resource "aws_launch_template" "executor" {
     slots                = var.slots_per_instance
     drain_timeout_secs   = var.drain_timeout_secs
     region               = data.aws_region.current.name
+    log_group            = aws_cloudwatch_log_group.executor.name
   }))
   tag_specifications {
     resource_type = "instance"

@@ -53,6 +53,12 @@ variable "drain_timeout_secs" {
   description = "How long an executor may finish its runs when its instance is to be terminated (CODERUN_EXECUTOR__WORKER__DRAIN_TIMEOUT_SECS)."
   type        = number
   default     = 60
+  validation {
+    # systemd kills the unit 120 s after the stop (TimeoutStopSec in
+    # deploy/executor/coderun-executor.service): a longer drain would be cut short.
+    condition     = var.drain_timeout_secs >= 10 && var.drain_timeout_secs <= 110
+    error_message = "The drain must fit in the unit's 120 s stop timeout: 10 to 110 s, or raise both."
+  }
 }
 
 variable "artifacts_bucket" {
@@ -89,4 +95,9 @@ variable "monitor_security_group_ids" {
 variable "kms_key_arn" {
   description = "The key that encrypts the volumes and the lifecycle topic."
   type        = string
+}
+
+variable "log_retention_days" {
+  description = "How long the executors' logs are kept."
+  type        = number
 }

@@ -52,6 +52,11 @@ fn the_script_renders_an_aws_executor_host_and_a_lima_one_alike() {
             std::fs::read_to_string(host.join("etc/docker/daemon.json")).expect("daemon.json");
         let daemon: serde_json::Value = serde_json::from_str(&daemon).expect("daemon.json is JSON");
         assert_eq!(daemon["runtimes"]["runsc"]["path"], "/usr/bin/runsc");
+        let runsc_arguments = daemon["runtimes"]["runsc"]["runtimeArgs"].to_string();
+        assert!(
+            runsc_arguments.contains("\"--network=none\""),
+            "gVisor with a network stack: {runsc_arguments}"
+        );
         assert_eq!(daemon["log-driver"], "none");
         let unit =
             std::fs::read_to_string(host.join("etc/systemd/system/coderun-executor.service"))
@@ -66,6 +71,19 @@ fn the_script_renders_an_aws_executor_host_and_a_lima_one_alike() {
             cloud == "aws",
             "{cloud}: the drain watcher is AWS's alone"
         );
+        // On AWS the units log to files the CloudWatch agent ships (its configuration, with the
+        // environment's log group, comes from the instance's user data).
+        let log_file = host.join("etc/systemd/system/coderun-executor.service.d/log-file.conf");
+        if cloud == "aws" {
+            let drop_in = std::fs::read_to_string(&log_file).expect("the executor's log drop-in");
+            assert!(drop_in.contains("StandardOutput=append:/var/log/coderun/executor.log"));
+            assert!(
+                host.join("etc/logrotate.d/coderun").exists(),
+                "logs never rotated"
+            );
+        } else {
+            assert!(!log_file.exists(), "{cloud}: the executor logs to journald");
+        }
         std::fs::remove_dir_all(&root).ok();
     }
 }
@@ -90,4 +108,17 @@ fn the_lima_vm_and_the_ami_recipe_run_the_same_script() {
         std::fs::read_to_string(repository().join("terraform/modules/executor_fleet/image.tf"))
             .expect("the image recipe");
     assert!(image.contains("provision.sh --artifacts") && image.contains("--cloud aws"));
+    let user_data = std::fs::read_to_string(
+        repository().join("terraform/modules/executor_fleet/executor.env.tftpl"),
+    )
+    .expect("the executor's user data");
+    for shipped in [
+        "/var/log/coderun/executor.log",
+        "/var/log/coderun/drain-watch.log",
+    ] {
+        assert!(
+            user_data.contains(shipped),
+            "the CloudWatch agent does not ship {shipped}"
+        );
+    }
 }

@@ -119,12 +119,21 @@ fn nats_and_redis_keep_their_data_and_nats_syncs_every_write() {
     let mounts = |name: &str| services[name]["volumes"].to_string();
     assert!(mounts("nats").contains("nats-data"), "{}", mounts("nats"));
     assert!(mounts("redis").contains("redis-data"));
-    assert!(services["redis"]["command"]
-        .to_string()
-        .contains("appendonly"));
+    let redis = services["redis"]["command"].to_string();
+    assert!(redis.contains("appendonly"), "{redis}");
+    // Without a password, Redis's protected mode refuses every client not on its loopback:
+    // the services, in containers of their own, could not connect.
+    assert!(redis.contains("\"--protected-mode\",\"no\""), "{redis}");
+    for file in ["nats.conf", "nats-2.9.conf"] {
+        let nats =
+            std::fs::read_to_string(repository().join("deploy/compose").join(file)).expect("conf");
+        assert!(nats.contains("store_dir: /data"), "{file}");
+        // A job carries its sources and stdins: NATS's 1 MiB default would refuse large runs.
+        assert!(nats.contains("max_payload: 33554432"), "{file}");
+    }
     let nats =
         std::fs::read_to_string(repository().join("deploy/compose/nats.conf")).expect("conf");
-    assert!(nats.contains("sync_interval: always") && nats.contains("store_dir: /data"));
+    assert!(nats.contains("sync_interval: always"));
     let executor = mounts("executor");
     assert!(executor.contains("/var/run/docker.sock"), "{executor}");
     let grafana = mounts("grafana");

@@ -40,13 +40,14 @@ ensure_dockerd
 log "building coderun-$service (release)"
 # Not --locked: the lock file takes the new version of this one package, nothing else.
 (cd "$ROOT_DIR" && cargo build --release -q -p "coderun-$service")
+# Laid out as in the image, with the modes it keeps: one COPY, nothing moved after it.
 dist="$ROOT_DIR/dist/$service"
-rm -rf "$dist" && mkdir -p "$dist"
-cp "$CARGO_TARGET_DIR/release/coderun-$service" "$dist/coderun-service"
+rm -rf "$dist"
+install -D -m 0555 "$CARGO_TARGET_DIR/release/coderun-$service" "$dist/usr/local/bin/coderun-service"
 if [ "$service" = executor ]; then
-  cp "$(build_agent)" "$dist/coderun-agent"
+  install -D -m 0555 "$(build_agent)" "$dist/usr/local/lib/coderun/coderun-agent"
 fi
-"$dist/coderun-service" --version | grep -q "$version" \
+"$dist/usr/local/bin/coderun-service" --version | grep -q "$version" \
   || die "the binary does not report version $version"
 
 bash "$ROOT_DIR/scripts/images.sh" --base-only >&2

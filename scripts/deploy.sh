@@ -77,33 +77,62 @@ if [ -n "$bake" ]; then
   grep -qE '^executor_ami_id +=' "$releases" || options+=(-var executor_ami_id=none)
 fi
 terraform init -input=false >&2
-terraform apply -input=false -auto-approve "${options[@]}" >&2
+# Another deploy to this environment holds the state: wait for it rather than fail.
+terraform apply -input=false -auto-approve -lock-timeout=20m "${options[@]}" >&2
+
+export AWS_PAGER=""
+# poll DEADLINE_MINUTES COMMAND...: runs COMMAND every 30 s until it prints a final state
+# (exit 0 with output), tolerating five failed calls in a row (throttling, a network blip).
+poll() {
+  local deadline=$((SECONDS + $1 * 60)) failures=0 state
+  shift
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if state="$("$@")"; then
+      failures=0
+      [ -z "$state" ] || { echo "$state"; return 0; }
+    else
+      failures=$((failures + 1))
+      [ "$failures" -lt 5 ] || die "five failed calls in a row: $*"
+    fi
+    sleep 30
+  done
+  die "no final state within the deadline: $*"
+}
+image_state() {
+  local state
+  state="$(aws imagebuilder get-image --image-build-version-arn "$build" \
+    --query image.state.status --output text)" || return 1
+  if [[ "$state" =~ ^(AVAILABLE|FAILED|CANCELLED|DELETED|DEPRECATED)$ ]]; then echo "$state"; fi
+}
+refresh_state() {
+  local state
+  state="$(aws autoscaling describe-instance-refreshes --auto-scaling-group-name "$group" \
+    --max-records 1 --query 'InstanceRefreshes[0].Status' --output text)" || return 1
+  case "$state" in
+    Pending | InProgress | Cancelling | RollbackInProgress | Baking) ;;
+    *) echo "$state" ;;
+  esac
+}
 
 if [ -n "$bake" ]; then
   pipeline="$(terraform output -raw executor_image_pipeline_arn)"
   build="$(aws imagebuilder start-image-pipeline-execution --image-pipeline-arn "$pipeline" \
     --query imageBuildVersionArn --output text)"
   log "baking $tag: $build"
-  until state="$(aws imagebuilder get-image --image-build-version-arn "$build" \
-    --query image.state.status --output text)" \
-    && [[ "$state" =~ ^(AVAILABLE|FAILED|CANCELLED)$ ]]; do
-    sleep 60
-  done
+  state="$(poll 150 image_state)"
   [ "$state" = AVAILABLE ] || die "the image build ended $state"
-  aws imagebuilder get-image --image-build-version-arn "$build" \
-    --query 'image.outputResources.amis[0].image' --output text
+  ami="$(aws imagebuilder get-image --image-build-version-arn "$build" \
+    --query 'image.outputResources.amis[0].image' --output text)"
+  [[ "$ami" == ami-* ]] || die "the image build made no AMI ($ami)"
+  echo "$ami"
 elif [ "$service" = executor ]; then
   group="$(terraform output -raw executor_autoscaling_group_name)"
   log "waiting for $group's instance refresh (each instance drains before it goes)"
-  while true; do
-    status="$(aws autoscaling describe-instance-refreshes --auto-scaling-group-name "$group" \
-      --max-records 1 --query 'InstanceRefreshes[0].Status' --output text)"
-    case "$status" in
-      Successful | None) break ;;
-      Failed | Cancelled | RollbackSuccessful | RollbackFailed) die "the instance refresh ended $status" ;;
-      *) sleep 30 ;;
-    esac
-  done
+  state="$(poll 120 refresh_state)"
+  case "$state" in
+    Successful | None) ;;
+    *) die "the instance refresh ended $state" ;;
+  esac
 else
   aws ecs wait services-stable --cluster "coderun-$environment" --services "$service"
 fi

@@ -34,7 +34,7 @@ live() { [ -z "$root" ]; }
 
 step_packages() {
   live || { log "packages: skipped under --root"; return; }
-  local packages=(docker.io runsc ca-certificates curl)
+  local packages=(docker.io runsc ca-certificates curl logrotate)
   [ "$cloud" = aws ] && packages+=(awscli)
   log "packages: ${packages[*]}"
   apt-get update -q
@@ -60,12 +60,20 @@ JSON
 step_release() {
   log "release: the executor and the agent"
   install -d "$root/usr/local/bin" "$root/usr/local/lib/coderun"
-  # The release's build names the binary coderun-service (images/services/Dockerfile).
-  local binary="$artifacts/coderun-executor"
-  [ -f "$binary" ] || binary="$artifacts/coderun-service"
-  install -m 0755 "$binary" "$root/usr/local/bin/coderun-executor"
+  # The release's artifacts are flat (coderun-service, coderun-agent: the Dockerfile's
+  # `artifacts` target) or laid out as in the image (dist/executor from scripts/release.sh).
+  local binary agent
+  for binary in coderun-executor coderun-service usr/local/bin/coderun-service ""; do
+    [ -z "$binary" ] || [ ! -f "$artifacts/$binary" ] || break
+  done
+  [ -n "$binary" ] || { echo "provision.sh: no executor binary in $artifacts" >&2; exit 2; }
+  for agent in coderun-agent usr/local/lib/coderun/coderun-agent ""; do
+    [ -z "$agent" ] || [ ! -f "$artifacts/$agent" ] || break
+  done
+  [ -n "$agent" ] || { echo "provision.sh: no coderun-agent in $artifacts" >&2; exit 2; }
+  install -m 0755 "$artifacts/$binary" "$root/usr/local/bin/coderun-executor"
   # The agent is bind-mounted read-only into every sandbox: root-owned, not writable by anyone.
-  install -m 0555 "$artifacts/coderun-agent" "$root/usr/local/lib/coderun/coderun-agent"
+  install -m 0555 "$artifacts/$agent" "$root/usr/local/lib/coderun/coderun-agent"
   install -m 0755 "$here/executor-start.sh" "$root/usr/local/lib/coderun/executor-start"
   install -m 0755 "$here/drain-watch.sh" "$root/usr/local/lib/coderun/drain-watch"
 }
@@ -117,6 +125,10 @@ step_logs() {
   copytruncate
 }
 ROTATE
+  # Debian runs logrotate daily; the executor's JSON logs are rotated every hour.
+  install -d "$root/etc/systemd/system/logrotate.timer.d"
+  printf '[Timer]\nOnCalendar=\nOnCalendar=hourly\n' >"$root/etc/systemd/system/logrotate.timer.d/hourly.conf"
+  if live; then systemctl daemon-reload; fi
 }
 
 for step in packages docker release images units logs; do

@@ -15,13 +15,6 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 then return 0 end
 local last = redis.call('LINDEX', KEYS[2], -1)
 if last and string.find(last, '"kind":"completed"', 1, true) then return 0 end
-if last then
-  -- The same progress again (its first reply was lost): already logged.
-  local before, now = cjson.decode(last), cjson.decode(ARGV[1])
-  if before['kind'] == now['kind'] and before['test_index'] == now['test_index'] then
-    return redis.call('LLEN', KEYS[2])
-  end
-end
 local seq = redis.call('RPUSH', KEYS[2], ARGV[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return seq

@@ -73,8 +73,10 @@ if ARGV[6] ~= '' and status ~= 'queued' and held ~= nil and held ~= cjson.null
     and held ~= tonumber(ARGV[6]) then
   return {-2, 0}
 end
-if ARGV[3] == 'running' and status == 'running' and held == tonumber(ARGV[6]) then
-  -- The same claim again (its first reply was lost): already applied, its event logged.
+if ARGV[6] ~= '' and ARGV[3] == 'running' and status == 'running'
+    and held == tonumber(ARGV[6]) then
+  -- The same claim again (its first reply was lost): already applied, and its `running`
+  -- event is the log's last (progress is logged only once the claim is answered).
   local incoming = cjson.decode(ARGV[1])
   if incoming['run']['started_at'] == stored['run']['started_at'] then
     return {1, redis.call('LLEN', KEYS[2])}

@@ -1,7 +1,8 @@
 //! A Redis reached over TLS (`rediss://`, as ElastiCache with encryption in transit serves it):
-//! a redis-server of the test's own with a certificate from a CA made here. Until that CA is
-//! trusted (`SSL_CERT_FILE`, read with the system's roots) the store refuses to connect; once it
-//! is, records are written and read back over the encrypted connection.
+//! redis-servers of the test's own with certificates from a CA made here. Until that CA is
+//! trusted (`SSL_CERT_FILE`, read instead of the system's CAs) the store refuses the server's
+//! certificate; once it is, records are written and read back over the encrypted connection,
+//! and a certificate the CA signed for another name is still refused.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -23,66 +24,33 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(status.success(), "openssl {args:?}");
 }
 
-/// A CA, and a certificate it signed for 127.0.0.1 and localhost.
+/// A CA, a certificate it signed for 127.0.0.1 and localhost (`server`), and one it signed for
+/// another name only (`elsewhere`).
 fn certificates(dir: &Path) {
+    let ca = "-x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=coderun-test-CA -keyout ca.key -out ca.pem";
     openssl(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=coderun test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
+        &["req"].into_iter().chain(ca.split(' ')).collect::<Vec<_>>(),
     );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("write");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
+    for (name, names) in [
+        ("server", "IP:127.0.0.1,DNS:localhost"),
+        ("elsewhere", "DNS:elsewhere.invalid"),
+    ] {
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("subjectAltName={names}\n"),
+        )
+        .expect("write");
+        let request = format!(
+            "req -newkey rsa:2048 -nodes -subj /CN=coderun-test -keyout {name}.key -out {name}.csr"
+        );
+        openssl(dir, &request.split(' ').collect::<Vec<_>>());
+        let sign = format!(
+            "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+             -extfile {name}.ext -out {name}.pem"
+        );
+        openssl(dir, &sign.split_whitespace().collect::<Vec<_>>());
+    }
 }
 
 struct TlsRedis(Child);
@@ -94,26 +62,22 @@ impl Drop for TlsRedis {
     }
 }
 
-fn start_redis(dir: &Path, port: u16) -> TlsRedis {
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A redis-server serving TLS only, on `port` of 127.0.0.1, with the certificate `name`.
+fn start_redis(dir: &Path, port: u16, name: &str) -> TlsRedis {
+    let options = format!(
+        "--port 0 --bind 127.0.0.1 --appendonly no --tls-port {port} --tls-auth-clients no \
+         --tls-cert-file {name}.pem --tls-key-file {name}.key --tls-ca-cert-file ca.pem --dir ."
+    );
     let child = Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
-        .args([
-            "--tls-cert-file",
-            "server.pem",
-            "--tls-key-file",
-            "server.key",
-        ])
-        .args(["--tls-ca-cert-file", "ca.pem", "--dir", "."])
+        .args(options.split_whitespace())
+        .args(["--save", ""])
         .current_dir(dir)
         .stdout(Stdio::null())
         .spawn()
@@ -128,28 +92,44 @@ fn start_redis(dir: &Path, port: u16) -> TlsRedis {
     panic!("redis-server never listened on its TLS port");
 }
 
+/// Why connecting to `url` failed, or `None` when it did not.
+async fn refusal(url: &str, names: &Names) -> Option<String> {
+    RunStore::connect(url, names.clone(), Duration::from_secs(60))
+        .await
+        .err()
+        .map(|error| format!("{error:?}"))
+}
+
 #[tokio::test]
 async fn records_go_over_tls_once_the_servers_ca_is_trusted() {
     let dir = std::env::temp_dir().join(format!("coderun-redis-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a folder");
     certificates(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let _redis = start_redis(&dir, port);
+    let port = free_port();
+    let _redis = start_redis(&dir, port, "server");
     let url = format!("rediss://127.0.0.1:{port}");
     let names = Names::new(format!("test_tls_{}", std::process::id())).expect("a prefix");
-    let ttl = Duration::from_secs(60);
 
-    let untrusted = RunStore::connect(&url, names.clone(), ttl).await;
+    let untrusted = refusal(&url, &names).await;
     assert!(
-        untrusted.is_err(),
-        "connected to a server whose certificate no trusted CA signed"
+        untrusted
+            .as_ref()
+            .is_some_and(|error| error.contains("UnknownIssuer")),
+        "a certificate no trusted CA signed: {untrusted:?}"
     );
 
     std::env::set_var("SSL_CERT_FILE", dir.join("ca.pem"));
-    let store = RunStore::connect(&url, names, ttl)
+    let other_port = free_port();
+    let _elsewhere = start_redis(&dir, other_port, "elsewhere");
+    let wrong_name = refusal(&format!("rediss://127.0.0.1:{other_port}"), &names).await;
+    assert!(
+        wrong_name
+            .as_ref()
+            .is_some_and(|error| error.contains("not valid for name")),
+        "a trusted certificate for another name: {wrong_name:?}"
+    );
+
+    let store = RunStore::connect(&url, names, Duration::from_secs(60))
         .await
         .expect("connects over TLS once its CA is trusted");
     let record = RunRecord {

@@ -88,6 +88,51 @@ fn the_script_renders_an_aws_executor_host_and_a_lima_one_alike() {
     }
 }
 
+/// `scripts/release.sh` lays the executor's files out as in its image (what the Lima VM is
+/// pointed at): the script installs them from there too.
+#[test]
+fn the_release_scripts_layout_is_provisioned_like_the_flat_artifacts() {
+    let root = std::env::temp_dir().join(format!("coderun-provision-tree-{}", std::process::id()));
+    let artifacts = root.join("artifacts");
+    for (path, content) in [
+        (
+            "usr/local/bin/coderun-service",
+            "#!/bin/sh\necho executor\n",
+        ),
+        (
+            "usr/local/lib/coderun/coderun-agent",
+            "#!/bin/sh\necho agent\n",
+        ),
+    ] {
+        let file = artifacts.join(path);
+        std::fs::create_dir_all(file.parent().expect("a folder")).expect("folders");
+        std::fs::write(file, content).expect("a stand-in binary");
+    }
+    let output = Command::new("bash")
+        .arg(repository().join("deploy/executor/provision.sh"))
+        .args(["--cloud", "lima", "--artifacts"])
+        .arg(&artifacts)
+        .arg("--root")
+        .arg(root.join("host"))
+        .output()
+        .expect("failed to run provision.sh");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let installed = |path: &str| std::fs::read_to_string(root.join("host").join(path)).ok();
+    assert_eq!(
+        installed("usr/local/bin/coderun-executor").as_deref(),
+        Some("#!/bin/sh\necho executor\n")
+    );
+    assert_eq!(
+        installed("usr/local/lib/coderun/coderun-agent").as_deref(),
+        Some("#!/bin/sh\necho agent\n")
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
+
 #[test]
 fn bad_arguments_are_refused_with_exit_code_2() {
     let output = Command::new("bash")

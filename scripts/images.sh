@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # The Debian mirror this machine's apt already uses, so no mirror is named here.
 debian_mirror() {
+  if [ -n "${CODERUN_DEBIAN_MIRROR:-}" ]; then echo "$CODERUN_DEBIAN_MIRROR"; return; fi
   local uri=""
   if [ -f /etc/apt/sources.list.d/debian.sources ]; then
     uri="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)"
@@ -16,7 +17,10 @@ debian_mirror() {
   if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
     uri="$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)"
   fi
-  [ -n "$uri" ] || die "cannot find a Debian mirror in the apt configuration"
+  # An Ubuntu machine's apt names Ubuntu's archive, which has no bookworm.
+  if [ -z "$uri" ] || [[ "$uri" == *ubuntu* ]]; then
+    die "no Debian mirror in the apt configuration: set CODERUN_DEBIAN_MIRROR to one"
+  fi
   echo "$uri"
 }
 

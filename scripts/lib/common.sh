@@ -36,6 +36,8 @@ ensure_commands() {
 ensure_system_packages() {
   ensure_commands dockerd:docker.io nats-server:nats-server redis-server:redis-server \
     debootstrap:debootstrap curl:curl shellcheck:shellcheck runsc:runsc
+  # debootstrap checks bookworm's signatures with Debian's archive keys (not on Ubuntu by default).
+  [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || ensure_system_package debian-archive-keyring
   ensure_patched_runc
 }
 

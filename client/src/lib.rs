@@ -109,6 +109,11 @@ impl Client {
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(300))
+            // The gateway closes a connection idle for 5 s (actix's keep-alive): one reused at
+            // that very moment fails the request ("error sending request"), which the bench's
+            // random arrivals met once in a few thousand runs. Connections idle that long are
+            // dropped here first.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()?;
         Ok(Self {
             http,

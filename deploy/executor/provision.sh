@@ -57,20 +57,24 @@ JSON
   if live; then systemctl restart docker; fi
 }
 
+# artifact NAME...: the first of these paths that is a file in the artifacts directory.
+artifact() {
+  local name
+  for name in "$@"; do
+    if [ -f "$artifacts/$name" ]; then echo "$name"; return; fi
+  done
+  echo "provision.sh: none of $* in $artifacts" >&2
+  exit 2
+}
+
 step_release() {
   log "release: the executor and the agent"
   install -d "$root/usr/local/bin" "$root/usr/local/lib/coderun"
   # The release's artifacts are flat (coderun-service, coderun-agent: the Dockerfile's
   # `artifacts` target) or laid out as in the image (dist/executor from scripts/release.sh).
   local binary agent
-  for binary in coderun-executor coderun-service usr/local/bin/coderun-service ""; do
-    [ -z "$binary" ] || [ ! -f "$artifacts/$binary" ] || break
-  done
-  [ -n "$binary" ] || { echo "provision.sh: no executor binary in $artifacts" >&2; exit 2; }
-  for agent in coderun-agent usr/local/lib/coderun/coderun-agent ""; do
-    [ -z "$agent" ] || [ ! -f "$artifacts/$agent" ] || break
-  done
-  [ -n "$agent" ] || { echo "provision.sh: no coderun-agent in $artifacts" >&2; exit 2; }
+  binary="$(artifact coderun-executor coderun-service usr/local/bin/coderun-service)"
+  agent="$(artifact coderun-agent usr/local/lib/coderun/coderun-agent)"
   install -m 0755 "$artifacts/$binary" "$root/usr/local/bin/coderun-executor"
   # The agent is bind-mounted read-only into every sandbox: root-owned, not writable by anyone.
   install -m 0555 "$artifacts/$agent" "$root/usr/local/lib/coderun/coderun-agent"

@@ -5,37 +5,14 @@
 
 use std::time::Duration;
 
-use coderun_schema::messages::{RunRecord, VERSION};
+use coderun_schema::messages::RunRecord;
 use coderun_schema::names::Names;
-use coderun_schema::run::{Run, RunStatus, Verdict};
-use coderun_store::{ActiveQuota, Created, RunStore, UpdateOutcome};
+use coderun_schema::run::{RunStatus, Verdict};
+use coderun_store::{ActiveQuota, Created, UpdateOutcome};
 
-fn redis_url() -> String {
-    std::env::var("CODERUN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+mod support;
 
-async fn store(test: &str) -> RunStore {
-    let prefix = format!("test_store_{test}_{}", std::process::id());
-    let names = Names::new(prefix).expect("a valid prefix");
-    RunStore::connect(&redis_url(), names, Duration::from_secs(600))
-        .await
-        .expect("Redis is up (scripts/test.sh starts it)")
-}
-
-fn record(id: &str) -> RunRecord {
-    RunRecord {
-        v: VERSION,
-        tenant: "acme".to_owned(),
-        run: Run::queued(
-            id.to_owned(),
-            "python".to_owned(),
-            time::OffsetDateTime::now_utc(),
-        ),
-        submission: None,
-        traceparent: None,
-        job_sequence: None,
-    }
-}
+use support::{record, redis_url, store};
 
 fn with_status(mut record: RunRecord, status: RunStatus, verdict: Option<Verdict>) -> RunRecord {
     record.run.status = status;

@@ -4,21 +4,14 @@
 
 use std::time::Duration;
 
-use coderun_schema::messages::{RunEvent, RunEventKind, RunRecord, VERSION};
-use coderun_schema::names::Names;
-use coderun_schema::run::{Run, RunStatus};
+use coderun_schema::messages::{RunEvent, RunEventKind, RunRecord};
+use coderun_schema::run::RunStatus;
 use coderun_store::{RunStore, UpdateOutcome};
 use time::OffsetDateTime;
 
-async fn store(test: &str) -> RunStore {
-    let url = std::env::var("CODERUN_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let prefix = format!("test_store_{test}_{}", std::process::id());
-    let names = Names::new(prefix).expect("a valid prefix");
-    RunStore::connect(&url, names, Duration::from_secs(600))
-        .await
-        .expect("Redis is up (scripts/test.sh starts it)")
-}
+mod support;
+
+use support::{record, store};
 
 fn running(queued: &RunRecord, sequence: u64, started_at: OffsetDateTime) -> RunRecord {
     let mut record = queued.clone();
@@ -41,18 +34,7 @@ async fn kinds(store: &RunStore, id: &str) -> Vec<(RunEventKind, Option<usize>)>
 #[tokio::test]
 async fn a_claim_written_twice_logs_one_start_and_a_new_delivery_logs_another() {
     let store = store("claim_twice").await;
-    let queued = RunRecord {
-        v: VERSION,
-        tenant: "acme".to_owned(),
-        run: Run::queued(
-            "run_twice".to_owned(),
-            "python".to_owned(),
-            OffsetDateTime::now_utc(),
-        ),
-        submission: None,
-        traceparent: None,
-        job_sequence: None,
-    };
+    let queued = record("run_twice");
     assert!(store.create(&queued).await.expect("create"));
     let started = OffsetDateTime::now_utc();
     let first = store

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use coderun_schema::messages::{RunRecord, VERSION};
 use coderun_schema::names::Names;
-use coderun_schema::run::Run;
 use coderun_store::RunStore;
+
+mod support;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")
@@ -132,18 +132,7 @@ async fn records_go_over_tls_once_the_servers_ca_is_trusted() {
     let store = RunStore::connect(&url, names, Duration::from_secs(60))
         .await
         .expect("connects over TLS once its CA is trusted");
-    let record = RunRecord {
-        v: VERSION,
-        tenant: "acme".to_owned(),
-        run: Run::queued(
-            "run_tls".to_owned(),
-            "python".to_owned(),
-            time::OffsetDateTime::now_utc(),
-        ),
-        submission: None,
-        traceparent: None,
-        job_sequence: None,
-    };
+    let record = support::record("run_tls");
     assert!(store.create(&record).await.expect("create"));
     let stored = store
         .get("run_tls")

@@ -12,10 +12,19 @@ fn provision(root: &std::path::Path, cloud: &str) -> std::process::Output {
     for binary in ["coderun-executor", "coderun-agent"] {
         std::fs::write(artifacts.join(binary), "#!/bin/sh\n").expect("a stand-in binary");
     }
+    provision_from(&artifacts, root, cloud)
+}
+
+/// Runs provision.sh for `cloud` with `artifacts`, rendering the host under `root`/host.
+fn provision_from(
+    artifacts: &std::path::Path,
+    root: &std::path::Path,
+    cloud: &str,
+) -> std::process::Output {
     Command::new("bash")
         .arg(repository().join("deploy/executor/provision.sh"))
         .args(["--cloud", cloud, "--artifacts"])
-        .arg(&artifacts)
+        .arg(artifacts)
         .arg("--root")
         .arg(root.join("host"))
         .output()
@@ -108,14 +117,7 @@ fn the_release_scripts_layout_is_provisioned_like_the_flat_artifacts() {
         std::fs::create_dir_all(file.parent().expect("a folder")).expect("folders");
         std::fs::write(file, content).expect("a stand-in binary");
     }
-    let output = Command::new("bash")
-        .arg(repository().join("deploy/executor/provision.sh"))
-        .args(["--cloud", "lima", "--artifacts"])
-        .arg(&artifacts)
-        .arg("--root")
-        .arg(root.join("host"))
-        .output()
-        .expect("failed to run provision.sh");
+    let output = provision_from(&artifacts, &root, "lima");
     assert!(
         output.status.success(),
         "{}",
